@@ -1,0 +1,44 @@
+package steps
+
+// Status is the verdict of one preflight check.
+type Status string
+
+// The check statuses of the JSON contract.
+const (
+	StatusOK   Status = "ok"
+	StatusWarn Status = "warn"
+	StatusFail Status = "fail"
+	StatusSkip Status = "skip"
+)
+
+// Check is the result of one preflight check. ID is part of the contract
+// (for example "remote.ram" or "local.flake"); Summary is one line; Fix says
+// what to do when the status is warn or fail.
+type Check struct {
+	ID      string `json:"id"`
+	Status  Status `json:"status"`
+	Summary string `json:"summary"`
+	Fix     string `json:"fix,omitempty"`
+}
+
+// Blocking reports whether the check stops an install.
+func (c Check) Blocking() bool { return c.Status == StatusFail }
+
+// CountBlocking returns how many checks block an install.
+func CountBlocking(checks []Check) int {
+	n := 0
+	for _, c := range checks {
+		if c.Blocking() {
+			n++
+		}
+	}
+	return n
+}
+
+// Diagnosis explains a failure in words an operator understands: a stable
+// ID, a one-line summary of what went wrong and the remedy.
+type Diagnosis struct {
+	ID      string `json:"id"`
+	Summary string `json:"summary"`
+	Remedy  string `json:"remedy"`
+}

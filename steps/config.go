@@ -1,0 +1,261 @@
+package steps
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// DefaultNixosAnywhere is the pinned nixos-anywhere command: release 1.13.0,
+// whose step lines the classifier knows, run with the flake features on
+// because a fresh Nix has them off.
+const DefaultNixosAnywhere = "nix --extra-experimental-features 'nix-command flakes' run github:nix-community/nixos-anywhere/1.13.0 --"
+
+// Config is what the operator told bigbang, from flags or the wizard.
+type Config struct {
+	Host             string
+	User             string
+	Port             int
+	Identity         string
+	Flake            string
+	ExtraFiles       string
+	RAM              string // "24G"; empty: detect on the target
+	BuildOn          string // auto, local or remote
+	KnownHosts       string
+	AcceptNewHostKey bool
+	NixosAnywhere    string
+	Output           string // tui, plain or json
+	Log              string
+	YesWipe          string
+	SSHOptions       []string
+	Phases           string // comma-separated phase list; empty: all
+}
+
+// DefaultConfig returns the defaults of the deployment plan: `.#vps-arm`,
+// `./secrets-init/keys`, `opc@host` on port 22.
+func DefaultConfig() Config {
+	return Config{
+		User:          "opc",
+		Port:          22,
+		Flake:         ".#vps-arm",
+		ExtraFiles:    "./secrets-init/keys",
+		BuildOn:       "auto",
+		NixosAnywhere: DefaultNixosAnywhere,
+	}
+}
+
+// ErrInvalidConfig is wrapped by every error Validate returns.
+var ErrInvalidConfig = errors.New("invalid input")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+}
+
+var (
+	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
+	dottedRE   = regexp.MustCompile(`^[0-9]+(\.[0-9]+){3}$`)
+	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
+	ramRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?$`)
+)
+
+// ValidateHost checks a host name or IP address as the operator typed it.
+func ValidateHost(h string) error {
+	switch {
+	case h == "":
+		return invalid("no target host: pass --host with the VPS's IP address or name (e.g. --host 203.0.113.7)")
+	case strings.ContainsAny(h, " \t\r\n"):
+		return invalid("host %q contains whitespace: give one IP address or host name", h)
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		return nil
+	}
+	if dottedRE.MatchString(h) {
+		return invalid("host %q is not a valid IPv4 address (each part must be 0-255): check the address in your provider's console", h)
+	}
+	if !hostNameRE.MatchString(h) || len(h) > 253 {
+		return invalid("host %q is neither an IP address nor a valid host name: use letters, digits, '-' and '.' only", h)
+	}
+	return nil
+}
+
+// ValidateUser checks a login user name.
+func ValidateUser(u string) error {
+	if !userRE.MatchString(u) {
+		return invalid("user %q is not a valid login name: use lower-case letters, digits, '_', '.' or '-' (e.g. --user opc)", u)
+	}
+	return nil
+}
+
+// ValidatePort checks a port number given as text (the wizard's field).
+func ValidatePort(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, invalid("port %q is not a number: give the SSH port, usually 22", s)
+	}
+	return n, validPort(n)
+}
+
+func validPort(n int) error {
+	if n < 1 || n > 65535 {
+		return invalid("port %d is out of range: give a port from 1 to 65535, usually 22", n)
+	}
+	return nil
+}
+
+// SplitFlake splits `path#name` into the flake path and the configuration
+// name. A reference without a fragment makes nixos-anywhere exit 1, so it is
+// refused here.
+func SplitFlake(ref string) (path, name string, err error) {
+	i := strings.LastIndex(ref, "#")
+	if i < 0 || i == len(ref)-1 {
+		return "", "", invalid("flake reference %q has no configuration name: write it as <flake>#<name>, e.g. .#vps-arm", ref)
+	}
+	path = ref[:i]
+	if path == "" {
+		path = "."
+	}
+	return path, ref[i+1:], nil
+}
+
+// ParseRAM reads a RAM size such as 24G, 1.5GiB, 512M or a plain byte count.
+// The units are binary (G = GiB), as free(1) and the wizard show them.
+func ParseRAM(s string) (int64, error) {
+	m := ramRE.FindStringSubmatch(strings.TrimSpace(strings.ToUpper(s)))
+	if m == nil {
+		return 0, invalid("RAM %q is not a size: write it like 24G, 1.5G or 512M", s)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	mult := float64(1)
+	switch strings.TrimRight(strings.TrimSuffix(m[2], "B"), "I") {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	case "T":
+		mult = 1 << 40
+	}
+	n := int64(v * mult)
+	if n <= 0 {
+		return 0, invalid("RAM %q must be more than zero", s)
+	}
+	return n, nil
+}
+
+// ParsePhases reads a comma-separated phase list such as "disko,install".
+// An empty string means every phase.
+func ParsePhases(s string) ([]PhaseID, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []PhaseID
+	for _, part := range strings.Split(s, ",") {
+		p, err := ParsePhase(strings.TrimSpace(part))
+		if err != nil {
+			return nil, invalid("--phases: %v", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Validate checks everything that can be checked without touching the
+// network, and returns the first problem with what to do about it.
+func (c Config) Validate() error {
+	if err := ValidateHost(c.Host); err != nil {
+		return err
+	}
+	if err := ValidateUser(c.User); err != nil {
+		return err
+	}
+	if err := validPort(c.Port); err != nil {
+		return err
+	}
+	if _, _, err := SplitFlake(c.Flake); err != nil {
+		return err
+	}
+	switch c.BuildOn {
+	case "auto", "local", "remote":
+	default:
+		return invalid("--build-on %q: use auto, local or remote", c.BuildOn)
+	}
+	switch c.Output {
+	case "", "tui", "plain", "json":
+	default:
+		return invalid("--output %q: use tui, plain or json", c.Output)
+	}
+	if c.RAM != "" {
+		if _, err := ParseRAM(c.RAM); err != nil {
+			return err
+		}
+	}
+	if _, err := ParsePhases(c.Phases); err != nil {
+		return err
+	}
+	for _, o := range c.SSHOptions {
+		if !strings.Contains(o, "=") || strings.HasPrefix(o, "=") {
+			return invalid("--ssh-option %q: write it as KEY=VALUE, e.g. ControlMaster=no", o)
+		}
+	}
+	if c.ExtraFiles != "" {
+		st, err := os.Stat(c.ExtraFiles)
+		if err != nil {
+			return invalid("extra-files folder %s is missing: create it (bigbang keys generates the host key in it) or pass --extra-files", c.ExtraFiles)
+		}
+		if !st.IsDir() {
+			return invalid("extra-files %s is not a folder: pass the folder whose tree is copied into / of the new system", c.ExtraFiles)
+		}
+	}
+	if c.Identity != "" {
+		if err := CheckKeyFile(c.Identity); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrKeyMode is wrapped when a private key file is readable by others: ssh
+// refuses such a file and nixos-anywhere then stops without a clear error.
+var ErrKeyMode = errors.New("private key file is readable by others")
+
+// ErrKeyEncrypted is wrapped when a private key file needs a passphrase,
+// which nixos-anywhere's non-interactive ssh cannot ask for.
+var ErrKeyEncrypted = errors.New("private key file is passphrase-protected")
+
+// CheckKeyFile checks an SSH private key file the way ssh and nixos-anywhere
+// will use it: it must exist, be mode 0600 (or stricter) and not need a
+// passphrase.
+func CheckKeyFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return invalid("key file %s is missing: pass -i with your private key (e.g. -i ~/.ssh/id_ed25519)", path)
+	}
+	if st.IsDir() {
+		return invalid("key file %s is a folder: pass -i with the private key file itself", path)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%w: %w: %s has mode %04o and ssh will refuse it; fix it with: chmod 600 %s",
+			ErrInvalidConfig, ErrKeyMode, path, st.Mode().Perm(), ShellQuote(path))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return invalid("key file %s cannot be read: %v", path, err)
+	}
+	enc, err := KeyEncrypted(data)
+	if err != nil {
+		return invalid("key file %s: %v", path, err)
+	}
+	if enc {
+		return fmt.Errorf("%w: %w: %s; load it into ssh-agent (ssh-add %s) and leave out -i, or use a key without a passphrase",
+			ErrInvalidConfig, ErrKeyEncrypted, path, ShellQuote(path))
+	}
+	return nil
+}
