@@ -42,3 +42,19 @@ type Diagnosis struct {
 	Summary string `json:"summary"`
 	Remedy  string `json:"remedy"`
 }
+
+// DiskNeed is one disk the flake's disko layout will use, and the smallest
+// size that layout fits on.
+type DiskNeed struct {
+	Device       string `json:"device"`
+	MinSizeBytes int64  `json:"min_size_bytes"`
+}
+
+// TargetExpect is what the flake says the target must be, fed from the local
+// flake evaluation to the remote checks. Zero values mean "not known": the
+// check that needs it is skipped and says so.
+type TargetExpect struct {
+	System string     // e.g. "aarch64-linux"
+	Disks  []DiskNeed // from the disko layout
+	EFI    *bool      // the configuration boots with EFI
+}
