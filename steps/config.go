@@ -59,7 +59,7 @@ var (
 	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
 	dottedRE   = regexp.MustCompile(`^[0-9]+(\.[0-9]+){3}$`)
 	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
-	ramRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B?|B)?$`)
+	ramRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]I?B?|B)?$`)
 )
 
 // ValidateHost checks a host name or IP address as the operator typed it.

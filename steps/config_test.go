@@ -1,0 +1,133 @@
+package steps
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// opensshKey builds a minimal openssh-key-v1 container with the given cipher
+// name: enough for KeyEncrypted, which reads only the header.
+func opensshKey(cipher string) []byte {
+	var b []byte
+	b = append(b, "openssh-key-v1\x00"...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(cipher)))
+	b = append(b, cipher...)
+	b = append(b, make([]byte, 64)...)
+	return pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: b})
+}
+
+func writeKey(t *testing.T, dir, name string, data []byte, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateBadInput(t *testing.T) {
+	dir := t.TempDir()
+	extra := filepath.Join(dir, "keys")
+	if err := os.Mkdir(extra, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	goodKey := writeKey(t, dir, "id_ok", opensshKey("none"), 0o600)
+	openKey := writeKey(t, dir, "id_open", opensshKey("none"), 0o644)
+	encKey := writeKey(t, dir, "id_enc", opensshKey("aes256-ctr"), 0o600)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pubFile := writeKey(t, dir, "id_ok.pub", []byte("ssh-ed25519 "+string(pub[:4])), 0o600)
+	spaced := writeKey(t, dir, "my key", opensshKey("none"), 0o600)
+
+	base := DefaultConfig()
+	base.Host = "203.0.113.7"
+	base.ExtraFiles = extra
+
+	cases := []struct {
+		name    string
+		mod     func(c *Config)
+		wantErr string // substring of the message; "" means valid
+		is      error
+	}{
+		{"valid", func(c *Config) {}, "", nil},
+		{"valid ipv6", func(c *Config) { c.Host = "2001:db8::1" }, "", nil},
+		{"valid name", func(c *Config) { c.Host = "vps.example.org" }, "", nil},
+		{"valid key with spaces in path", func(c *Config) { c.Identity = spaced }, "", nil},
+		{"empty host", func(c *Config) { c.Host = "" }, "pass --host", nil},
+		{"bad ipv4", func(c *Config) { c.Host = "256.1.1.1" }, "not a valid IPv4", nil},
+		{"host with space", func(c *Config) { c.Host = "my host" }, "whitespace", nil},
+		{"host with shell", func(c *Config) { c.Host = "h;reboot" }, "neither an IP", nil},
+		{"port 0", func(c *Config) { c.Port = 0 }, "1 to 65535", nil},
+		{"port 70000", func(c *Config) { c.Port = 70000 }, "1 to 65535", nil},
+		{"user injection", func(c *Config) { c.User = "root;rm -rf /" }, "not a valid login name", nil},
+		{"flake without fragment", func(c *Config) { c.Flake = "." }, "<flake>#<name>", nil},
+		{"missing extra files", func(c *Config) { c.ExtraFiles = filepath.Join(dir, "nope") }, "is missing", nil},
+		{"extra files is a file", func(c *Config) { c.ExtraFiles = goodKey }, "not a folder", nil},
+		{"missing key", func(c *Config) { c.Identity = filepath.Join(dir, "absent") }, "is missing", nil},
+		{"key mode 0644", func(c *Config) { c.Identity = openKey }, "chmod 600", ErrKeyMode},
+		{"passphrase key", func(c *Config) { c.Identity = encKey }, "ssh-add", ErrKeyEncrypted},
+		{"public key given", func(c *Config) { c.Identity = pubFile }, "not a private key", nil},
+		{"bad build-on", func(c *Config) { c.BuildOn = "cloud" }, "auto, local or remote", nil},
+		{"bad output", func(c *Config) { c.Output = "xml" }, "tui, plain or json", nil},
+		{"bad ram", func(c *Config) { c.RAM = "lots" }, "24G", nil},
+		{"bad phase", func(c *Config) { c.Phases = "disko,format" }, "unknown phase", nil},
+		{"bad ssh option", func(c *Config) { c.SSHOptions = []string{"ControlMaster"} }, "KEY=VALUE", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := base
+			c.mod(&cfg)
+			err := cfg.Validate()
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted; want an error containing %q", c.wantErr)
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("error %v does not wrap ErrInvalidConfig", err)
+			}
+			if c.is != nil && !errors.Is(err, c.is) {
+				t.Errorf("error %v does not wrap %v", err, c.is)
+			}
+			if !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("error %q does not say %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidatePortText(t *testing.T) {
+	for in, ok := range map[string]bool{"22": true, "2222": true, "0": false, "70000": false, "abc": false, "": false} {
+		if _, err := ValidatePort(in); (err == nil) != ok {
+			t.Errorf("ValidatePort(%q) err=%v, want ok=%v", in, err, ok)
+		}
+	}
+}
+
+func TestParseRAM(t *testing.T) {
+	cases := map[string]int64{"24G": 24 << 30, "24GiB": 24 << 30, "1.5G": 3 << 29, "512M": 512 << 20, "1048576": 1 << 20, "2t": 2 << 40}
+	for in, want := range cases {
+		got, err := ParseRAM(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRAM(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1G", "G", "24 apples"} {
+		if _, err := ParseRAM(bad); err == nil {
+			t.Errorf("ParseRAM(%q) accepted", bad)
+		}
+	}
+}
