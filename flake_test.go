@@ -45,4 +45,3 @@ func TestFlakeVendorHash(t *testing.T) {
 		t.Fatalf("flake.nix vendorHash is %s but the vendored modules hash to %s: run scripts/update-vendor-hash.sh", declared, actual)
 	}
 }
-

@@ -1,0 +1,422 @@
+package transcript
+
+import (
+	"math/bits"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// The diagnosis catalogue: what went wrong, in the operator's words, and what
+// to do about it. The IDs are stable (tests, docs and the JSON output use
+// them); the texts may be improved.
+var catalogue = []steps.Diagnosis{
+	// connect
+	{ID: "sudo-password",
+		Summary: "sudo on the target asked for a password, and nixos-anywhere cannot type one (it has no terminal).",
+		Remedy:  "Give the login user passwordless sudo on the target: echo \"$(whoami) ALL=(ALL) NOPASSWD:ALL\" | sudo tee /etc/sudoers.d/90-nixos-anywhere — or log in as root — then run the install again."},
+	{ID: "too-many-auth",
+		Summary: "The target closed the connection with \"Too many authentication failures\": the SSH agent offered too many keys before the right one.",
+		Remedy:  "Name the key to use with -i <key file> (bigbang passes it on to nixos-anywhere), or remove keys from the agent with ssh-add -D, then run the install again."},
+	{ID: "key-mode",
+		Summary: "ssh refused the private key file because other users can read it (mode 0644 or wider), so the run stopped without logging in.",
+		Remedy:  "Restrict the key file: chmod 600 <key file>, then run the install again."},
+	{ID: "keys-skipped",
+		Summary: "ssh-copy-id skipped the install key (\"All keys were skipped\"), so root on the installer does not have it and asked for a password after kexec.",
+		Remedy:  "Pass the key you log in with explicitly (-i <key file>) so nixos-anywhere installs that one; resume with --phases disko,install,reboot against root@host once root accepts it."},
+	{ID: "authorized-keys-readonly",
+		Summary: "The install key could not be added: the login user's ~/.ssh/authorized_keys on the target is read-only (often a link into /nix/store made by home-manager).",
+		Remedy:  "On the target, replace ~/.ssh/authorized_keys with a normal writable file that already holds your key (or log in as root), then run the install again."},
+	{ID: "login-denied",
+		Summary: "The target refused the SSH login (Permission denied): none of the offered keys is authorised for this user.",
+		Remedy:  "Check the user (--user) and the key (-i <key file>): ssh -i <key file> user@host must log in without a password. Then run the install again."},
+	{ID: "target-unreachable",
+		Summary: "The target could not be reached over SSH (connection refused, timed out, no route or unknown host name).",
+		Remedy:  "Check the address and port, that sshd runs, and that the provider's firewall or security list allows port 22 from here; then run the install again."},
+	{ID: "facts-failed",
+		Summary: "nixos-anywhere logged in but could not read the target's facts (OS, architecture, tools), so it stopped.",
+		Remedy:  "Run it once more with --debug to see the failing command; make sure the login user has a POSIX sh and passwordless sudo."},
+	{ID: "target-missing-tools",
+		Summary: "The target lacks a tool the kexec step needs (tar, cpio, or a setsid that supports --wait).",
+		Remedy:  "Install the missing package on the target (for example apt-get install tar cpio util-linux), then run the install again."},
+	{ID: "unsupported-target",
+		Summary: "The target is not a Linux machine on x86_64 or aarch64, which the default kexec image needs.",
+		Remedy:  "Use a Linux x86_64 or aarch64 target (Oracle Ampere is aarch64), or boot a NixOS installer image and install with --phases disko,install,reboot."},
+	{ID: "ssh-controlmaster-hang",
+		Summary: "The run stalled on an SSH connection: a ControlMaster/ControlPath setting in your ssh config makes nixos-anywhere's connections hang (right after 'Gathering machine facts' or during the closure copy).",
+		Remedy:  "Turn connection sharing off for this host (--ssh-option ControlMaster=no, or remove ControlMaster/ControlPath from ~/.ssh/config for it), then run the install again."},
+	// build
+	{ID: "cross-build",
+		Summary: "This machine cannot build the target's system (it needs an aarch64-linux builder and this machine is another architecture).",
+		Remedy:  "Build on the target with --build-on remote (needs enough RAM there), or enable binfmt emulation (boot.binfmt.emulatedSystems) or a remote builder for aarch64-linux."},
+	{ID: "flake-attribute",
+		Summary: "The flake has no such nixosConfigurations attribute, so there is nothing to install.",
+		Remedy:  "Check the name after # in --flake (nix flake show lists the configurations), then run the install again."},
+	{ID: "nix-build-failed",
+		Summary: "Building the system failed (a Nix build error).",
+		Remedy:  "Read the first 'error:' lines above the failure; build the configuration on its own (nix build .#nixosConfigurations.<name>.config.system.build.toplevel) until it succeeds, then run the install again."},
+	// kexec
+	{ID: "kexec-oom",
+		Summary: "The target ran out of memory while loading the NixOS installer into RAM (kexec).",
+		Remedy:  "Use a shape with more RAM (at least 1.5 GB free; Oracle's 1 GB E2.1.Micro usually fails), or try --no-disko-deps after stopping services to free memory."},
+	{ID: "kexec-no-room",
+		Summary: "The kernel found no room to load the installer (kexec_file_load: Address not available), typical of small-memory machines and some newer distribution kernels.",
+		Remedy:  "Use a shape with more RAM, or reinstall the target with an older distribution release (for example Ubuntu 24.04) before running nixos-anywhere again."},
+	{ID: "kexec-no-space",
+		Summary: "There was no space left in the login user's home on the target to unpack the kexec tarball.",
+		Remedy:  "Free space in the login user's home on the target (the tarball unpacks into $HOME/kexec, several hundred MB), then run the install again."},
+	{ID: "secure-boot",
+		Summary: "The target's kernel refused to load the installer: Secure Boot or kernel lockdown forbids kexec.",
+		Remedy:  "Disable Secure Boot in the provider's console (shielded instance settings), or boot a NixOS installer image and install with --phases disko,install,reboot."},
+	{ID: "kexec-busy",
+		Summary: "The target's kernel could not switch into the installer (kexec: Resource busy, CPUs stuck in the kernel).",
+		Remedy:  "Reboot the target and run the install again right away; if it persists, boot a NixOS installer image from the provider's console and install with --phases disko,install,reboot."},
+	{ID: "installer-no-network",
+		Summary: "The machine switched into the NixOS installer but never came back on the network (timeouts, no route to host).",
+		Remedy:  "Open the provider's serial console: if the installer runs without network or on another IP, fix the network (or use the new IP) and resume with --phases disko,install,reboot against root@host; otherwise reboot the machine from the console."},
+	{ID: "kexec-failed",
+		Summary: "Switching the target into the NixOS installer (kexec) failed.",
+		Remedy:  "Read the kexec output above (and $HOME/kexec/nixos-anywhere.log on the target); check RAM (at least 1.5 GB), Secure Boot and free space in $HOME, then run the install again."},
+	{ID: "root-permission-denied",
+		Summary: "After kexec the installer refused root's login: your key was only in the old system's per-user keys (for example /etc/ssh/authorized_keys.d/$USER), not root's.",
+		Remedy:  "Make sure root accepts your key before the install (or pass -i <key file>), then resume with --phases disko,install,reboot against root@host."},
+	// disko
+	{ID: "disko-layout",
+		Summary: "disko could not partition the disk: the layout does not fit it, or the device named in disko.nix does not exist on this machine.",
+		Remedy:  "Compare the device and sizes in disko.nix with lsblk on the target (bigbang check shows them); use a stable device path and a layout that fits, then resume with --phases disko,install,reboot."},
+	{ID: "disk-busy",
+		Summary: "disko could not format the disk because something still uses it (a mounted filesystem, often left by an earlier attempt).",
+		Remedy:  "Reboot the installer (or unmount /mnt and stop swap/LVM/RAID on that disk), then resume with --phases disko,install,reboot."},
+	{ID: "disko-tool-crash",
+		Summary: "A disk tool crashed while disko ran (for example partprobe: Bus error).",
+		Remedy:  "Check that the disk device in disko.nix is right for this machine (e.g. /dev/xvda on Xen, /dev/sda, /dev/nvme0n1); reboot the installer and resume with --phases disko,install,reboot."},
+	// keys
+	{ID: "extra-files-rsync",
+		Summary: "Copying the extra files (the host keys) failed: the rsync-based copy of older nixos-anywhere versions crashed.",
+		Remedy:  "Use nixos-anywhere 1.13.0 (bigbang's default), which copies the extra files with tar, then resume with --phases install,reboot."},
+	{ID: "extra-files-copy",
+		Summary: "Copying the extra files (the host keys) into the new system failed.",
+		Remedy:  "Check the --extra-files folder (readable, no broken links) and free space on the target, then resume with --phases install,reboot."},
+	// install
+	{ID: "boot-loader",
+		Summary: "Installing the boot loader failed; nixos-anywhere still printed 'installation finished!' and 'Done!', but the machine will probably not boot.",
+		Remedy:  "Do not trust Done!: fix the boot loader configuration (systemd-boot needs an EFI system partition on a partitioned disk, GRUB needs the right device or efiSupport), then resume with --phases install,reboot or reinstall."},
+	{ID: "sops-decrypt",
+		Summary: "sops-nix could not decrypt the secrets at activation: the new host key is not a recipient of secrets.yaml.",
+		Remedy:  "Add the host key's age recipient (bigbang keys shows it) to .sops.yaml, run sops updatekeys secrets.yaml, then resume with --phases install,reboot."},
+	{ID: "activation-failed",
+		Summary: "An activation script of the new system failed during installation; the system may come up broken.",
+		Remedy:  "Read the snippet name in the failure line, fix that part of the configuration, then resume with --phases install,reboot."},
+	{ID: "switch-to-configuration-missing",
+		Summary: "Activation failed: the system has no switch-to-configuration (the configuration disables it, or a wrong system was installed).",
+		Remedy:  "Make sure the flake attribute is a full NixOS system (system.switch.enable must stay on for installing), then resume with --phases install,reboot."},
+	{ID: "install-no-space",
+		Summary: "The new system's disk ran out of space while the closure was copied or installed.",
+		Remedy:  "Make the root or /nix partition bigger in disko.nix (or use a bigger disk), then resume with --phases disko,install,reboot."},
+	{ID: "install-oom",
+		Summary: "The target ran out of memory while building or installing the system.",
+		Remedy:  "Build locally (--build-on local) or use a shape with more RAM, then resume with --phases install,reboot."},
+	{ID: "connection-lost",
+		Summary: "The SSH connection to the installer broke in the middle of the run.",
+		Remedy:  "Check that the installer is still up (provider console) and that the network is stable, then resume from the phase that failed with --phases."},
+	// reboot
+	{ID: "reboot-never",
+		Summary: "nixos-anywhere asked the machine to reboot, but it never went away: the reboot did not happen.",
+		Remedy:  "Check the machine in the provider's console and reboot it from there; then wait for the new system with bigbang status."},
+	// anywhere
+	{ID: "aborted",
+		Summary: "nixos-anywhere stopped on one of its own checks (the 'aborted:' line says which).",
+		Remedy:  "Read the 'aborted:' line: it names the option or fact that is wrong; fix it and run again."},
+	{ID: "interrupted",
+		Summary: "The run was interrupted (Ctrl-C) before it finished.",
+		Remedy:  "Look at the lines before the interruption for why it was stopped; resume with --phases from the phase it was in (without kexec, as root@host, once the installer is up)."},
+	{ID: "unknown",
+		Summary: "nixos-anywhere failed without a message bigbang knows.",
+		Remedy:  "Read the last lines of the failed phase in the log; run again with --debug for more detail; resume from that phase with --phases."},
+	{ID: "incomplete",
+		Summary: "The transcript stops without an error and without 'Done!': the run was still going, or the log was cut.",
+		Remedy:  "If the run is still going, wait for it; otherwise look at the target in the provider's console and resume from the last phase with --phases."},
+}
+
+// Diagnoses returns the catalogue of diagnoses, for docs and tests.
+func Diagnoses() []steps.Diagnosis {
+	return append([]steps.Diagnosis(nil), catalogue...)
+}
+
+// diagnosis looks an entry up by ID; an unknown ID is a programming error
+// caught by the tests, so it falls back to "unknown".
+func diagnosis(id string) steps.Diagnosis {
+	for _, d := range catalogue {
+		if d.ID == id {
+			return d
+		}
+	}
+	return diagnosis("unknown")
+}
+
+// A rule recognises a failure line. All its needles must occur in the line.
+type rule struct {
+	diag  string
+	all   []string
+	where []steps.PhaseID // allowed current phases; empty: any phase
+	// home is the phase the failure belongs to when nothing else places
+	// the line (no step line seen yet, or only the local build). Empty: the
+	// rule only applies where a phase is known.
+	home steps.PhaseID
+	// hard failures are kept even when the run goes on: they are printed
+	// before "installation finished!" and "Done!" by failures the run does
+	// not stop for. Soft failures are forgotten when a later step line shows
+	// the run went on (the ssh-copy-id retry loop, the harmless cross-build
+	// error of --build-on auto, the kexec wait loop).
+	hard bool
+	// generic rules give way to a specific one found later in the same
+	// stretch of output (e.g. "kexec failed" before "Resource busy").
+	generic bool
+	mask    hitSet
+}
+
+var (
+	afterKexec = []steps.PhaseID{steps.PhaseKexec, steps.PhaseDisko, steps.PhaseInstall, steps.PhaseKeys}
+	midRun     = []steps.PhaseID{steps.PhaseDisko, steps.PhaseInstall, steps.PhaseKeys}
+	onlyBuild  = []steps.PhaseID{steps.PhaseBuild}
+	onlyConn   = []steps.PhaseID{steps.PhaseConnect}
+	onlyKexec  = []steps.PhaseID{steps.PhaseKexec}
+	connKexec  = []steps.PhaseID{steps.PhaseConnect, steps.PhaseKexec}
+	onlyDisko  = []steps.PhaseID{steps.PhaseDisko}
+	onlyKeys   = []steps.PhaseID{steps.PhaseKeys}
+	inInstall  = []steps.PhaseID{steps.PhaseInstall, steps.PhaseKeys}
+)
+
+const (
+	build   = steps.PhaseBuild
+	connect = steps.PhaseConnect
+	kexec   = steps.PhaseKexec
+	disko   = steps.PhaseDisko
+	keys    = steps.PhaseKeys
+	install = steps.PhaseInstall
+	reboot  = steps.PhaseReboot
+)
+
+// rules in priority order: within one line the first match wins, so the
+// specific rules come before the generic ones that share words with them.
+var rules = []rule{
+	{diag: "key-mode", all: []string{"UNPROTECTED PRIVATE KEY FILE"}, home: connect},
+	{diag: "key-mode", all: []string{"bad permissions"}, home: connect},
+	{diag: "key-mode", all: []string{"are too open"}, home: connect},
+	{diag: "too-many-auth", all: []string{"Too many authentication failures"}, home: connect},
+	{diag: "authorized-keys-readonly", all: []string{"authorized_keys: Permission denied"}, home: connect},
+	{diag: "authorized-keys-readonly", all: []string{"authorized_keys: Read-only file system"}, home: connect},
+	{diag: "sudo-password", all: []string{"a password is required"}, home: connect},
+	{diag: "sudo-password", all: []string{"a terminal is required to read the password"}, home: connect},
+	{diag: "sudo-password", all: []string{"sudo: no tty present"}, home: connect},
+	{diag: "facts-failed", all: []string{"Retrieving host facts via SSH failed"}, home: connect},
+	{diag: "facts-failed", all: []string{"Failed to retrieve fact"}, home: connect},
+	{diag: "target-missing-tools", all: []string{"no tar command found"}, home: connect},
+	{diag: "target-missing-tools", all: []string{"no cpio command found"}, home: connect},
+	{diag: "target-missing-tools", all: []string{"no setsid command"}, home: connect},
+	{diag: "unsupported-target", all: []string{"Unsupported architecture"}, home: connect},
+	{diag: "unsupported-target", all: []string{"requires Linux as the operating system"}, home: connect},
+	{diag: "cross-build", all: []string{"is required to build", "but I am a"}, home: build},
+	{diag: "flake-attribute", all: []string{"does not provide attribute"}, home: build},
+	{diag: "secure-boot", all: []string{"load failed: Permission denied"}, home: kexec},
+	{diag: "secure-boot", all: []string{"Key was rejected by service"}, home: kexec},
+	{diag: "secure-boot", all: []string{"kernel is locked down"}, home: kexec},
+	{diag: "secure-boot", all: []string{"Lockdown: "}, home: kexec},
+	{diag: "kexec-busy", all: []string{"load failed: Resource busy"}, home: kexec},
+	{diag: "kexec-busy", all: []string{"load failed: Device or resource busy"}, home: kexec},
+	{diag: "kexec-busy", all: []string{"CPUs are stuck in the kernel"}, home: kexec},
+	{diag: "kexec-no-room", all: []string{"load failed: Address not available"}, home: kexec},
+	{diag: "kexec-oom", all: []string{"invoked oom-killer"}, where: connKexec, home: kexec},
+	{diag: "kexec-oom", all: []string{"Out of memory"}, where: connKexec, home: kexec},
+	{diag: "kexec-oom", all: []string{"Failure unpacking initrd"}, home: kexec},
+	{diag: "kexec-oom", all: []string{"Cannot allocate memory"}, where: onlyKexec},
+	{diag: "kexec-oom", all: []string{"Killed"}, where: onlyKexec},
+	{diag: "kexec-no-space", all: []string{"No space left on device"}, where: connKexec},
+	{diag: "install-oom", all: []string{"invoked oom-killer"}, where: midRun},
+	{diag: "install-oom", all: []string{"Out of memory"}, where: midRun},
+	{diag: "installer-no-network", all: []string{"No route to host"}, where: onlyKexec},
+	{diag: "installer-no-network", all: []string{"Connection timed out"}, where: onlyKexec},
+	{diag: "installer-no-network", all: []string{"Operation timed out"}, where: onlyKexec},
+	{diag: "installer-no-network", all: []string{"Network is unreachable"}, where: onlyKexec},
+	{diag: "kexec-failed", all: []string{"kexec failed"}, home: kexec, generic: true},
+	{diag: "kexec-failed", all: []string{"Kexec may have failed"}, home: kexec, generic: true},
+	{diag: "kexec-failed", all: []string{"Failed to kexec into NixOS installer"}, home: kexec, generic: true},
+	{diag: "kexec-failed", all: []string{"_load failed"}, home: kexec, generic: true},
+	{diag: "login-denied", all: []string{"Permission denied ("}, where: onlyConn, home: connect},
+	{diag: "login-denied", all: []string{"Permission denied, please try again"}, where: onlyConn, home: connect},
+	{diag: "root-permission-denied", all: []string{"Permission denied ("}, where: afterKexec},
+	{diag: "root-permission-denied", all: []string{"Permission denied, please try again"}, where: afterKexec},
+	{diag: "root-permission-denied", all: []string{"'s password:"}, where: afterKexec},
+	{diag: "target-unreachable", all: []string{"Could not resolve hostname"}, where: onlyConn, home: connect},
+	{diag: "target-unreachable", all: []string{"Connection refused"}, where: onlyConn, home: connect},
+	{diag: "target-unreachable", all: []string{"Connection timed out"}, where: onlyConn, home: connect},
+	{diag: "target-unreachable", all: []string{"No route to host"}, where: onlyConn, home: connect},
+	{diag: "disk-busy", all: []string{"will not make a filesystem here"}, home: disko},
+	{diag: "disk-busy", all: []string{"target is busy"}, where: onlyDisko},
+	{diag: "disk-busy", all: []string{"is apparently in use by the system"}, home: disko},
+	{diag: "disk-busy", all: []string{"Device or resource busy"}, where: onlyDisko},
+	{diag: "disko-layout", all: []string{"Could not create partition"}, home: disko},
+	{diag: "disko-layout", all: []string{"Unable to open device"}, home: disko},
+	{diag: "disko-layout", all: []string{"Problem opening /dev/"}, home: disko},
+	{diag: "disko-layout", all: []string{"Secondary header was placed beyond the disk"}, home: disko},
+	{diag: "disko-layout", all: []string{"No space left on device"}, where: onlyDisko},
+	{diag: "disko-layout", all: []string{"/dev/disk/by-", "No such file or directory"}, where: onlyDisko},
+	{diag: "disko-tool-crash", all: []string{"Bus error"}, where: onlyDisko},
+	{diag: "disko-tool-crash", all: []string{"Segmentation fault"}, where: onlyDisko},
+	{diag: "extra-files-rsync", all: []string{"rsync error"}, home: keys},
+	{diag: "extra-files-rsync", all: []string{"rsync: "}, where: onlyKeys},
+	{diag: "extra-files-copy", all: []string{"tar: "}, where: onlyKeys},
+	{diag: "install-no-space", all: []string{"No space left on device"}, where: inInstall},
+	{diag: "sops-decrypt", all: []string{"Failed to decrypt"}, home: install, hard: true},
+	{diag: "sops-decrypt", all: []string{"setupSecretsForUsers' failed"}, home: install, hard: true},
+	{diag: "sops-decrypt", all: []string{"setupSecrets' failed"}, home: install, hard: true},
+	{diag: "switch-to-configuration-missing", all: []string{"switch-to-configuration: No such file or directory"}, home: install, hard: true},
+	{diag: "activation-failed", all: []string{"Activation script snippet", "failed"}, home: install, hard: true},
+	{diag: "boot-loader", all: []string{"Died at", "install-grub.pl"}, home: install, hard: true},
+	{diag: "boot-loader", all: []string{"do not know how to make this configuration bootable"}, home: install, hard: true},
+	{diag: "boot-loader", all: []string{"grub-install: error"}, home: install, hard: true},
+	{diag: "boot-loader", all: []string{"Traceback (most recent call last)"}, where: inInstall, hard: true},
+	{diag: "boot-loader", all: []string{"CalledProcessError"}, where: inInstall, hard: true},
+	{diag: "nix-build-failed", all: []string{"error: builder for"}, home: build, generic: true},
+	{diag: "nix-build-failed", all: []string{"error: Cannot build"}, home: build, generic: true},
+	{diag: "connection-lost", all: []string{"Connection reset by peer"}, where: midRun, generic: true},
+	{diag: "connection-lost", all: []string{"Broken pipe"}, where: midRun, generic: true},
+	{diag: "connection-lost", all: []string{"Connection timed out"}, where: midRun, generic: true},
+	{diag: "connection-lost", all: []string{"closed by remote host"}, where: midRun, generic: true},
+	{diag: "ssh-controlmaster-hang", all: []string{"mux_client_request_session"}, where: []steps.PhaseID{connect, kexec, disko, install, keys}, generic: true},
+	{diag: "ssh-controlmaster-hang", all: []string{"ControlSocket"}, where: []steps.PhaseID{connect, kexec, disko, install, keys}, generic: true},
+	{diag: "aborted", all: []string{"aborted: "}, generic: true},
+	{diag: "interrupted", all: []string{"^C"}, generic: true},
+}
+
+// A hint places a line with no step line in a phase by its content.
+type hint struct {
+	phase  steps.PhaseID
+	needle string
+	// prefix: the needle must start the line (tar's listing of the kexec
+	// tarball: "kexec/", "kexec/initrd").
+	prefix bool
+	// first: only before anything else placed the stream (nix's output of
+	// the local build looks like the closure copy of the install phase).
+	first bool
+	idx   int
+}
+
+var hints = []hint{
+	{phase: build, needle: "copying path '", first: true},
+	{phase: build, needle: "building '/nix/store/", first: true},
+	{phase: build, needle: "will be built:", first: true},
+	{phase: build, needle: "will be fetched", first: true},
+	{phase: build, needle: "evaluating derivation", first: true},
+	{phase: build, needle: "warning: Git tree", first: true},
+	{phase: connect, needle: "ssh-copy-id"},
+	{phase: connect, needle: "Number of key(s) added"},
+	{phase: connect, needle: "Now try logging into the machine"},
+	{phase: connect, needle: "All keys were skipped"},
+	{phase: kexec, needle: "Downloading kexec tarball"},
+	{phase: kexec, needle: "machine will boot into nixos"},
+	{phase: kexec, needle: "kexec/", prefix: true},
+	{phase: kexec, needle: "/kexec/run"},
+	{phase: kexec, needle: "--kexec-syscall"},
+	{phase: disko, needle: "sgdisk"},
+	{phase: disko, needle: "mkfs."},
+	{phase: disko, needle: "mke2fs"},
+	{phase: disko, needle: "partprobe"},
+	{phase: disko, needle: "disko-format"},
+	{phase: disko, needle: "disk-deactivate"},
+	{phase: disko, needle: "wipefs"},
+	{phase: disko, needle: "-disko: line"},
+	{phase: disko, needle: "Creating new GPT entries"},
+	{phase: disko, needle: "Creating fresh partition table"},
+	{phase: disko, needle: "btrfs subvolume create"},
+	{phase: disko, needle: "zpool create"},
+	{phase: disko, needle: "cryptsetup"},
+	{phase: install, needle: "installing the boot loader"},
+	{phase: install, needle: "setting up /etc"},
+	{phase: install, needle: "installation finished!"},
+	{phase: install, needle: "Installation finished. No error reported"},
+	{phase: install, needle: "kernel boot files installed"},
+	{phase: install, needle: "generational bootloader installed"},
+	{phase: install, needle: "switch-to-configuration"},
+	{phase: install, needle: "updating GRUB 2 menu"},
+	{phase: keys, needle: "rsync "},
+}
+
+// Needles that only set a note, and noise that does not end the quiet
+// stretch after a step line.
+const (
+	nAllKeysSkipped  = "All keys were skipped"
+	nInstallFinished = "installation finished!"
+	nMachineBoots    = "machine will boot into nixos"
+	nRsync           = "rsync"
+	nSSHConnect      = "ssh: connect to host"
+	nNoisePerm       = "Warning: Permanently added"
+	nNoisePTY        = "Pseudo-terminal will not be allocated"
+	nNoiseIdentity   = "Warning: Identity file"
+)
+
+// compiled is the catalogue compiled into one matcher.
+type compiled struct {
+	m     *matcher
+	rules []rule
+	hints []hint
+	index map[string]int
+	// ruleBy and hintBy say which rules and hints a needle can set off,
+	// so a line only looks at the few its hits concern.
+	ruleBy [maxNeedles]hitSet
+	hintBy [maxNeedles]uint64
+	// Needles that set notes.
+	allKeysSkipped, installFinished, machineBoots, rsync, sshConnect int
+	noise                                                            hitSet
+}
+
+var cat = compile()
+
+func compile() *compiled {
+	c := &compiled{index: map[string]int{}}
+	var needles []string
+	id := func(s string) int {
+		if i, ok := c.index[s]; ok {
+			return i
+		}
+		c.index[s] = len(needles)
+		needles = append(needles, s)
+		return len(needles) - 1
+	}
+	if len(rules) > maxNeedles || len(hints) > 64 {
+		panic("transcript: catalogue too large for its bit sets")
+	}
+	c.rules = append([]rule(nil), rules...)
+	for i := range c.rules {
+		for _, n := range c.rules[i].all {
+			c.rules[i].mask.add(id(n))
+		}
+		c.ruleBy[id(c.rules[i].all[0])].add(i)
+	}
+	c.hints = append([]hint(nil), hints...)
+	for i := range c.hints {
+		c.hints[i].idx = id(c.hints[i].needle)
+		c.hintBy[c.hints[i].idx] |= 1 << uint(i)
+	}
+	c.allKeysSkipped = id(nAllKeysSkipped)
+	c.installFinished = id(nInstallFinished)
+	c.machineBoots = id(nMachineBoots)
+	c.rsync = id(nRsync)
+	c.sshConnect = id(nSSHConnect)
+	for _, n := range []string{nNoisePerm, nNoisePTY, nNoiseIdentity} {
+		c.noise.add(id(n))
+	}
+	c.m = newMatcher(needles)
+	return c
+}
+
+// candidates returns the rules and hints that the hit needles can set off.
+func (c *compiled) candidates(hits hitSet) (rs hitSet, hs uint64) {
+	for w := 0; w < 2; w++ {
+		for x := hits[w]; x != 0; x &= x - 1 {
+			i := w*64 + bits.TrailingZeros64(x)
+			rs.union(c.ruleBy[i])
+			hs |= c.hintBy[i]
+		}
+	}
+	return rs, hs
+}

@@ -1,0 +1,223 @@
+// Package textout renders the event stream of an install as plain text or
+// as JSON lines, for `--output plain` and `--output json`. It consumes the
+// same events as the TUI and has no terminal UI dependencies.
+//
+// Both renderers buffer their output: a flood of child output must not
+// cost a write system call per line. What is buffered is written when a
+// phase changes state, on a stall warning, on the result, and at the latest
+// FlushEvery after it was buffered, so that a person watching the output
+// never waits long for a line.
+package textout
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// FlushEvery is the longest time a rendered line stays in the buffer.
+const FlushEvery = 100 * time.Millisecond
+
+// bufSize is large enough that a flood of lines is written in few large
+// writes.
+const bufSize = 64 << 10
+
+// writer is the buffered, lock-protected output shared by both renderers:
+// the sink is called from the runner's goroutine and the delayed flush runs
+// on a timer goroutine.
+type writer struct {
+	mu    sync.Mutex
+	bw    *bufio.Writer
+	timer *time.Timer
+	armed bool
+}
+
+func newWriter(w io.Writer) *writer {
+	x := &writer{bw: bufio.NewWriterSize(w, bufSize)}
+	x.timer = time.AfterFunc(time.Hour, x.timedFlush)
+	x.timer.Stop()
+	return x
+}
+
+func (x *writer) timedFlush() {
+	x.mu.Lock()
+	x.armed = false
+	_ = x.bw.Flush()
+	x.mu.Unlock()
+}
+
+// done is called with the lock held after something was written: flush now
+// when asked, or make sure a flush happens within FlushEvery.
+func (x *writer) done(now bool) {
+	if now {
+		if x.armed {
+			x.timer.Stop()
+			x.armed = false
+		}
+		// A write error (a closed pipe) cannot be reported through a sink;
+		// the log file still holds everything.
+		_ = x.bw.Flush()
+		return
+	}
+	if !x.armed && x.bw.Buffered() > 0 {
+		x.armed = true
+		x.timer.Reset(FlushEvery)
+	}
+}
+
+// Plain returns a sink that writes a readable report: a header when a
+// phase starts, the child's output indented under it, the phase's time when
+// it ends, stall warnings, and the result with the diagnosis and the log
+// path.
+func Plain(w io.Writer) steps.Sink {
+	p := &plain{w: newWriter(w), started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]bool{}}
+	return p.event
+}
+
+type plain struct {
+	w       *writer
+	started map[steps.PhaseID]time.Time
+	ended   map[steps.PhaseID]bool
+	shown   steps.PhaseID // the phase of the last header
+	first   time.Time
+}
+
+func (p *plain) event(e steps.Event) {
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	b := p.w.bw
+	if p.first.IsZero() {
+		p.first = e.Time
+	}
+	switch e.Type {
+	case steps.EventLine:
+		if e.Phase != p.shown && !p.started[e.Phase].IsZero() && !p.ended[e.Phase] {
+			// A phase that another ran inside of (install around the
+			// key copy) goes on: say so before its lines.
+			p.shown = e.Phase
+			fmt.Fprintf(b, "==> %s (continued)\n", e.Phase.Title())
+		}
+		if e.Text == "" {
+			_ = b.WriteByte('\n')
+			p.w.done(false)
+			return
+		}
+		_, _ = b.WriteString("    ")
+		_, _ = b.WriteString(e.Text)
+		_ = b.WriteByte('\n')
+		p.w.done(false)
+		return
+	case steps.EventPhase:
+		switch e.State {
+		case steps.StatePending:
+			// The plan is known; the phases appear when they start.
+			return
+		case steps.StateRunning:
+			p.started[e.Phase] = e.Time
+			p.shown = e.Phase
+			fmt.Fprintf(b, "==> %s\n", e.Phase.Title())
+		case steps.StateDone:
+			p.ended[e.Phase] = true
+			fmt.Fprintf(b, "<== %s done%s\n", e.Phase.Title(), p.took(e))
+		case steps.StateFailed:
+			p.ended[e.Phase] = true
+			fmt.Fprintf(b, "<== %s FAILED%s\n", e.Phase.Title(), p.took(e))
+		case steps.StateSkipped:
+			fmt.Fprintf(b, "--- %s skipped\n", e.Phase.Title())
+		}
+	case steps.EventStall:
+		fmt.Fprintf(b, "!!! %s: no output for %s; still waiting (Ctrl-C stops the install)\n",
+			e.Phase.Title(), FormatDuration(e.Stall))
+	case steps.EventCheck:
+		fmt.Fprintf(b, "[%s] %s: %s\n", e.Check.Status, e.Check.ID, e.Check.Summary)
+		if e.Check.Fix != "" && e.Check.Status != steps.StatusOK {
+			fmt.Fprintf(b, "       fix: %s\n", e.Check.Fix)
+		}
+	case steps.EventResult:
+		p.result(b, e)
+	}
+	p.w.done(true)
+}
+
+func (p *plain) took(e steps.Event) string {
+	t, ok := p.started[e.Phase]
+	if !ok {
+		return ""
+	}
+	return " in " + FormatDuration(e.Time.Sub(t))
+}
+
+func (p *plain) result(b *bufio.Writer, e steps.Event) {
+	total := FormatDuration(e.Time.Sub(p.first))
+	switch e.Outcome {
+	case steps.OutcomeSuccess:
+		fmt.Fprintf(b, "\nInstall finished in %s.\n", total)
+	case steps.OutcomeAborted:
+		fmt.Fprintf(b, "\nInstall interrupted after %s", total)
+		if e.FailedPhase != "" {
+			fmt.Fprintf(b, " in phase %s", e.FailedPhase.Title())
+		}
+		b.WriteString(".\n")
+	default:
+		fmt.Fprintf(b, "\nInstall FAILED after %s", total)
+		if e.FailedPhase != "" {
+			fmt.Fprintf(b, " in phase %s", e.FailedPhase.Title())
+		}
+		fmt.Fprintf(b, " (exit status %d).\n", e.ExitCode)
+	}
+	if d := e.Diagnosis; d != nil && (d.Summary != "" || d.Remedy != "") {
+		if d.Summary != "" {
+			fmt.Fprintf(b, "  What happened: %s\n", d.Summary)
+		}
+		if d.Remedy != "" {
+			fmt.Fprintf(b, "  What to do:    %s\n", d.Remedy)
+		}
+	}
+	if e.Log != "" {
+		fmt.Fprintf(b, "  Transcript:    %s\n", e.Log)
+	}
+}
+
+// FormatDuration prints a duration the way the plain output and the panes
+// show timers: whole seconds from ten seconds on, tenths below.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		d = 0
+	case d >= 10*time.Second:
+		d = d.Round(time.Second)
+	default:
+		d = d.Round(100 * time.Millisecond)
+	}
+	s := d.String()
+	// "2m0s" reads better as "2m".
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return s
+}
+
+// JSON returns a sink that writes one JSON object per event, one per line,
+// in the shape of steps.Event's MarshalJSON (DESIGN.md's `--output json`).
+func JSON(w io.Writer) steps.Sink {
+	x := newWriter(w)
+	return func(e steps.Event) {
+		data, err := e.MarshalJSON()
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if err != nil {
+			// Every field of an event marshals; keep the stream
+			// parseable even so.
+			data, _ = json.Marshal(map[string]string{"type": "error", "error": err.Error()})
+		}
+		_, _ = x.bw.Write(data)
+		_ = x.bw.WriteByte('\n')
+		x.done(e.Type != steps.EventLine)
+	}
+}
