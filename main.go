@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -103,8 +104,17 @@ func run() int {
 	defer stop()
 	var cfg steps.Config
 	root := newRoot(&cfg)
-	err := fang.Execute(ctx, root, fang.WithVersion(version))
+	err := fang.Execute(ctx, root, fang.WithVersion(version), fang.WithErrorHandler(errorHandler))
 	return exitCode(ctx, err)
+}
+
+// errorHandler prints a command's error the way fang does, except for
+// errSilentFailure: the command has already said what went wrong.
+func errorHandler(w io.Writer, styles fang.Styles, err error) {
+	if errors.Is(err, errSilentFailure) {
+		return
+	}
+	fang.DefaultErrorHandler(w, styles, err)
 }
 
 // exitCode maps a command's error to the exit codes of the contract.

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+)
+
+// runCheckCmd runs `bigbang check args…` in process.
+func runCheckCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var cfg steps.Config
+	root := newRoot(&cfg)
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"check"}, args...))
+	err := root.Execute()
+	msg := errOut.String()
+	if err != nil {
+		msg += err.Error()
+	}
+	return exitCode(context.Background(), err), out.String(), msg
+}
+
+func withLocalChecks(t *testing.T, f func(context.Context, *steps.Config) ([]steps.Check, steps.TargetExpect, any)) {
+	saved := localChecks
+	localChecks = f
+	t.Cleanup(func() { localChecks = saved })
+}
+
+type checkJSON struct {
+	Checks   []steps.Check  `json:"checks"`
+	Facts    map[string]any `json:"facts"`
+	Blocking int            `json:"blocking"`
+	Flake    any            `json:"flake"`
+}
+
+func TestCheckCommand(t *testing.T) {
+	h := testhost.Start(t, testhost.Options{})
+	_, otherPub, err := testhost.GenerateKey(t.TempDir(), "other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := func(kh string) []string {
+		return []string{"--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+			"--known-hosts", kh, "--output", "json", "--connect-timeout", "10s"}
+	}
+	uname, _ := exec.Command("uname", "-m").Output()
+	arch := strings.TrimSpace(string(uname))
+
+	tests := []struct {
+		name      string
+		knownHost string // "this", "none", "changed"
+		extra     []string
+		local     func(context.Context, *steps.Config) ([]steps.Check, steps.TargetExpect, any)
+		wantCheck map[string]steps.Status
+		wantFacts bool
+		wantFlake bool
+	}{
+		{name: "known host: facts of this machine", knownHost: "this", wantFacts: true,
+			wantCheck: map[string]steps.Status{"remote.hostkey": steps.StatusOK, "remote.auth": steps.StatusOK, "remote.os": steps.StatusOK}},
+		{name: "unknown host refused", knownHost: "none",
+			wantCheck: map[string]steps.Status{"remote.hostkey": steps.StatusFail, "remote.ram": steps.StatusSkip}},
+		{name: "unknown host accepted by flag", knownHost: "none", extra: []string{"--accept-new-host-key"}, wantFacts: true,
+			wantCheck: map[string]steps.Status{"remote.hostkey": steps.StatusOK}},
+		{name: "changed host key refused", knownHost: "changed",
+			wantCheck: map[string]steps.Status{"remote.hostkey": steps.StatusFail, "remote.auth": steps.StatusSkip}},
+		{name: "local checks first, flake expectations used", knownHost: "this", wantFacts: true, wantFlake: true,
+			local: func(context.Context, *steps.Config) ([]steps.Check, steps.TargetExpect, any) {
+				return []steps.Check{{ID: "local.flake", Status: steps.StatusOK, Summary: "flake evaluates"}},
+					steps.TargetExpect{System: "riscv64-linux", Disks: []steps.DiskNeed{{Device: "/dev/nonexistent", MinSizeBytes: 1}}},
+					map[string]string{"attribute": "vps-arm"}
+			},
+			wantCheck: map[string]steps.Status{"local.flake": steps.StatusOK, "remote.arch": steps.StatusFail, "remote.disk": steps.StatusFail}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			withLocalChecks(t, tt.local)
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			switch tt.knownHost {
+			case "this":
+				h.WriteKnownHosts(kh)
+			case "changed":
+				f := strings.Fields(otherPub)
+				if err := os.WriteFile(kh, []byte("[127.0.0.1]:"+h.PortString()+" "+f[0]+" "+f[1]+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before, _ := os.ReadFile(kh)
+			code, stdout, msg := runCheckCmd(t, append(common(kh), tt.extra...)...)
+			var rep checkJSON
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("stdout is not one JSON object: %v\n%s\n%s", err, stdout, msg)
+			}
+			if strings.Count(strings.TrimSpace(stdout), "\n") != 0 {
+				t.Errorf("more than one line of JSON:\n%s", stdout)
+			}
+			got := map[string]steps.Check{}
+			for _, c := range rep.Checks {
+				got[c.ID] = c
+				if (c.Status == steps.StatusFail || c.Status == steps.StatusWarn) && c.Fix == "" {
+					t.Errorf("%s is %s without a fix", c.ID, c.Status)
+				}
+			}
+			for id, st := range tt.wantCheck {
+				if got[id].Status != st {
+					t.Errorf("%s = %q (%s), want %q", id, got[id].Status, got[id].Summary, st)
+				}
+			}
+			for _, id := range remote.IDs {
+				if _, ok := got[id]; !ok {
+					t.Errorf("check %s missing", id)
+				}
+			}
+			if tt.local != nil && rep.Checks[0].ID != "local.flake" {
+				t.Errorf("local checks not first: %s", rep.Checks[0].ID)
+			}
+			if (rep.Flake != nil) != tt.wantFlake {
+				t.Errorf("flake = %v", rep.Flake)
+			}
+			if rep.Blocking != steps.CountBlocking(rep.Checks) {
+				t.Errorf("blocking = %d", rep.Blocking)
+			}
+			wantCode := 0
+			if rep.Blocking > 0 {
+				wantCode = 1
+			}
+			if code != wantCode {
+				t.Errorf("exit %d, want %d (%s)", code, wantCode, msg)
+			}
+			if !tt.wantFacts {
+				if rep.Facts != nil {
+					t.Errorf("facts without a connection: %v", rep.Facts)
+				}
+				if after, _ := os.ReadFile(kh); string(after) != string(before) {
+					t.Errorf("known_hosts changed by a refused check: %q", after)
+				}
+				return
+			}
+			for _, k := range []string{"arch", "os_id", "os_variant_id", "mem_total_bytes", "is_root", "passwordless_sudo", "uefi", "hostname", "disks"} {
+				if _, ok := rep.Facts[k]; !ok {
+					t.Errorf("facts lack %q", k)
+				}
+			}
+			if rep.Facts["arch"] != arch {
+				t.Errorf("arch = %v, want %s", rep.Facts["arch"], arch)
+			}
+			disks, _ := rep.Facts["disks"].([]any)
+			for _, d := range disks {
+				m := d.(map[string]any)
+				for _, k := range []string{"path", "size_bytes", "model", "partitions"} {
+					if _, ok := m[k]; !ok {
+						t.Errorf("disk lacks %q: %v", k, m)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCheckUsageErrors(t *testing.T) {
+	withLocalChecks(t, nil)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no host", nil},
+		{"port out of range", []string{"--host", "127.0.0.1", "--port", "0"}},
+		{"bad output", []string{"--host", "127.0.0.1", "--output", "xml"}},
+		{"bad host", []string{"--host", "300.1.2.3"}},
+		{"argument", []string{"--host", "127.0.0.1", "extra"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, msg := runCheckCmd(t, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d: %s", code, exitUsage, msg)
+			}
+		})
+	}
+}
+
+func TestCheckHumanOutput(t *testing.T) {
+	withLocalChecks(t, nil)
+	var buf bytes.Buffer
+	printChecks(&buf, checkReport{Checks: []steps.Check{
+		{ID: "remote.os", Status: steps.StatusOK, Summary: "Linux"},
+		{ID: "remote.ram", Status: steps.StatusFail, Summary: "0.5 GiB RAM", Fix: "bigger shape"},
+		{ID: "remote.uefi", Status: steps.StatusSkip, Summary: "not compared"},
+	}, Blocking: 1})
+	want := "✔ remote.os    Linux\n✘ remote.ram   0.5 GiB RAM\n               fix: bigger shape\n– remote.uefi  not compared\n\n1 problem blocks the install: fix it and run bigbang check again.\n"
+	if buf.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// runExplain runs `bigbang explain args…` in process and returns its exit
+// code, standard output and error text.
+func runExplain(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var cfg steps.Config
+	root := newRoot(&cfg)
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(append([]string{"explain"}, args...))
+	err := root.Execute()
+	msg := errOut.String()
+	if err != nil {
+		msg += err.Error()
+	}
+	return exitCode(context.Background(), err), out.String(), msg
+}
+
+func TestExplainCommand(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	failed := write("failed.log", []byte("### Installing NixOS ###\ninstalling the boot loader...\n"+
+		"Died at /nix/store/abc-install-grub.pl line 827.\ninstallation finished!\n### Rebooting ###\n### Done! ###\n"))
+	success := write("ok.log", []byte("### Uploading install SSH keys ###\n### Gathering machine facts ###\n### Rebooting ###\n### Done! ###\n"))
+	empty := write("empty.log", nil)
+	binary := write("binary.log", []byte("\x7fELF\x02\x01\x01\x00\x00\x00\x00"))
+	tests := []struct {
+		name    string
+		stdin   string
+		args    []string
+		code    int
+		stdout  []string // substrings
+		message string   // substring of the error
+	}{
+		{"failed run is explained", "", []string{failed}, 0,
+			[]string{"Install", "failed", "lines 1-4", "boot-loader", "line 3: Died at", "Remedy:", "Reboot"}, ""},
+		{"success", "", []string{success}, 0, []string{"Connect", "done", "Outcome: success"}, ""},
+		{"stdin", "### Formatting hard drive with disko ###\nCould not create partition 2 from 34 to 99\n", []string{"-"}, 0,
+			[]string{"standard input", "Disko", "disko-layout"}, ""},
+		{"missing file", "", []string{filepath.Join(dir, "nope.log")}, 1, nil, "does not exist"},
+		{"empty file", "", []string{empty}, 1, nil, "empty: nothing to explain"},
+		{"empty stdin", "", []string{"-"}, 1, nil, "empty: nothing to explain"},
+		{"binary file", "", []string{binary}, 1, nil, "not a text transcript"},
+		{"a folder", "", []string{dir}, 1, nil, "is a folder"},
+		{"no argument", "", nil, 2, nil, "exactly one transcript"},
+		{"two arguments", "", []string{failed, success}, 2, nil, "exactly one transcript"},
+		{"unknown flag", "", []string{"--jsn", failed}, 2, nil, "unknown flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, msg := runExplain(t, tt.stdin, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d (stdout %q, error %q)", code, tt.code, out, msg)
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(out, s) {
+					t.Errorf("output lacks %q:\n%s", s, out)
+				}
+			}
+			if tt.message != "" && !strings.Contains(msg, tt.message) {
+				t.Errorf("error %q lacks %q", msg, tt.message)
+			}
+		})
+	}
+}
+
+// TestExplainJSON: --json prints exactly the object of DESIGN.md.
+func TestExplainJSON(t *testing.T) {
+	in := "### Uploading install SSH keys ###\n### Gathering machine facts ###\n### Switching system into kexec ###\n" +
+		"kexec_file_load failed: Resource busy\n"
+	code, out, msg := runExplain(t, in, "--json", "-")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out)
+	}
+	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Errorf("want one line, got %q", out)
+	}
+	diag := got["diagnosis"].(map[string]any)
+	want := map[string]any{
+		"outcome":      "failed",
+		"failed_phase": "kexec",
+		"phases": []any{
+			map[string]any{"id": "connect", "state": "done", "first_line": 1.0, "last_line": 2.0},
+			map[string]any{"id": "kexec", "state": "failed", "first_line": 3.0, "last_line": 4.0},
+		},
+		"diagnosis": map[string]any{"id": "kexec-busy", "summary": diag["summary"], "remedy": diag["remedy"]},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+	if diag["summary"] == "" || diag["remedy"] == "" {
+		t.Errorf("diagnosis without words: %v", diag)
+	}
+}

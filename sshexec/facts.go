@@ -1,0 +1,78 @@
+package sshexec
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+)
+
+// FactsScript is the POSIX sh script that gathers every fact of the target
+// in one round trip: it prints key=value lines that remote.ParseFacts reads.
+// It only reads. Its text is stable: the simulated VPS of `bigbang demo`
+// answers it by comparing it with this constant.
+const FactsScript = `export LC_ALL=C
+PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
+has() { command -v "$1" >/dev/null 2>&1; }
+flag() { if "$@" >/dev/null 2>&1; then echo 1; else echo 0; fi; }
+echo "facts_version=1"
+echo "kernel=$(uname -s 2>/dev/null)"
+echo "kernel_release=$(uname -r 2>/dev/null)"
+echo "arch=$(uname -m 2>/dev/null)"
+if [ -r /etc/os-release ]; then
+  ( . /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_variant_id=$VARIANT_ID"; echo "os_pretty_name=$PRETTY_NAME" )
+fi
+echo "user=$(id -un 2>/dev/null)"
+echo "uid=$(id -u 2>/dev/null)"
+if has sudo; then echo has_sudo=1; echo "sudo_nopasswd=$(flag sudo -n true)"; else echo has_sudo=0; fi
+if has doas; then echo has_doas=1; echo "doas_nopasswd=$(flag doas -n true)"; else echo has_doas=0; fi
+for t in tar cpio setsid curl wget sudo doas lsblk blkid nix; do has "$t" && echo "tool=$t"; done
+echo "setsid_wait=$(flag setsid --wait true)"
+c=none
+if has systemd-detect-virt; then c=$(systemd-detect-virt --container 2>/dev/null) || c=none; fi
+if [ "$c" = none ]; then
+  if [ -f /.dockerenv ]; then c=docker
+  elif [ -f /run/.containerenv ]; then c=podman
+  elif grep -qa 'container=' /proc/1/environ 2>/dev/null; then c=$(tr '\0' '\n' </proc/1/environ | sed -n 's/^container=//p' | head -n1)
+  fi
+fi
+echo "container=${c:-none}"
+sed -n 's/^MemTotal: *\([0-9]*\).*/mem_total_kb=\1/p; s/^MemAvailable: *\([0-9]*\).*/mem_available_kb=\1/p' /proc/meminfo 2>/dev/null
+j=$(lsblk -J -b -o PATH,MODEL,SIZE,TYPE,FSTYPE,MOUNTPOINTS 2>/dev/null) || j=$(lsblk -J -b -o NAME,MODEL,SIZE,TYPE,FSTYPE,MOUNTPOINT 2>/dev/null) || j=
+echo "lsblk=$(printf '%s' "$j" | tr '\n' ' ')"
+if [ "$(id -u)" = 0 ] && has blkid; then blkid 2>/dev/null | sed 's/^/blkid=/'; fi
+sed -n 's|^\(/dev/[^ ]*\) \([^ ]*\) .*|mount=\1 \2|p' /proc/mounts 2>/dev/null
+for l in /dev/disk/by-id/* /dev/disk/by-path/*; do [ -L "$l" ] && echo "disk_link=$l $(readlink -f "$l")"; done
+if [ -d /sys/firmware/efi ]; then echo uefi=1; else echo uefi=0; fi
+sb=$(od -An -tu1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | tr -d ' ')
+if [ "$sb" = 1 ]; then echo secure_boot=1; else echo secure_boot=0; fi
+[ -r /sys/kernel/security/lockdown ] && echo "lockdown=$(cat /sys/kernel/security/lockdown)"
+echo "kexec_load_disabled=$(cat /proc/sys/kernel/kexec_load_disabled 2>/dev/null || echo 0)"
+echo "home=$HOME"
+echo "home_free_kb=$(df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print $4}')"
+echo "hostname=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)"
+for f in /etc/ssh/ssh_host_*_key.pub; do [ -r "$f" ] && echo "host_key=$(cat "$f")"; done
+if awk '$2 == "00000000" {f=1} END {exit !f}' /proc/net/route 2>/dev/null; then echo ipv4_default_route=1; else echo ipv4_default_route=0; fi
+if awk '$1 == "00000000000000000000000000000000" && $2 == "00" && $10 != "lo" {f=1} END {exit !f}' /proc/net/ipv6_route 2>/dev/null; then echo ipv6_default_route=1; else echo ipv6_default_route=0; fi
+echo end=1
+`
+
+// FactsCommand is the command line that runs FactsScript: passed to sh as
+// one quoted argument, so the login shell (bash, zsh, fish, …) only has to
+// start sh, and no stdin round trip is needed.
+var FactsCommand = "sh -c " + steps.ShellQuote(FactsScript)
+
+// Facts gathers the target's facts in one session.
+func (c *Client) Facts(ctx context.Context) (remote.Facts, error) {
+	var out, errb bytes.Buffer
+	if err := c.Run(ctx, FactsCommand, nil, &out, &errb); err != nil {
+		return remote.Facts{}, fmt.Errorf("gathering facts: %w", err)
+	}
+	f, err := remote.ParseFacts(&out)
+	if err != nil {
+		return f, fmt.Errorf("gathering facts: %w", err)
+	}
+	return f, nil
+}
