@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bigbang-nix/bigbang/rehearsal"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/ui"
+)
+
+func init() {
+	subcommands = append(subcommands, newDemoCmd, newReplayCmd)
+}
+
+func newDemoCmd(_ *steps.Config) *cobra.Command {
+	var speed float64
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Rehearse the whole wizard against a simulated VPS; touches nothing real",
+		Long: "demo runs the full wizard against an in-process SSH server that plays an Oracle Cloud\n" +
+			"Ampere A1 VM (aarch64, 4 OCPU, 24 GiB, Oracle Linux 9, /dev/sda 200 GB, user opc), and\n" +
+			"replays a recorded nixos-anywhere 1.13.0 run through the same runner and panes as a real\n" +
+			"install. Everything it writes goes to a temporary folder that is removed at the end.",
+		Example: "  bigbang demo\n  bigbang demo --speed 10\n  bigbang demo --yes --speed 50   # unattended: every screen, default answers",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if speed <= 0 {
+				return usageErr(errors.New("--speed must be more than 0, e.g. --speed 10"))
+			}
+			return runDemo(cmd, speed, yes)
+		},
+	}
+	cmd.Flags().Float64Var(&speed, "speed", 1, "play the recorded run N times faster")
+	cmd.Flags().BoolVar(&yes, "yes", false, "answer every question with its default and type the confirmation (unattended)")
+	return cmd
+}
+
+// autoPause is how long --yes shows each screen: long enough to read at
+// the recorded pace, short when the run is sped up for tests.
+func autoPause(speed float64) time.Duration {
+	if speed <= 10 {
+		return 1500 * time.Millisecond
+	}
+	return max(time.Duration(float64(1500*time.Millisecond)*10/speed), 400*time.Millisecond)
+}
+
+func runDemo(cmd *cobra.Command, speed float64, yes bool) error {
+	b, err := rehearsal.New(rehearsal.Options{Speed: speed, FailAt: os.Getenv("BIGBANG_REHEARSAL_FAIL_AT")})
+	if err != nil {
+		return failErr(err)
+	}
+	defer b.Close()
+	opts := ui.Options{
+		Config:    b.Config(),
+		Backend:   b,
+		Rehearsal: true,
+		Auto:      yes,
+		AutoPause: autoPause(speed),
+		Command:   "bigbang",
+		Welcome: ui.Welcome{
+			Flake: ".#vps-arm",
+			Found: "the rehearsal's built-in flake (nixosConfigurations.vps-arm, aarch64-linux)",
+		},
+	}
+	if yes {
+		opts.ExitAfter = 3 * time.Second
+	}
+	if ui.Accessible() {
+		res, err := ui.RunAccessible(cmd.Context(), opts, cmd.InOrStdin(), cmd.OutOrStdout())
+		return tuiExit(res, err)
+	}
+	res, err := ui.Run(cmd.Context(), opts)
+	if err == nil && res.Outcome == steps.OutcomeSuccess {
+		fmt.Fprintln(cmd.OutOrStdout(), "Rehearsal finished: every phase done. Nothing real was touched.")
+	}
+	return tuiExit(res, err)
+}
+
+// newReplayCmd is the hidden command the rehearsal's runner starts in place
+// of nixos-anywhere.
+func newReplayCmd(_ *steps.Config) *cobra.Command {
+	var o rehearsal.ReplayOptions
+	cmd := &cobra.Command{
+		Use:    rehearsal.ReplayCommand,
+		Hidden: true,
+		// It takes nixos-anywhere's arguments and ignores them, so the
+		// plan's exact argv runs unchanged.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				o.User, o.Host = splitTarget(args[len(args)-1])
+			}
+			if code := rehearsal.Replay(cmd.Context(), cmd.OutOrStdout(), o); code != 0 {
+				return &exitError{code: code, err: errSilentFailure}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Float64Var(&o.Speed, "speed", 1, "")
+	cmd.Flags().StringVar(&o.FailAt, "fail-at", "", "")
+	return cmd
+}
+
+// splitTarget splits nixos-anywhere's last argument, user@host.
+func splitTarget(t string) (user, host string) {
+	for i := len(t) - 1; i >= 0; i-- {
+		if t[i] == '@' {
+			return t[:i], t[i+1:]
+		}
+	}
+	return "", t
+}

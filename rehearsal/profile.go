@@ -1,0 +1,88 @@
+// Package rehearsal is the simulated VPS behind `bigbang demo`: an
+// in-process SSH server with the profile of an Oracle Cloud Ampere A1
+// machine that answers bigbang's facts script, and a recorded-shape
+// nixos-anywhere 1.13.0 run that is replayed through the real runner. It
+// touches nothing outside temporary files.
+package rehearsal
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bigbang-nix/bigbang/sshexec"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+)
+
+// DemoHost is the address the demo shows: a documentation address
+// (TEST-NET-3, RFC 5737) that routes nowhere, mapped to the simulated
+// server by a private ssh config.
+const DemoHost = "203.0.113.7"
+
+// Profile is the simulated machine.
+type Profile struct {
+	Facts remote.Facts
+	CPUs  int
+}
+
+// OracleA1 is an Oracle Cloud VM.Standard.A1.Flex with 4 OCPUs and 24 GB:
+// aarch64, Oracle Linux 9, a 200 GB boot volume on /dev/sda, UEFI, user opc
+// with passwordless sudo.
+func OracleA1(hostKeyLine string) Profile {
+	const gb = int64(1000 * 1000 * 1000)
+	const mib = int64(1 << 20)
+	size := 200 * gb
+	keyType, key, _ := strings.Cut(strings.TrimSpace(hostKeyLine), " ")
+	fp, _ := remote.Fingerprint(key)
+	return Profile{CPUs: 4, Facts: remote.Facts{
+		Kernel:           "Linux",
+		KernelRelease:    "5.15.0-207.156.6.el9uek.aarch64",
+		Arch:             "aarch64",
+		OSID:             "ol",
+		OSPrettyName:     "Oracle Linux Server 9.4",
+		User:             "opc",
+		UID:              1000,
+		HasSudo:          true,
+		PasswordlessSudo: true,
+		Tools:            []string{"blkid", "cpio", "curl", "lsblk", "setsid", "sudo", "tar"},
+		SetsidWait:       true,
+		// 24 GiB minus what the firmware and the kernel keep.
+		MemTotalBytes:     24_350_000 * 1024,
+		MemAvailableBytes: 22_900_000 * 1024,
+		Disks: []remote.Disk{{
+			Path: "/dev/sda", Model: "BlockVolume", SizeBytes: size, Type: "disk",
+			Partitions: []remote.Partition{
+				{Path: "/dev/sda1", SizeBytes: 100 * mib, Type: "part", FSType: "vfat", Mountpoints: []string{"/boot/efi"}},
+				{Path: "/dev/sda2", SizeBytes: 1024 * mib, Type: "part", FSType: "xfs", Mountpoints: []string{"/boot"}},
+				{Path: "/dev/sda3", SizeBytes: size - 1124*mib - mib, Type: "part", FSType: "LVM2_member"},
+			},
+		}},
+		DiskLinks:        map[string]string{"/dev/disk/by-path/pci-0000:18:00.0-scsi-0:0:0:1": "/dev/sda"},
+		UEFI:             true,
+		Lockdown:         "none",
+		Home:             "/home/opc",
+		HomeFreeBytes:    160 * gb,
+		Hostname:         "instance-20260114-1042",
+		HostKeys:         []remote.HostKey{{Type: keyType, Key: key, Fingerprint: fp}},
+		IPv4DefaultRoute: true,
+	}}
+}
+
+// Handler answers the commands bigbang sends to the simulated VPS: the facts
+// script with the profile, the reboot check as a freshly installed NixOS,
+// anything else as a quiet success.
+func (p Profile) Handler() sshexec.SimHandler {
+	facts := remote.FormatFacts(p.Facts)
+	return func(command string, stdin io.Reader, stdout, stderr io.Writer) int {
+		switch {
+		case command == sshexec.FactsCommand || strings.Contains(command, "facts_version"):
+			_, _ = io.WriteString(stdout, facts)
+		case strings.Contains(command, "nixos-version") || strings.Contains(command, "is-system-running"):
+			fmt.Fprintln(stdout, "nixos_version=25.11.20260110.3c1c9f2 (Xantusia)")
+			fmt.Fprintln(stdout, "state=running")
+		case strings.Contains(command, "uid="):
+			fmt.Fprintf(stdout, "uid=%d\nuser=%s\nsudo=1\nvisudo=1\nnopasswd=1\n", p.Facts.UID, p.Facts.User)
+		}
+		return 0
+	}
+}

@@ -1,0 +1,98 @@
+package ui
+
+import (
+	"context"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// Backend is how the wizard reaches the world: the real one dials the
+// target with sshexec, evaluates the flake and runs nixos-anywhere under the
+// runner; the rehearsal one does the same against a simulated VPS. The root
+// model calls it only from commands, never from Update.
+type Backend interface {
+	// Preflight checks the target and the flake for cfg. It sends every
+	// check to emit as soon as it is known (emit never blocks) and returns
+	// the whole report at the end.
+	Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (Report, error)
+	// SetupSudo installs the passwordless sudo line on the target, using
+	// the password typed once. The password is never stored or logged.
+	SetupSudo(ctx context.Context, cfg steps.Config, password []byte) error
+	// LogPath is the transcript file an install of cfg will write.
+	LogPath(cfg steps.Config) string
+	// Install runs the plan, sends phase, line, stall and result events to
+	// sink, and, after the reboot, waits for the new system and verifies it.
+	Install(ctx context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error)
+}
+
+// HostKeyStatus says what known_hosts knows about the target's host key.
+type HostKeyStatus string
+
+// The host key states the preflight screen handles.
+const (
+	HostKeyKnown   HostKeyStatus = "known"   // pinned and matching
+	HostKeyNew     HostKeyStatus = "new"     // never seen: ask the operator
+	HostKeyChanged HostKeyStatus = "changed" // differs from the pinned key: refuse
+)
+
+// HostKey is the target's host key as the preflight met it.
+type HostKey struct {
+	Fingerprint string // SHA256:…
+	Type        string // ssh-ed25519
+	Status      HostKeyStatus
+}
+
+// Partition is one partition of a disk that will be wiped.
+type Partition struct {
+	Name       string // sda1
+	Size       int64
+	FSType     string
+	Mountpoint string
+}
+
+// Disk is one disk that will be wiped, as the target reports it.
+type Disk struct {
+	Device     string // /dev/sda
+	Model      string
+	Size       int64
+	Partitions []Partition
+}
+
+// Report is what the preflight found.
+type Report struct {
+	Checks            []steps.Check
+	HostKey           HostKey
+	SudoNeedsPassword bool   // the login user has sudo, but only with a password
+	TargetRAM         int64  // bytes
+	TargetSystem      string // e.g. aarch64-linux
+	LocalSystem       string // e.g. x86_64-linux
+	TargetOS          string // e.g. Oracle Linux Server 9.4
+	CPUs              int
+	Disks             []Disk
+	TargetIsInstaller bool
+	// LocalCanBuild says whether this machine can build for TargetSystem
+	// (same system, or binfmt emulation registered), for the RAM screen.
+	LocalCanBuild bool
+}
+
+// Blocking is the number of checks that stop an install.
+func (r Report) Blocking() int { return steps.CountBlocking(r.Checks) }
+
+// InstallRequest is what Install runs.
+type InstallRequest struct {
+	Config steps.Config
+	Plan   steps.Plan
+	Log    string
+	Disks  []Disk
+}
+
+// InstallResult is how an install ended, with what the result screen shows.
+type InstallResult struct {
+	Outcome            steps.Outcome
+	FailedPhase        steps.PhaseID
+	Diagnosis          *steps.Diagnosis
+	Log                string
+	ExitCode           int
+	HostKeyFingerprint string // the new system's key, now in known_hosts
+	SSHCommand         string // the exact line to log in
+}

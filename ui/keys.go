@@ -1,0 +1,110 @@
+package ui
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// screenKeys is the key line of the current screen.
+func screenKeys(m *model) [][2]string {
+	help := [2]string{"?", "help"}
+	switch m.screen {
+	case screenWelcome:
+		return [][2]string{{"enter", "start"}, {"q", "quit"}, help}
+	case screenTarget:
+		return [][2]string{{"enter", "next field"}, {"shift+tab", "back"}, {"esc", "welcome"}, {"f1", "help"}}
+	case screenPreflight:
+		return m.preflight.keys()
+	case screenBuild:
+		if m.build.editing {
+			return [][2]string{{"enter", "done"}, {"esc", "cancel edit"}, {"f1", "help"}}
+		}
+		return [][2]string{{"enter", "plan"}, {"tab", "build on local/remote"}, {"e", "edit RAM"}, {"esc", "back"}, help}
+	case screenPlan:
+		return [][2]string{{"enter", "continue"}, {"c", "show command"}, {"esc", "back"}, help}
+	case screenWipe:
+		if m.wipe.counting {
+			return [][2]string{{"any key", "stop"}}
+		}
+		return [][2]string{{"enter", "confirm"}, {"esc", "back"}, {"f1", "help"}}
+	case screenProgress:
+		if m.progress.stalled() {
+			return [][2]string{{"w", "keep waiting"}, {"l", "log"}, {"c", "cancel"}, help}
+		}
+		return [][2]string{{"l", "full log"}, {"ctrl+c", "stop"}, help}
+	case screenResult:
+		return [][2]string{{"l", "full log"}, {"q", "quit"}, help}
+	}
+	return nil
+}
+
+// keyLine renders "key action · key action".
+func keyLine(st styles, keys [][2]string) string {
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = st.Key.Render(k[0]) + " " + st.Footer.Render(k[1])
+	}
+	return strings.Join(parts, st.Footer.Render(" · "))
+}
+
+// helpText is what ? shows, per screen, after the keys that work everywhere.
+var helpText = map[screen][][2]string{
+	screenWelcome:   {{"enter", "start the wizard"}, {"q", "quit without changing anything"}},
+	screenTarget:    {{"tab/enter", "next field"}, {"shift+tab", "previous field"}, {"esc", "back to the welcome screen"}},
+	screenPreflight: {{"enter", "continue when nothing blocks"}, {"r", "run the checks again"}, {"y/n", "accept or refuse a new host key"}, {"s", "set up passwordless sudo"}, {"esc", "back to the target"}},
+	screenBuild:     {{"tab", "switch between building on the VPS and here"}, {"e", "edit the RAM size"}, {"enter", "make the plan"}},
+	screenPlan:      {{"c", "show or hide the exact nixos-anywhere command"}, {"enter", "go to the wipe warning"}},
+	screenWipe:      {{"type the host", "confirms the wipe"}, {"any key", "stops the countdown"}, {"esc", "back to the plan"}},
+	screenProgress:  {{"l", "open the full log (/ search, n next)"}, {"w", "keep waiting after a stall warning"}, {"c / ctrl+c", "stop the install (asks first)"}},
+	screenResult:    {{"l", "open the full log"}, {"q", "quit"}},
+}
+
+func helpView(st styles, s screen, w, h int) string {
+	var b strings.Builder
+	b.WriteString(st.Header.Render("Keys on this screen") + "\n\n")
+	rows := append([][2]string{}, helpText[s]...)
+	rows = append(rows, [2]string{"?/f1", "this help"}, [2]string{"ctrl+c", "quit (during the install: asks first)"})
+	kw := 0
+	for _, r := range rows {
+		kw = max(kw, ansi.StringWidth(r[0]))
+	}
+	for _, r := range rows {
+		b.WriteString("  " + st.Key.Render(padRight(r[0], kw)) + "  " + r[1] + "\n")
+	}
+	b.WriteString("\n" + st.Dim.Render("Nothing on the target changes before you type the host on the wipe warning."))
+	return b.String()
+}
+
+func confirmQuitView(st styles, w, h int) string {
+	msg := st.Warn.Bold(true).Render("Stop the install?") + "\n\n" +
+		wrap("nixos-anywhere will be stopped. The target may be left half-installed; the result screen then says how to resume.", min(w, 70)) +
+		"\n\n" + st.Key.Render("y") + " stop   " + st.Key.Render("n") + " keep going"
+	return "\n" + indent(msg, 2)
+}
+
+func padRight(s string, w int) string {
+	if n := ansi.StringWidth(s); n < w {
+		return s + strings.Repeat(" ", w-n)
+	}
+	return s
+}
+
+// wrap wraps plain or styled text to w columns at word boundaries.
+func wrap(s string, w int) string {
+	if w < 10 {
+		w = 10
+	}
+	return ansi.Wrap(s, w, "")
+}
+
+func indent(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = pad + l
+		}
+	}
+	return strings.Join(lines, "\n")
+}

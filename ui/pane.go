@@ -1,0 +1,159 @@
+package ui
+
+import (
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/vt"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// paneRing is how many lines a pane keeps: enough for any tail the screen
+// can show. The log file has every byte; the pane only needs the end.
+const paneRing = 64
+
+// tailEmulatorWidth is the emulator's width: wider than any pane.
+const tailEmulatorWidth = 256
+
+// pane is one phase on the progress screen.
+type pane struct {
+	id       steps.PhaseID
+	state    steps.PhaseState
+	start    time.Time
+	end      time.Time
+	lastLine time.Time
+	lines    [paneRing]string
+	n        int // lines seen in total
+	stall    bool
+	stallAck bool
+
+	// The rendered tail, cached until a line arrives or the size changes.
+	dirty     bool
+	cache     []string
+	cacheW    int
+	cacheRows int
+}
+
+func (p *pane) addLine(s string, at time.Time) {
+	p.lines[p.n%paneRing] = s
+	p.n++
+	p.lastLine = at
+	p.stall = false
+	p.stallAck = false
+	p.dirty = true
+}
+
+// tailLines returns the last k raw lines, oldest first.
+func (p *pane) tailLines(k int) []string {
+	k = min(k, p.n, paneRing)
+	out := make([]string, 0, k)
+	for i := p.n - k; i < p.n; i++ {
+		out = append(out, p.lines[i%paneRing])
+	}
+	return out
+}
+
+// tail renders the last rows lines at width w through a terminal emulator,
+// so carriage-return progress bars show their final state and colours
+// survive. The result is cached until the pane changes.
+func (p *pane) tail(w, rows int) []string {
+	if rows <= 0 || w <= 0 {
+		return nil
+	}
+	if !p.dirty && p.cacheW == w && p.cacheRows == rows && p.cache != nil {
+		return p.cache
+	}
+	p.cache = renderTail(p.tailLines(rows), w, rows)
+	p.cacheW, p.cacheRows, p.dirty = w, rows, false
+	return p.cache
+}
+
+// renderTail feeds lines into an emulator of w×rows cells and reads the
+// screen back, one string per row, trailing blank rows removed.
+func renderTail(lines []string, w, rows int) []string {
+	if len(lines) == 0 {
+		return nil
+	}
+	// A wide screen keeps long lines on one row; they are cut to the
+	// pane's width afterwards, so that a tail shows lines, not fragments.
+	em := vt.NewEmulator(max(w, tailEmulatorWidth), rows)
+	for i, l := range lines {
+		if i > 0 {
+			_, _ = em.WriteString("\r\n")
+		}
+		_, _ = em.WriteString(sanitize(l))
+		// Each line starts clean, as it did on the child's terminal.
+		_, _ = em.WriteString(ansi.ResetStyle)
+	}
+	out := strings.Split(em.Render(), "\n")
+	for i := range out {
+		out[i] = strings.TrimRight(out[i], " \r")
+		if ansi.StringWidth(out[i]) > w {
+			out[i] = ansi.Truncate(out[i], w-1, "…")
+		}
+	}
+	for len(out) > 0 && strings.TrimSpace(ansi.Strip(out[len(out)-1])) == "" {
+		out = out[:len(out)-1]
+	}
+	if len(out) > rows {
+		out = out[len(out)-rows:]
+	}
+	return out
+}
+
+// sanitize keeps text, tabs, carriage returns and the escape sequences that
+// only style or move within a line (SGR, erase in line, cursor column). Any
+// other sequence, queries above all, is dropped: a query would make the
+// emulator answer into a pipe nobody reads.
+func sanitize(s string) string {
+	if !strings.ContainsAny(s, "\x1b\x07\x08\x00\x0e\x0f\x9b\x9d") {
+		return s
+	}
+	var b strings.Builder
+	var state byte
+	for len(s) > 0 {
+		seq, width, n, newState := ansi.DecodeSequence(s, state, nil)
+		state = newState
+		switch {
+		case width > 0 || seq == "\r" || seq == "\t":
+			b.WriteString(seq)
+		case strings.HasPrefix(seq, "\x1b[") && len(seq) > 2:
+			switch seq[len(seq)-1] {
+			case 'm', 'K', 'G', 'C', 'D':
+				b.WriteString(seq)
+			}
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// elapsed is the pane's timer: frozen at the end.
+func (p *pane) elapsed(now time.Time) time.Duration {
+	if p.start.IsZero() {
+		return 0
+	}
+	if !p.end.IsZero() {
+		return p.end.Sub(p.start)
+	}
+	return now.Sub(p.start)
+}
+
+// stallText says what a silent phase is usually waiting for.
+func stallText(id steps.PhaseID) string {
+	switch id {
+	case steps.PhaseReboot:
+		return "nixos-anywhere waits for the machine to come back"
+	case steps.PhaseKexec:
+		return "the machine is booting the installer; it can take a few minutes"
+	case steps.PhaseInstall, steps.PhaseBuild:
+		return "a build or a copy may be running without output"
+	case steps.PhaseConnect:
+		return "ssh may be waiting for the host"
+	case steps.PhaseDisko:
+		return "disko may be waiting for a busy disk"
+	}
+	return "the command printed nothing"
+}

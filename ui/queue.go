@@ -1,0 +1,76 @@
+package ui
+
+import (
+	"sync"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// frameInterval caps how often queued events reach Update (and so how often
+// the screen is redrawn): 60 frames per second.
+const frameInterval = time.Second / 60
+
+// eventQueue carries events from the runner's reader goroutine to the UI.
+// Push never blocks and never drops: it appends under a mutex and pokes a
+// one-slot channel, so a burst of 20,000 lines costs one wake-up, and the
+// UI drains everything queued once per frame.
+type eventQueue struct {
+	mu     sync.Mutex
+	buf    []steps.Event
+	notify chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newEventQueue() *eventQueue {
+	return &eventQueue{notify: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// push queues e; safe from any goroutine.
+func (q *eventQueue) push(e steps.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	q.mu.Lock()
+	q.buf = append(q.buf, e)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// drain takes everything queued.
+func (q *eventQueue) drain() []steps.Event {
+	q.mu.Lock()
+	out := q.buf
+	q.buf = nil
+	q.mu.Unlock()
+	return out
+}
+
+// close releases a pending wait when the program ends.
+func (q *eventQueue) close() { q.once.Do(func() { close(q.done) }) }
+
+// eventsMsg is one frame's worth of queued events.
+type eventsMsg []steps.Event
+
+// waitCmd waits for queued events, lets a frame's worth gather, and hands
+// them to Update in one message.
+func (q *eventQueue) waitCmd() tea.Cmd {
+	return func() tea.Msg {
+		select {
+		case <-q.notify:
+		case <-q.done:
+			return nil
+		}
+		select {
+		case <-time.After(frameInterval):
+		case <-q.done:
+		}
+		return eventsMsg(q.drain())
+	}
+}

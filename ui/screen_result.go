@@ -1,0 +1,176 @@
+package ui
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// resultScreen is the end: what happened and what to do now.
+type resultScreen struct {
+	res    InstallResult
+	cfg    steps.Config
+	plan   steps.Plan
+	panes  []*pane
+	resume string
+	last   []string
+}
+
+func newResultScreen(r InstallResult, cfg steps.Config, plan steps.Plan, ps *progressScreen, command string) resultScreen {
+	s := resultScreen{res: r, cfg: cfg, plan: plan, panes: ps.panes}
+	if r.Outcome != steps.OutcomeSuccess {
+		s.resume = ResumeCommand(command, cfg, plan, r.FailedPhase)
+		src := ps.byID[r.FailedPhase]
+		if src == nil {
+			src = ps.current()
+		}
+		if src == nil && len(ps.panes) > 0 {
+			for _, p := range ps.panes {
+				if p.n > 0 {
+					src = p
+				}
+			}
+		}
+		if src != nil {
+			for _, l := range src.tailLines(8) {
+				s.last = append(s.last, lastCR(ansi.Strip(sanitize(l))))
+			}
+		}
+	}
+	return s
+}
+
+// lastCR keeps what a terminal would show of a line with carriage returns.
+func lastCR(s string) string {
+	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// ResumeCommand is the exact command that resumes a failed install from
+// the phase that failed. Before the disk is touched (connect, kexec) the
+// whole install is simply run again.
+func ResumeCommand(command string, cfg steps.Config, plan steps.Plan, failed steps.PhaseID) string {
+	argv := []string{}
+	if command == "" {
+		command = "bigbang"
+	}
+	add := func(flag, v, def string) {
+		if v != "" && v != def {
+			argv = append(argv, flag, v)
+		}
+	}
+	d := steps.DefaultConfig()
+	add("--host", cfg.Host, "")
+	add("--user", cfg.User, d.User)
+	if cfg.Port != 0 && cfg.Port != d.Port {
+		argv = append(argv, "--port", itoa(cfg.Port))
+	}
+	add("-i", cfg.Identity, "")
+	add("--flake", cfg.Flake, d.Flake)
+	add("--extra-files", cfg.ExtraFiles, d.ExtraFiles)
+	add("--build-on", plan.BuildOn, "")
+	add("--nixos-anywhere", cfg.NixosAnywhere, d.NixosAnywhere)
+	var rest []string
+	from := false
+	for _, id := range plan.Phases {
+		if id == failed {
+			from = true
+		}
+		if from && id != steps.PhaseConnect && id != steps.PhaseBuild {
+			rest = append(rest, string(id))
+		}
+	}
+	switch failed {
+	case steps.PhaseBuild, steps.PhaseConnect, steps.PhaseKexec, "":
+		// Nothing on the disk changed yet: run it all again.
+	default:
+		if len(rest) > 0 {
+			argv = append(argv, "--phases", strings.Join(rest, ","))
+		}
+	}
+	return command + " " + steps.ShellJoin(argv)
+}
+
+func (s *resultScreen) view(st styles, w, h int) string {
+	tw := max(min(w-4, 100), 20)
+	var b strings.Builder
+	b.WriteString("\n")
+	if s.res.Outcome == steps.OutcomeSuccess {
+		b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is installed on "+s.cfg.Host+" and answered with the expected host key."), 1) + "\n\n")
+		b.WriteString(s.times(st))
+		b.WriteString("\n")
+		if s.res.HostKeyFingerprint != "" {
+			b.WriteString(indent(st.Header.Render("Host key ")+" "+st.Code.Render(s.res.HostKeyFingerprint)+st.Dim.Render("  (pinned in known_hosts)"), 1) + "\n")
+		}
+		ssh := s.res.SSHCommand
+		if ssh == "" {
+			ssh = "ssh root@" + s.cfg.Host
+		}
+		b.WriteString(indent(st.Header.Render("Log in   ")+" "+st.Code.Render(ssh), 1) + "\n")
+		if s.res.Log != "" {
+			b.WriteString(indent(st.Header.Render("Log      ")+" "+st.Dim.Render(s.res.Log), 1) + "\n")
+		}
+		b.WriteString("\n" + indent(st.Header.Render("What happens next"), 1) + "\n")
+		next := []string{
+			"The system now runs your flake; its secrets are decrypted with the host key you shipped.",
+			"Push changes to the flake's repository: the GitOps flow of your deployment builds and switches the VPS from there.",
+			"bigbang status --host " + s.cfg.Host + " checks it at any time.",
+		}
+		for _, n := range next {
+			b.WriteString("  • " + strings.ReplaceAll(wrap(n, tw-4), "\n", "\n    ") + "\n")
+		}
+		return b.String()
+	}
+	title := glyphFail + " The install failed"
+	if s.res.Outcome == steps.OutcomeAborted {
+		title = glyphFail + " The install was stopped"
+	}
+	if s.res.FailedPhase != "" {
+		title += " in " + s.res.FailedPhase.Title()
+	}
+	b.WriteString(indent(st.Fail.Bold(true).Render(title), 1) + "\n\n")
+	if d := s.res.Diagnosis; d != nil {
+		b.WriteString(indent(st.Header.Render("What went wrong  ")+wrap(d.Summary, tw-18), 1) + "\n")
+		if d.Remedy != "" {
+			b.WriteString(indent(st.Header.Render("What to do       ")+wrap(d.Remedy, tw-18), 1) + "\n")
+		}
+		b.WriteString("\n")
+	}
+	if len(s.last) > 0 {
+		b.WriteString(indent(st.Header.Render("Last lines"), 1) + "\n")
+		for _, l := range s.last {
+			b.WriteString("   " + st.PaneRule.Render("│") + " " + st.Dim.Render(l) + "\n")
+		}
+		b.WriteString("\n")
+	}
+	if s.res.Log != "" {
+		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
+	}
+	b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+	b.WriteString("\n" + s.times(st))
+	return b.String()
+}
+
+// times lists every phase with the time it took.
+func (s *resultScreen) times(st styles) string {
+	var b strings.Builder
+	for _, p := range s.panes {
+		t := ""
+		if !p.start.IsZero() {
+			t = formatDuration(p.elapsed(p.end))
+		}
+		b.WriteString("  " + paneGlyph(st, p, p.end) + " " + padRight(p.id.Title(), 9) + st.Dim.Render(padLeft(t, 7)) + "\n")
+	}
+	return b.String()
+}
+
+func padLeft(s string, w int) string {
+	if n := ansi.StringWidth(s); n < w {
+		return strings.Repeat(" ", w-n) + s
+	}
+	return s
+}

@@ -1,0 +1,766 @@
+// Package ui is the wizard: one Bubble Tea root model with a child per
+// screen. The root's Update handles global keys, the window size, errors and
+// cancellation, and hands everything else to the active screen; side effects
+// run in commands that copy what they need first.
+package ui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// screen is one step of the wizard. The order here is the order of the
+// wizard; this enum is the one place screens are listed.
+type screen int
+
+const (
+	screenWelcome screen = iota
+	screenTarget
+	screenPreflight
+	screenBuild
+	screenPlan
+	screenWipe
+	screenProgress
+	screenResult
+)
+
+func (s screen) title() string {
+	return [...]string{"Welcome", "Target", "Preflight", "RAM and build", "Plan", "Wipe warning", "Install", "Result"}[s]
+}
+
+// Welcome is what the welcome screen says about the folder bigbang runs in.
+type Welcome struct {
+	Flake  string // the flake reference, e.g. .#vps-arm
+	Found  string // what was found, e.g. "flake.nix with nixosConfigurations.vps-arm"
+	Folder string
+}
+
+// Options configure a wizard run.
+type Options struct {
+	Config  steps.Config
+	Backend Backend
+	Welcome Welcome
+	// Rehearsal marks every screen REHEARSAL (bigbang demo).
+	Rehearsal bool
+	// Auto answers every question with its default and types the wipe
+	// confirmation, pausing AutoPause on each screen (demo --yes).
+	Auto      bool
+	AutoPause time.Duration
+	// ExitAfter quits this long after the result screen appears (0: wait
+	// for q).
+	ExitAfter time.Duration
+	// Command is how the operator runs bigbang, for the resume line
+	// (default "bigbang").
+	Command string
+	Input   io.Reader
+	Output  io.Writer
+	// ProgramOptions are added to the Bubble Tea program (tests, bench).
+	ProgramOptions []tea.ProgramOption
+}
+
+// ErrAborted is returned when the operator leaves the wizard before the
+// install starts.
+var ErrAborted = errors.New("stopped before anything was changed")
+
+// Run shows the wizard until the operator quits; it returns how the
+// install ended (zero Outcome when it never started).
+func Run(ctx context.Context, opts Options) (InstallResult, error) {
+	m := newModel(ctx, opts)
+	popts := []tea.ProgramOption{tea.WithContext(ctx)}
+	if opts.Input != nil {
+		popts = append(popts, tea.WithInput(opts.Input))
+	}
+	if opts.Output != nil {
+		popts = append(popts, tea.WithOutput(opts.Output))
+	}
+	popts = append(popts, opts.ProgramOptions...)
+	p := tea.NewProgram(m, popts...)
+	final, err := p.Run()
+	m.queue.close()
+	fm, _ := final.(*model)
+	if fm == nil {
+		fm = m
+	}
+	if fm.cancelInstall != nil {
+		fm.cancelInstall()
+	}
+	if fm.cancelPreflight != nil {
+		fm.cancelPreflight()
+	}
+	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
+		return fm.result, err
+	}
+	if ctx.Err() != nil && fm.result.Outcome == "" {
+		return fm.result, ctx.Err()
+	}
+	if fm.result.Outcome == "" {
+		return fm.result, ErrAborted
+	}
+	return fm.result, nil
+}
+
+// Messages from commands.
+type (
+	preflightDoneMsg struct {
+		gen    int
+		report Report
+		err    error
+	}
+	sudoDoneMsg    struct{ err error }
+	installDoneMsg struct {
+		result InstallResult
+		err    error
+	}
+	tickMsg    struct{ gen int }
+	autoMsg    struct{ at screen }
+	exitMsg    struct{}
+	logLoadMsg struct {
+		lines []string
+		err   error
+	}
+)
+
+// model is the root model.
+type model struct {
+	ctx     context.Context
+	opts    Options
+	backend Backend
+	cfg     steps.Config
+	queue   *eventQueue
+
+	width, height int
+	st            styles
+	screen        screen
+	showHelp      bool
+	confirmQuit   bool // Ctrl+C during the install: asking first
+	stopping      bool
+	tickGen       int
+	ticking       bool
+	now           time.Time
+
+	welcome   welcomeScreen
+	target    targetScreen
+	preflight preflightScreen
+	build     buildScreen
+	plan      planScreen
+	wipe      wipeScreen
+	progress  progressScreen
+	resultS   resultScreen
+	logv      *logView
+
+	report          Report
+	thePlan         steps.Plan
+	logPath         string
+	result          InstallResult
+	cancelInstall   context.CancelFunc
+	cancelPreflight context.CancelFunc
+	preflightGen    int
+}
+
+func newModel(ctx context.Context, opts Options) *model {
+	if opts.Command == "" {
+		opts.Command = "bigbang"
+	}
+	if opts.AutoPause == 0 {
+		opts.AutoPause = 1500 * time.Millisecond
+	}
+	m := &model{
+		ctx:     ctx,
+		opts:    opts,
+		backend: opts.Backend,
+		cfg:     opts.Config,
+		queue:   newEventQueue(),
+		width:   80,
+		height:  24,
+		st:      newStyles(true),
+		now:     time.Now(),
+	}
+	m.target = newTargetScreen(m.cfg, opts.Auto)
+	return m
+}
+
+// Init asks for the terminal's background (for the theme) and starts the
+// event pump.
+func (m *model) Init() tea.Cmd {
+	return tea.Batch(tea.RequestBackgroundColor, m.queue.waitCmd(), m.autoCmd())
+}
+
+// Update handles what concerns every screen, then hands the message on.
+func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		return m, m.target.resize(msg)
+	case tea.BackgroundColorMsg:
+		m.st = newStyles(msg.IsDark())
+		m.target.setTheme(msg)
+		return m, nil
+	case tea.KeyPressMsg:
+		if cmd, done := m.globalKey(msg); done {
+			return m, cmd
+		}
+	case eventsMsg:
+		m.now = time.Now()
+		m.applyEvents(msg)
+		return m, m.queue.waitCmd()
+	case tickMsg:
+		if msg.gen != m.tickGen {
+			return m, nil
+		}
+		m.now = time.Now()
+		return m, m.tickCmd()
+	case exitMsg:
+		return m, tea.Quit
+	case logLoadMsg:
+		if m.logv != nil {
+			m.logv.setLines(msg.lines, msg.err)
+		}
+		return m, nil
+	}
+	return m, m.updateScreen(msg)
+}
+
+// globalKey handles Ctrl+C, help and the log viewer; done reports that the
+// key was used up.
+func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
+	key := k.String()
+	if m.confirmQuit {
+		switch key {
+		case "y", "Y":
+			m.confirmQuit = false
+			m.stopping = true
+			if m.cancelInstall != nil {
+				m.cancelInstall()
+			}
+		case "n", "N", "esc", "ctrl+c":
+			m.confirmQuit = false
+		}
+		return nil, true
+	}
+	if key == "ctrl+c" {
+		if m.screen == screenProgress && !m.stopping {
+			m.confirmQuit = true
+			return nil, true
+		}
+		if m.screen == screenProgress {
+			return nil, true // already stopping; the result follows
+		}
+		if m.cancelPreflight != nil {
+			m.cancelPreflight()
+		}
+		return tea.Quit, true
+	}
+	if m.logv != nil {
+		if m.logv.update(k) {
+			m.logv = nil
+		}
+		return nil, true
+	}
+	if m.showHelp {
+		m.showHelp = false
+		return nil, true
+	}
+	if m.textFocused() {
+		if key == "f1" {
+			m.showHelp = true
+			return nil, true
+		}
+		return nil, false
+	}
+	switch key {
+	case "?", "f1":
+		m.showHelp = true
+		return nil, true
+	case "l":
+		if m.logPath != "" && (m.screen == screenProgress || m.screen == screenResult) {
+			m.logv = newLogView()
+			return loadLogCmd(m.logPath), true
+		}
+	}
+	return nil, false
+}
+
+// textFocused reports whether a text field has the keys, so that letters
+// such as ? and l are typed rather than taken as commands.
+func (m *model) textFocused() bool {
+	switch m.screen {
+	case screenTarget:
+		return true
+	case screenWipe:
+		return !m.wipe.counting
+	case screenBuild:
+		return m.build.editing
+	case screenPreflight:
+		return m.preflight.askingPassword
+	}
+	return false
+}
+
+// updateScreen hands msg to the active screen and turns its intent into
+// effects.
+func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case preflightDoneMsg:
+		if msg.gen != m.preflightGen {
+			return nil
+		}
+		m.cancelPreflight = nil
+		m.report = msg.report
+		m.preflight.done(msg.report, msg.err)
+		return m.autoCmd()
+	case sudoDoneMsg:
+		if msg.err != nil {
+			m.preflight.sudoErr = msg.err
+			return nil
+		}
+		return m.startPreflight()
+	case installDoneMsg:
+		m.cancelInstall = nil
+		m.confirmQuit = false
+		m.result = msg.result
+		if msg.err != nil && m.result.Outcome == "" {
+			m.result.Outcome = steps.OutcomeFailed
+			m.result.Diagnosis = &steps.Diagnosis{ID: "internal", Summary: msg.err.Error(), Remedy: "read the log for details"}
+		}
+		if m.stopping && m.result.Outcome != steps.OutcomeSuccess {
+			m.result.Outcome = steps.OutcomeAborted
+		}
+		if m.result.Log == "" {
+			m.result.Log = m.logPath
+		}
+		m.progress.finish(m.result, m.now)
+		m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
+		m.screen = screenResult
+		var cmds []tea.Cmd
+		if m.opts.ExitAfter > 0 {
+			cmds = append(cmds, tea.Tick(m.opts.ExitAfter, func(time.Time) tea.Msg { return exitMsg{} }))
+		}
+		return tea.Batch(cmds...)
+	case autoMsg:
+		if msg.at != m.screen {
+			return nil
+		}
+		return m.autoAdvance()
+	}
+
+	switch m.screen {
+	case screenWelcome:
+		if k, ok := msg.(tea.KeyPressMsg); ok {
+			switch k.String() {
+			case "enter", "space":
+				return m.goTo(screenTarget)
+			case "q", "esc":
+				return tea.Quit
+			}
+		}
+	case screenTarget:
+		cmd, it := m.target.update(msg)
+		switch it {
+		case intentNext:
+			m.cfg = m.target.apply(m.cfg)
+			return tea.Batch(cmd, m.startPreflight())
+		case intentBack:
+			return m.goTo(screenWelcome)
+		}
+		return cmd
+	case screenPreflight:
+		it, pw := m.preflight.update(msg)
+		switch it {
+		case intentNext:
+			m.build = newBuildScreen(m.cfg, m.report)
+			return m.goTo(screenBuild)
+		case intentBack:
+			if m.cancelPreflight != nil {
+				m.cancelPreflight()
+			}
+			return m.goTo(screenTarget)
+		case intentAccept:
+			m.cfg.AcceptNewHostKey = true
+			return m.startPreflight()
+		case intentRetry:
+			return m.startPreflight()
+		case intentSudo:
+			return m.sudoCmd(pw)
+		}
+	case screenBuild:
+		it := m.build.update(msg)
+		switch it {
+		case intentNext:
+			cfg := m.cfg
+			// Only what the operator changed becomes a flag: the plan then
+			// gives its own reason for the defaults.
+			if m.build.ramValue() != m.build.initialRAM {
+				cfg.RAM = m.build.ramValue()
+			}
+			if m.build.buildOn() != m.build.initialBuildOn {
+				cfg.BuildOn = m.build.buildOn()
+			}
+			p, err := steps.NewPlan(cfg, m.planEnv())
+			if err != nil {
+				m.build.err = err
+				return nil
+			}
+			m.cfg, m.thePlan = cfg, p
+			m.logPath = m.backend.LogPath(cfg)
+			m.plan = newPlanScreen(p, m.report, m.logPath)
+			return m.goTo(screenPlan)
+		case intentBack:
+			return m.goTo(screenPreflight)
+		}
+	case screenPlan:
+		switch m.plan.update(msg) {
+		case intentNext:
+			m.wipe = newWipeScreen(m.cfg.Host, m.report.Disks, m.opts.Auto)
+			return m.goTo(screenWipe)
+		case intentBack:
+			return m.goTo(screenBuild)
+		}
+	case screenWipe:
+		cmd, it := m.wipe.update(msg)
+		switch it {
+		case intentNext:
+			return m.startInstall()
+		case intentBack:
+			return m.goTo(screenPlan)
+		}
+		return cmd
+	case screenProgress:
+		if k, ok := msg.(tea.KeyPressMsg); ok {
+			switch k.String() {
+			case "w":
+				m.progress.keepWaiting()
+			case "c":
+				if !m.stopping {
+					m.confirmQuit = true
+				}
+			}
+		}
+	case screenResult:
+		if k, ok := msg.(tea.KeyPressMsg); ok {
+			switch k.String() {
+			case "q", "esc", "enter":
+				return tea.Quit
+			}
+		}
+	}
+	return nil
+}
+
+// goTo switches screens and starts what the new screen needs.
+func (m *model) goTo(s screen) tea.Cmd {
+	m.screen = s
+	m.showHelp = false
+	var cmds []tea.Cmd
+	if s == screenTarget {
+		cmds = append(cmds, m.target.focus())
+	}
+	if s == screenWipe {
+		cmds = append(cmds, m.wipe.init())
+	}
+	cmds = append(cmds, m.autoCmd())
+	return tea.Batch(cmds...)
+}
+
+func (m *model) planEnv() steps.PlanEnv {
+	return steps.PlanEnv{
+		LocalSystem:       m.report.LocalSystem,
+		TargetSystem:      m.report.TargetSystem,
+		TargetRAM:         m.report.TargetRAM,
+		TargetIsInstaller: m.report.TargetIsInstaller,
+	}
+}
+
+// startPreflight runs the backend's preflight in a command. The config is
+// copied first: the closure must not read the model.
+func (m *model) startPreflight() tea.Cmd {
+	if m.cancelPreflight != nil {
+		m.cancelPreflight()
+	}
+	m.preflightGen++
+	m.preflight = newPreflightScreen(m.cfg)
+	m.screen = screenPreflight
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancelPreflight = cancel
+	cfg, b, q, gen := m.cfg, m.backend, m.queue, m.preflightGen
+	run := func() tea.Msg {
+		r, err := b.Preflight(ctx, cfg, func(e steps.Event) {
+			e.Phase = steps.PhaseID("preflight#" + itoa(gen))
+			q.push(e)
+		})
+		return preflightDoneMsg{gen: gen, report: r, err: err}
+	}
+	return tea.Batch(run, m.startTicking())
+}
+
+func (m *model) sudoCmd(pw []byte) tea.Cmd {
+	cfg, b, ctx := m.cfg, m.backend, m.ctx
+	return func() tea.Msg {
+		err := b.SetupSudo(ctx, cfg, pw)
+		for i := range pw {
+			pw[i] = 0
+		}
+		return sudoDoneMsg{err: err}
+	}
+}
+
+// startInstall runs the plan. The root owns the cancel func, so Ctrl+C
+// (after asking) stops the child through the context.
+func (m *model) startInstall() tea.Cmd {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancelInstall = cancel
+	m.screen = screenProgress
+	m.now = time.Now()
+	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
+	req := InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]Disk(nil), m.report.Disks...)}
+	b, q := m.backend, m.queue
+	run := func() tea.Msg {
+		res, err := b.Install(ctx, req, func(e steps.Event) { q.push(e) })
+		return installDoneMsg{result: res, err: err}
+	}
+	return tea.Batch(run, m.startTicking())
+}
+
+// applyEvents routes queued events to the screen they belong to.
+func (m *model) applyEvents(evs []steps.Event) {
+	want := steps.PhaseID("preflight#" + itoa(m.preflightGen))
+	for _, e := range evs {
+		switch {
+		case e.Type == steps.EventCheck:
+			if e.Phase == want {
+				m.preflight.add(e.Check)
+			}
+		case strings.HasPrefix(string(e.Phase), "preflight#"):
+		default:
+			m.progress.apply(e)
+		}
+	}
+}
+
+// startTicking starts the clock that moves timers and spinners, once.
+func (m *model) startTicking() tea.Cmd {
+	if m.ticking {
+		return nil
+	}
+	m.ticking = true
+	m.tickGen++
+	return m.tickCmd()
+}
+
+func (m *model) tickCmd() tea.Cmd {
+	gen := m.tickGen
+	return tea.Tick(spinnerInterval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
+}
+
+// autoCmd schedules the default answer of the current screen in --yes mode.
+func (m *model) autoCmd() tea.Cmd {
+	if !m.opts.Auto {
+		return nil
+	}
+	at := m.screen
+	return tea.Tick(m.opts.AutoPause, func(time.Time) tea.Msg { return autoMsg{at: at} })
+}
+
+// autoAdvance answers the current screen with its default.
+func (m *model) autoAdvance() tea.Cmd {
+	switch m.screen {
+	case screenWelcome:
+		return m.goTo(screenTarget)
+	case screenTarget:
+		if err := m.target.validate(); err != nil {
+			return nil
+		}
+		m.cfg = m.target.apply(m.cfg)
+		return m.startPreflight()
+	case screenPreflight:
+		if m.preflight.running {
+			return nil // preflightDoneMsg schedules the next try
+		}
+		switch {
+		case m.preflight.askHostKey:
+			m.cfg.AcceptNewHostKey = true
+			return m.startPreflight()
+		case m.report.Blocking() == 0 && m.preflight.err == nil:
+			m.build = newBuildScreen(m.cfg, m.report)
+			return m.goTo(screenBuild)
+		}
+	case screenBuild:
+		return m.updateScreen(tea.KeyPressMsg{Code: tea.KeyEnter})
+	case screenPlan:
+		if !m.plan.showCommand {
+			// Show the exact command first, as an operator would.
+			m.plan.showCommand = true
+			return m.autoCmd()
+		}
+		return m.updateScreen(tea.KeyPressMsg{Code: tea.KeyEnter})
+	case screenWipe:
+		return m.wipe.autoType()
+	}
+	return nil
+}
+
+// View draws the header, the active screen and the key line, clipped to
+// the window so that no line ever wraps.
+func (m *model) View() tea.View {
+	w, h := max(m.width, 20), max(m.height, 5)
+	header := m.headerView(w)
+	footer := m.footerView(w)
+	bodyH := h - 2
+	var body string
+	switch {
+	case m.logv != nil:
+		body = m.logv.view(m.st, w, bodyH)
+	case m.showHelp:
+		body = helpView(m.st, m.screen, w, bodyH)
+	default:
+		body = m.screenView(w, bodyH)
+	}
+	if m.confirmQuit {
+		body = confirmQuitView(m.st, w, bodyH)
+	}
+	content := header + "\n" + clip(body, w, bodyH, true) + "\n" + footer
+	v := tea.NewView(content)
+	v.AltScreen = true
+	v.WindowTitle = m.windowTitle()
+	v.ProgressBar = m.progressBar()
+	return v
+}
+
+func (m *model) screenView(w, h int) string {
+	switch m.screen {
+	case screenWelcome:
+		return welcomeView(m.st, m.opts.Welcome, m.opts.Rehearsal, w, h)
+	case screenTarget:
+		return m.target.view(m.st, w, h)
+	case screenPreflight:
+		return m.preflight.view(m.st, m.now, w, h)
+	case screenBuild:
+		return m.build.view(m.st, w, h)
+	case screenPlan:
+		return m.plan.view(m.st, w, h)
+	case screenWipe:
+		return m.wipe.view(m.st, w, h)
+	case screenProgress:
+		return m.progress.view(m.st, m.now, w, h)
+	case screenResult:
+		return m.resultS.view(m.st, w, h)
+	}
+	return ""
+}
+
+func (m *model) headerView(w int) string {
+	left := m.st.Title.Render("bigbang") + m.st.Dim.Render(" · ") + m.st.Header.Render(m.screen.title())
+	if m.cfg.Host != "" && m.screen > screenTarget {
+		left += m.st.Dim.Render(" · " + m.cfg.User + "@" + m.cfg.Host)
+	}
+	right := ""
+	if m.opts.Rehearsal {
+		right = m.st.Badge.Render("REHEARSAL")
+	}
+	// One column stays free on the right: a badge's padding in the last
+	// column is lost by terminals that trim trailing blanks.
+	gap := w - 1 - ansi.StringWidth(left) - ansi.StringWidth(right)
+	if gap < 1 {
+		return ansi.Truncate(left, w-ansi.StringWidth(right)-1, "…") + " " + right
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m *model) footerView(w int) string {
+	var keys [][2]string
+	switch {
+	case m.confirmQuit:
+		keys = [][2]string{{"y", "stop the install"}, {"n", "keep going"}}
+	case m.logv != nil:
+		keys = m.logv.keys()
+	case m.showHelp:
+		keys = [][2]string{{"any key", "close help"}}
+	default:
+		keys = screenKeys(m)
+	}
+	return clip(keyLine(m.st, keys), w, 1, false)
+}
+
+func (m *model) windowTitle() string {
+	t := "bigbang"
+	if m.opts.Rehearsal {
+		t += " (rehearsal)"
+	}
+	switch m.screen {
+	case screenProgress:
+		if p := m.progress.current(); p != nil {
+			return t + " · " + p.id.Title()
+		}
+	case screenResult:
+		return t + " · " + string(m.result.Outcome)
+	}
+	return t + " · " + m.screen.title()
+}
+
+// progressBar drives the terminal's own progress indicator (OSC 9;4).
+func (m *model) progressBar() *tea.ProgressBar {
+	switch m.screen {
+	case screenProgress:
+		state := tea.ProgressBarDefault
+		if m.progress.stalled() {
+			state = tea.ProgressBarWarning
+		}
+		return tea.NewProgressBar(state, m.progress.percent())
+	case screenResult:
+		if m.result.Outcome != steps.OutcomeSuccess {
+			return tea.NewProgressBar(tea.ProgressBarError, m.progress.percent())
+		}
+	}
+	return nil
+}
+
+// clip cuts s to w columns and h lines, padding to h lines when pad is
+// set, so the screen never scrolls or wraps, whatever the window size.
+func clip(s string, w, h int, pad bool) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for i, l := range lines {
+		if ansi.StringWidth(l) > w {
+			lines[i] = ansi.Truncate(l, w, "…")
+		}
+	}
+	for pad && len(lines) < h {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n")
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// intent is what a screen asks the root to do.
+type intent int
+
+const (
+	intentNone intent = iota
+	intentNext
+	intentBack
+	intentAccept
+	intentRetry
+	intentSudo
+)

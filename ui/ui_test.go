@@ -1,0 +1,492 @@
+package ui
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// t0 is the fixed clock of the tests, so timers and spinners are stable.
+var t0 = time.Date(2026, 1, 14, 10, 42, 0, 0, time.UTC)
+
+// fakeBackend answers from fixed values; it is never called from Update
+// (the commands it would run are not executed by these tests).
+type fakeBackend struct{ report Report }
+
+func (f fakeBackend) Preflight(context.Context, steps.Config, func(steps.Event)) (Report, error) {
+	return f.report, nil
+}
+func (fakeBackend) SetupSudo(context.Context, steps.Config, []byte) error { return nil }
+func (fakeBackend) LogPath(steps.Config) string                           { return "/tmp/bigbang/203.0.113.7.log" }
+func (fakeBackend) Install(context.Context, InstallRequest, steps.Sink) (InstallResult, error) {
+	return InstallResult{}, nil
+}
+
+func a1Report() Report {
+	return Report{
+		Checks: []steps.Check{
+			{ID: "local.flake", Status: steps.StatusOK, Summary: "flake .#vps-arm evaluates"},
+			{ID: "remote.arch", Status: steps.StatusOK, Summary: "aarch64, as the flake expects"},
+			{ID: "remote.ram", Status: steps.StatusWarn, Summary: "swap is on", Fix: "swap does not survive kexec"},
+		},
+		HostKey:      HostKey{Fingerprint: "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", Type: "ssh-ed25519", Status: HostKeyKnown},
+		TargetRAM:    24 * steps.GiB,
+		TargetSystem: "aarch64-linux",
+		LocalSystem:  "x86_64-linux",
+		TargetOS:     "Oracle Linux Server 9.4",
+		CPUs:         4,
+		Disks: []Disk{{Device: "/dev/sda", Model: "BlockVolume", Size: 200_000_000_000, Partitions: []Partition{
+			{Name: "sda1", Size: 100 << 20, FSType: "vfat", Mountpoint: "/boot/efi"},
+			{Name: "sda3", Size: 190 << 30, FSType: "xfs", Mountpoint: "/"},
+		}}},
+	}
+}
+
+func testModel(t *testing.T, w, h int) *model {
+	t.Helper()
+	cfg := steps.DefaultConfig()
+	cfg.Host = "203.0.113.7"
+	cfg.ExtraFiles = ""
+	m := newModel(context.Background(), Options{Config: cfg, Backend: fakeBackend{report: a1Report()}, Rehearsal: true,
+		Welcome: Welcome{Flake: ".#vps-arm", Found: "flake.nix in this folder"}})
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	m.now = t0
+	return m
+}
+
+func key(s string) tea.KeyPressMsg {
+	switch s {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	}
+	r := []rune(s)[0]
+	return tea.KeyPressMsg{Code: r, Text: s}
+}
+
+func view(m *model) string { return ansi.Strip(m.View().Content) }
+
+// toPlan drives the model to the plan screen the way the commands would.
+func toPlan(t *testing.T, m *model) {
+	t.Helper()
+	m.cfg = m.target.apply(m.cfg)
+	m.startPreflight()
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
+	m.Update(key("enter"))
+	if m.screen != screenBuild {
+		t.Fatalf("after preflight: screen %v, want RAM and build; view:\n%s", m.screen, view(m))
+	}
+	m.Update(key("enter"))
+	if m.screen != screenPlan {
+		t.Fatalf("after build: screen %v, want plan; view:\n%s", m.screen, view(m))
+	}
+}
+
+// toProgress drives the model to the progress screen with fixed times.
+func toProgress(t *testing.T, m *model) {
+	t.Helper()
+	toPlan(t, m)
+	m.Update(key("enter"))
+	m.startInstall()
+	m.progress = newProgressScreen(m.thePlan.Phases, t0.Add(-3*time.Minute))
+	m.now = t0
+}
+
+func installEvents() []steps.Event {
+	at := func(s int) time.Time { return t0.Add(-3*time.Minute + time.Duration(s)*time.Second) }
+	ph := func(s int, id steps.PhaseID, st steps.PhaseState) steps.Event {
+		return steps.Event{Time: at(s), Type: steps.EventPhase, Phase: id, State: st}
+	}
+	ln := func(s int, id steps.PhaseID, text string) steps.Event {
+		return steps.Event{Time: at(s), Type: steps.EventLine, Phase: id, Text: text}
+	}
+	return []steps.Event{
+		ph(0, steps.PhaseConnect, steps.StateRunning),
+		ln(1, steps.PhaseConnect, "### Uploading install SSH keys ###"),
+		ph(12, steps.PhaseConnect, steps.StateDone),
+		ph(12, steps.PhaseKexec, steps.StateRunning),
+		ln(13, steps.PhaseKexec, "Downloading kexec tarball"),
+		ph(75, steps.PhaseKexec, steps.StateDone),
+		ph(75, steps.PhaseDisko, steps.StateRunning),
+		ln(80, steps.PhaseDisko, "### Formatting hard drive with disko ###"),
+		ln(81, steps.PhaseDisko, "+ sgdisk --zap-all /dev/sda"),
+		ln(82, steps.PhaseDisko, "progress \x1b[32m10%\x1b[0m\r progress \x1b[32m55%\x1b[0m\r progress 100% done"),
+	}
+}
+
+func TestWelcomeToTarget(t *testing.T) {
+	m := testModel(t, 80, 24)
+	v := view(m)
+	for _, want := range []string{"REHEARSAL", "Install NixOS onto a fresh VPS", "Disko", ".#vps-arm"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("welcome lacks %q:\n%s", want, v)
+		}
+	}
+	m.Update(key("enter"))
+	if m.screen != screenTarget {
+		t.Fatalf("enter on welcome: screen %v", m.screen)
+	}
+	if v := view(m); !strings.Contains(v, "Host") || !strings.Contains(v, "Flake") {
+		t.Errorf("target form not shown:\n%s", v)
+	}
+	m.Update(key("esc"))
+	if m.screen != screenWelcome {
+		t.Errorf("esc on target: screen %v, want welcome", m.screen)
+	}
+}
+
+func TestTargetApply(t *testing.T) {
+	tests := []struct {
+		name, host, port string
+		wantErr          bool
+	}{
+		{"ip", "203.0.113.7", "22", false},
+		{"name", "vps.example.org", "2222", false},
+		{"bad ip", "203.0.113.300", "22", true},
+		{"bad port", "203.0.113.7", "70000", true},
+		{"empty", "", "22", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTargetScreen(steps.DefaultConfig(), false)
+			ts.vals.host, ts.vals.port = tc.host, tc.port
+			err := ts.validate()
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("validate = %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil {
+				cfg := ts.apply(steps.DefaultConfig())
+				if cfg.Host != tc.host || itoa(cfg.Port) != tc.port {
+					t.Errorf("apply: %s:%d", cfg.Host, cfg.Port)
+				}
+			}
+		})
+	}
+}
+
+func TestPreflightLive(t *testing.T) {
+	m := testModel(t, 100, 30)
+	m.cfg = m.target.apply(m.cfg)
+	m.startPreflight()
+	gen := m.preflightGen
+	tag := steps.PhaseID("preflight#" + itoa(gen))
+	m.Update(eventsMsg{
+		{Type: steps.EventCheck, Phase: tag, Check: steps.Check{ID: "local.flake", Status: steps.StatusOK, Summary: "flake evaluates"}},
+		{Type: steps.EventCheck, Phase: tag, Check: steps.Check{ID: "remote.ram", Status: steps.StatusFail, Summary: "only 1.0 GiB of RAM", Fix: "pick a bigger shape"}},
+		{Type: steps.EventCheck, Phase: "preflight#0", Check: steps.Check{ID: "stale", Status: steps.StatusFail, Summary: "from an old run"}},
+	})
+	v := view(m)
+	for _, want := range []string{glyphOK + " flake evaluates", glyphFail + " only 1.0 GiB of RAM", "pick a bigger shape"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("live checklist lacks %q:\n%s", want, v)
+		}
+	}
+	if strings.Contains(v, "from an old run") {
+		t.Errorf("a check of an earlier preflight leaked into this one:\n%s", v)
+	}
+	m.Update(key("enter"))
+	if m.screen != screenPreflight {
+		t.Errorf("enter while checks run moved on to %v", m.screen)
+	}
+}
+
+func TestPreflightHostKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  HostKeyStatus
+		key     string
+		want    string
+		wantScr screen
+		accept  bool
+	}{
+		{"new key is offered", HostKeyNew, "y", "is this its host key?", screenPreflight, true},
+		{"new key refused goes back", HostKeyNew, "n", "is this its host key?", screenTarget, false},
+		{"changed key is refused", HostKeyChanged, "enter", "has CHANGED", screenPreflight, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testModel(t, 100, 30)
+			m.cfg = m.target.apply(m.cfg)
+			m.startPreflight()
+			r := Report{HostKey: HostKey{Fingerprint: "SHA256:xyz", Type: "ssh-ed25519", Status: tc.status}}
+			m.Update(preflightDoneMsg{gen: m.preflightGen, report: r})
+			v := view(m)
+			if !strings.Contains(v, tc.want) || !strings.Contains(v, "SHA256:xyz") {
+				t.Fatalf("view lacks %q and the fingerprint:\n%s", tc.want, v)
+			}
+			m.Update(key(tc.key))
+			if m.screen != tc.wantScr {
+				t.Errorf("after %s: screen %v, want %v", tc.key, m.screen, tc.wantScr)
+			}
+			if m.cfg.AcceptNewHostKey != tc.accept {
+				t.Errorf("AcceptNewHostKey = %v, want %v", m.cfg.AcceptNewHostKey, tc.accept)
+			}
+		})
+	}
+}
+
+func TestSudoPasswordNeverShown(t *testing.T) {
+	m := testModel(t, 100, 30)
+	m.cfg = m.target.apply(m.cfg)
+	m.startPreflight()
+	r := a1Report()
+	r.SudoNeedsPassword = true
+	r.Checks = append(r.Checks, steps.Check{ID: "remote.privilege", Status: steps.StatusFail, Summary: "sudo asks for a password", Fix: "set up passwordless sudo"})
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: r})
+	m.Update(key("s"))
+	if !m.preflight.askingPassword {
+		t.Fatalf("s did not open the password field:\n%s", view(m))
+	}
+	for _, r := range "hunter2secret" {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	if v := view(m); strings.Contains(v, "hunter2secret") || strings.Contains(v, "*****") {
+		t.Errorf("the password is echoed:\n%s", v)
+	}
+	_, cmd := m.Update(key("enter"))
+	if cmd == nil || m.preflight.askingPassword || m.preflight.password.Value() != "" {
+		t.Errorf("enter did not hand the password over and clear the field")
+	}
+}
+
+func TestWipeConfirmation(t *testing.T) {
+	m := testModel(t, 100, 30)
+	toPlan(t, m)
+	m.Update(key("enter"))
+	if m.screen != screenWipe {
+		t.Fatalf("screen %v, want wipe", m.screen)
+	}
+	v := view(m)
+	for _, want := range []string{"EVERYTHING ON THIS DISK WILL BE ERASED", "/dev/sda", "BlockVolume", "sda1", "/boot/efi", "203.0.113.7"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("wipe warning lacks %q:\n%s", want, v)
+		}
+	}
+	typeText := func(s string) {
+		for _, r := range s {
+			m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+		}
+	}
+	typeText("203.0.113.8")
+	m.Update(key("enter"))
+	if m.wipe.counting || !strings.Contains(view(m), "that is not the host") {
+		t.Fatalf("a wrong host started the countdown:\n%s", view(m))
+	}
+	m.wipe.input.SetValue("")
+	typeText("203.0.113.7")
+	m.Update(key("enter"))
+	if !m.wipe.counting || !strings.Contains(view(m), "Wiping 203.0.113.7 in 5") {
+		t.Fatalf("the right host did not start the countdown:\n%s", view(m))
+	}
+	m.Update(key("x"))
+	if m.wipe.counting {
+		t.Fatal("a key did not stop the countdown")
+	}
+	m.Update(key("enter"))
+	gen := m.wipe.gen
+	for i := 0; i < wipeCountdown; i++ {
+		m.Update(wipeTickMsg{gen: gen})
+	}
+	if m.screen != screenProgress {
+		t.Errorf("after the countdown: screen %v, want progress", m.screen)
+	}
+	if m.cancelInstall == nil {
+		t.Error("the root does not own the install's cancel func")
+	}
+}
+
+func TestProgressPanes(t *testing.T) {
+	m := testModel(t, 100, 30)
+	toProgress(t, m)
+	m.Update(eventsMsg(installEvents()))
+	m.now = t0
+	v := view(m)
+	for _, want := range []string{glyphOK + " Connect", glyphOK + " Kexec", "Disko", "progress 100% done", "○ Reboot", "12s", "1m03s"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("progress lacks %q:\n%s", want, v)
+		}
+	}
+	for _, bad := range []string{"Uploading install SSH keys", "progress 10%"} {
+		if strings.Contains(v, bad) {
+			t.Errorf("progress shows %q (a finished pane must collapse; CR must redraw):\n%s", bad, v)
+		}
+	}
+	// A stall shows in its pane with the keys.
+	m.Update(eventsMsg{{Time: t0, Type: steps.EventStall, Phase: steps.PhaseDisko, Stall: 130 * time.Second}})
+	m.now = t0
+	v = view(m)
+	if !strings.Contains(v, "no output for 2m10s") || !strings.Contains(v, "[w] keep waiting") {
+		t.Errorf("stall not shown:\n%s", v)
+	}
+	m.Update(key("w"))
+	if strings.Contains(view(m), "no output for") {
+		t.Error("w did not dismiss the stall warning")
+	}
+	// Ctrl+C asks first, then cancels.
+	cancelled := false
+	m.cancelInstall = func() { cancelled = true }
+	m.Update(key("ctrl+c"))
+	if !m.confirmQuit || cancelled || !strings.Contains(view(m), "Stop the install?") {
+		t.Fatalf("ctrl+c did not ask first:\n%s", view(m))
+	}
+	m.Update(key("y"))
+	if !cancelled || !m.stopping {
+		t.Error("y did not cancel the install")
+	}
+	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko}})
+	if m.screen != screenResult || m.result.Outcome != steps.OutcomeAborted {
+		t.Errorf("after the cancel: screen %v outcome %s, want result/aborted", m.screen, m.result.Outcome)
+	}
+}
+
+func TestResultFailure(t *testing.T) {
+	m := testModel(t, 120, 40)
+	toProgress(t, m)
+	m.Update(eventsMsg(installEvents()))
+	d := &steps.Diagnosis{ID: "disko.partition", Summary: "the disk layout does not fit /dev/sda", Remedy: "check the disk size in disko.nix"}
+	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d, Log: "/tmp/x.log"}})
+	v := view(m)
+	for _, want := range []string{"failed in Disko", "does not fit /dev/sda", "check the disk size", "/tmp/x.log", "--phases disko,install,reboot", "progress 100% done"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("failure screen lacks %q:\n%s", want, v)
+		}
+	}
+}
+
+func TestResumeCommand(t *testing.T) {
+	cfg := steps.DefaultConfig()
+	cfg.Host, cfg.Identity = "203.0.113.7", "/k/id"
+	plan := steps.Plan{BuildOn: "remote", Phases: []steps.PhaseID{steps.PhaseConnect, steps.PhaseKexec, steps.PhaseDisko, steps.PhaseInstall, steps.PhaseKeys, steps.PhaseReboot}}
+	tests := []struct {
+		failed steps.PhaseID
+		want   string
+	}{
+		{steps.PhaseConnect, "bigbang --host 203.0.113.7 -i /k/id --build-on remote"},
+		{steps.PhaseDisko, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases disko,install,keys,reboot"},
+		{steps.PhaseReboot, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases reboot"},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.failed), func(t *testing.T) {
+			if got := ResumeCommand("bigbang", cfg, plan, tc.failed); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRenderTail(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []string
+		want  []string
+	}{
+		{"carriage return redraws", []string{"a", "10%\r55%\r100%"}, []string{"a", "100%"}},
+		{"queries are dropped", []string{"x\x1b[6ny\x1b]11;?\x07z"}, []string{"xyz"}},
+		{"last rows only", []string{"1", "2", "3", "4"}, []string{"3", "4"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rows := len(tc.want)
+			got := renderTail(tc.lines[max(0, len(tc.lines)-rows):], 40, rows)
+			for i := range got {
+				got[i] = strings.TrimSpace(ansi.Strip(got[i]))
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestColourSurvivesTail(t *testing.T) {
+	got := renderTail([]string{"ok \x1b[32mgreen\x1b[0m"}, 40, 1)
+	if len(got) != 1 || !strings.Contains(got[0], "\x1b[") || ansi.Strip(got[0]) != "ok green" {
+		t.Errorf("colour lost: %q", got)
+	}
+}
+
+// TestSmallTerminal checks that every screen fits 60×20 without a line
+// longer than the window.
+func TestSmallTerminal(t *testing.T) {
+	for _, size := range [][2]int{{60, 20}, {80, 24}, {120, 40}} {
+		m := testModel(t, size[0], size[1])
+		check := func(name string) {
+			v := m.View().Content
+			lines := strings.Split(v, "\n")
+			if len(lines) != size[1] {
+				t.Errorf("%dx%d %s: %d lines", size[0], size[1], name, len(lines))
+			}
+			for i, l := range lines {
+				if w := ansi.StringWidth(l); w > size[0] {
+					t.Errorf("%dx%d %s: line %d is %d wide: %q", size[0], size[1], name, i, w, ansi.Strip(l))
+				}
+			}
+		}
+		check("welcome")
+		toPlan(t, m)
+		check("plan")
+		m.Update(key("c"))
+		check("plan with command")
+		m.Update(key("enter"))
+		check("wipe")
+		toProgress(t, m)
+		m.Update(eventsMsg(installEvents()))
+		check("progress")
+		m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7"}})
+		check("result")
+		m.Update(key("?"))
+		check("help")
+	}
+}
+
+// TestGolden compares the main screens with testdata/*.golden (go test
+// ./ui -run Golden -update rewrites them).
+func TestGolden(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		m := testModel(t, size[0], size[1])
+		snap := func(name string) {
+			t.Helper()
+			m.now = t0
+			file := filepath.Join("testdata", name+"-"+itoa(size[0])+"x"+itoa(size[1])+".golden")
+			got := view(m)
+			if *update {
+				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./ui -run Golden -update)", err)
+			}
+			if string(want) != got {
+				t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", file, got, want)
+			}
+		}
+		snap("welcome")
+		toPlan(t, m)
+		m.Update(key("c"))
+		snap("plan")
+		m.Update(key("enter"))
+		snap("wipe")
+		toProgress(t, m)
+		m.Update(eventsMsg(installEvents()))
+		snap("progress")
+		m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7", Log: "/tmp/bigbang/203.0.113.7.log"}})
+		snap("result")
+	}
+}
