@@ -1,0 +1,472 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/x/term"
+	"github.com/spf13/cobra"
+
+	"github.com/bigbang-nix/bigbang/sshexec"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+	"github.com/bigbang-nix/bigbang/steps/runner"
+	"github.com/bigbang-nix/bigbang/ui/textout"
+)
+
+func init() { subcommands = append(subcommands, newReinstallCmd) }
+
+type reinstallFlags struct {
+	source    string
+	backupDir string
+	services  []string
+	force     bool
+	restore   string
+	timeout   time.Duration
+	wait      time.Duration
+}
+
+func newReinstallCmd(cfg *steps.Config) *cobra.Command {
+	var f reinstallFlags
+	cmd := &cobra.Command{
+		Use:   "reinstall",
+		Short: "Guided reinstall after disko changes: drift, backup, install, restore",
+		Long: "reinstall carries a machine across a disk layout change. It compares the flake's disko\n" +
+			"layout with the live disks (and stops when a switch would do), backs up --source\n" +
+			"(/persistent) into a verified local archive, makes sure the machine's host key is in the\n" +
+			"extra-files tree so the new system keeps its identity and its secrets, installs with\n" +
+			"nixos-anywhere after a typed confirmation naming the backup, waits for the new system\n" +
+			"with the pinned host key, and restores the archive with numeric owners.\n" +
+			"The backup holds the machine's secrets: keep it as safe as the host key.\n" +
+			"--restore ARCHIVE runs the last step alone (after a restore that failed).",
+		Example: "  bigbang reinstall --host 203.0.113.7 --user admin --service postgresql.service\n" +
+			"  bigbang reinstall --host 203.0.113.7 --user admin --yes-wipe 203.0.113.7   # no questions\n" +
+			"  bigbang reinstall --host 203.0.113.7 --restore ~/.local/state/bigbang/backups/203.0.113.7-….tar.zst",
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runReinstall(cmd, *cfg, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.source, "source", reinstall.DefaultSource, "directory on the target to back up and restore")
+	fl.StringVar(&f.backupDir, "backup-dir", "", "local folder for the backup (default $XDG_STATE_HOME/bigbang/backups)")
+	fl.StringArrayVar(&f.services, "service", nil, "systemd unit that uses the source: stopped during the restore (repeatable)")
+	fl.BoolVar(&f.force, "force", false, "reinstall even when the disk layout did not change")
+	fl.StringVar(&f.restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
+	fl.DurationVar(&f.timeout, "connect-timeout", sshexec.DefaultTimeout, "limit for connecting, the SSH handshake and logging in")
+	fl.DurationVar(&f.wait, "reboot-timeout", sshexec.DefaultRebootTimeout, "how long to wait for the new system after the install")
+	return cmd
+}
+
+// defaultBackupDir is $XDG_STATE_HOME/bigbang/backups, beside the receipts.
+func defaultBackupDir() (string, error) {
+	hosts, err := receipt.Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(hosts), "backups"), nil
+}
+
+// stage prints one step of the guided reinstall.
+func stage(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "==> "+format+"\n", args...)
+}
+
+func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Human progress goes to stderr when stdout carries JSON events.
+	w := cmd.OutOrStdout()
+	if cfg.Output == "json" {
+		w = cmd.ErrOrStderr()
+	}
+	if f.restore != "" {
+		// The restore alone needs no flake and no extra files.
+		if err := validateCheck(&cfg); err != nil {
+			return usageErr(err)
+		}
+		return restoreOnly(ctx, cmd, &cfg, f, w)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageErr(err)
+	}
+	if f.backupDir == "" {
+		d, err := defaultBackupDir()
+		if err != nil {
+			return failErr(err)
+		}
+		f.backupDir = d
+	}
+	interactive := cfg.Output != "json" && term.IsTerminal(os.Stdin.Fd())
+	if !interactive {
+		if err := confirmWipe(cfg); err != nil {
+			return usageErr(err)
+		}
+	}
+	plan, err := steps.NewPlan(cfg, steps.PlanEnv{})
+	if err != nil {
+		return usageErr(err)
+	}
+	if _, err := exec.LookPath(plan.Argv[0]); err != nil {
+		return failErr(commandMissing(plan.Argv[0]))
+	}
+
+	fr := evaluateFlake(ctx, cfg.Flake)
+	c, err := connectTarget(ctx, cmd, &cfg, f.timeout)
+	if err != nil {
+		return failErr(err)
+	}
+	defer c.Close()
+	sudo := needsSudo(c)
+
+	stage(w, "Host key of %s: %s", cfg.Host, c.HostKey.Fingerprint)
+	hostPub, err := keepHostKey(ctx, c, cfg.ExtraFiles, sudo, w)
+	if err != nil {
+		return failErr(fmt.Errorf("reinstall: %w", err))
+	}
+
+	stage(w, "Disk layout against %s", cfg.Flake)
+	rep, fres, err := driftFor(ctx, c, fr, cfg.Flake)
+	if err != nil {
+		return failErr(fmt.Errorf("reinstall: %w", err))
+	}
+	layout, _ := flakeLayout(fres, cfg.Flake)
+	printDrift(w, cfg.Host, rep)
+	if rep.Verdict == reinstall.VerdictNone && !f.force {
+		fmt.Fprintln(w, "Nothing to reinstall. (--force reinstalls anyway.)")
+		return nil
+	}
+
+	stage(w, "Backup of %s:%s into %s", cfg.Host, f.source, f.backupDir)
+	archive, err := reinstall.Backup(ctx, c, reinstall.BackupOptions{
+		Host: cfg.Host, HostKeyFingerprint: c.HostKey.Fingerprint, Source: f.source, Dir: f.backupDir, Sudo: sudo,
+	}, progressPrinter(w))
+	endProgress(w)
+	if err != nil {
+		return failErr(fmt.Errorf("reinstall stopped before anything was wiped: %w", err))
+	}
+	if err := receipt.AddBackup(cfg.Host, receipt.BackupFromArchive(archive)); err != nil {
+		notef(cmd, "bigbang: could not record the backup in the receipt: %v\n", err)
+	}
+	m := archive.Manifest
+	fmt.Fprintf(w, "Backup verified: %s\n  %d entries, %s of files, %s compressed, sha256 %s\n  It holds the machine's secrets: keep it as safe as the host key.\n",
+		archive.Path, m.Entries, steps.FormatBytes(m.Bytes), steps.FormatBytes(m.ArchiveBytes), m.SHA256)
+
+	if interactive {
+		if err := typedConfirmation(cmd, cfg.Host, archive.Path); err != nil {
+			return usageErr(err)
+		}
+		cfg.YesWipe = cfg.Host
+	}
+	c.Close()
+
+	stage(w, "Install of %s onto %s", cfg.Flake, cfg.Host)
+	phases, logPath, err := installForReinstall(ctx, cmd, cfg, plan)
+	if err != nil {
+		return err
+	}
+
+	stage(w, "Waiting for the new system (host key %s)", c.HostKey.Fingerprint)
+	target := sshexec.Target{Host: cfg.Host, Port: c.Resolved.Port, User: c.Resolved.User, Identity: cfg.Identity}
+	vr, err := sshexec.VerifyReboot(ctx, sshexec.RebootOptions{Target: target, ExpectedHostKey: hostPub, KnownHosts: cfg.KnownHosts, Timeout: f.wait})
+	if err != nil {
+		return failErr(fmt.Errorf("reinstall: %w; the backup is safe in %s: restore it later with bigbang reinstall --host %s --restore %s",
+			err, archive.Path, cfg.Host, steps.ShellQuote(archive.Path)))
+	}
+	fmt.Fprintf(w, "The new system answers with the same host key; NixOS %s, %s\n", orUnknown(vr.NixOSVersion), orUnknown(vr.SystemState))
+
+	rec := receipt.Receipt{
+		Host: cfg.Host, User: cfg.User, Port: cfg.Port, Identity: cfg.Identity, InstalledAt: time.Now().UTC(),
+		Flake: cfg.Flake, ExtraFiles: cfg.ExtraFiles, BuildOn: plan.BuildOn, Disko: layout,
+		HostKeyFingerprint: vr.HostKey.Fingerprint, Phases: phases, Log: logPath,
+	}
+	rec.System = fres.info.Config.System
+	if fres.info.Config.Revision != nil {
+		rec.FlakeRevision = *fres.info.Config.Revision
+	}
+	if old, err := receipt.Read(cfg.Host); err == nil {
+		rec.Backups = old.Backups
+	}
+	if err := restoreArchive(ctx, w, target, hostPub, archive, f, cfg.Host); err != nil {
+		_, _ = receipt.Write(rec)
+		return failErr(err)
+	}
+	for i := range rec.Backups {
+		if rec.Backups[i].Path == archive.Path {
+			rec.Backups[i].Restored = true
+		}
+	}
+	if p, err := receipt.Write(rec); err != nil {
+		notef(cmd, "bigbang: could not write the receipt: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "Receipt: %s\n", p)
+	}
+	fmt.Fprintf(w, "Reinstall of %s done: same host key, %s restored.\n", cfg.Host, f.source)
+	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// progressPrinter redraws one progress line on a terminal, and writes a
+// line every ten seconds elsewhere (a log, a pipe).
+func progressPrinter(w io.Writer) func(reinstall.Progress) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(f.Fd())
+	}
+	var last time.Duration = -1
+	return func(p reinstall.Progress) {
+		if !tty {
+			if last >= 0 && p.Elapsed-last < 10*time.Second {
+				return
+			}
+			last = p.Elapsed
+		}
+		pct := ""
+		if p.Total > 0 {
+			pct = fmt.Sprintf(" %3.0f%%", 100*float64(p.Bytes)/float64(p.Total))
+		}
+		eta := ""
+		if p.ETA > 0 {
+			eta = " ETA " + p.ETA.Round(time.Second).String()
+		}
+		line := fmt.Sprintf("  %s of %s%s  %s/s%s", steps.FormatBytes(p.Bytes), steps.FormatBytes(p.Total), pct, steps.FormatBytes(int64(p.Rate)), eta)
+		if tty {
+			fmt.Fprintf(w, "\r%s   ", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// endProgress ends a redrawn progress line on a terminal.
+func endProgress(w io.Writer) {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(f.Fd()) {
+		fmt.Fprintln(w)
+	}
+}
+
+// typedConfirmation asks the operator to type the host, naming the backup
+// the machine will be restored from.
+func typedConfirmation(cmd *cobra.Command, host, backup string) error {
+	errw := cmd.ErrOrStderr()
+	fmt.Fprintf(errw, "\nThis WIPES EVERY DISK of %s and installs the flake again.\nThe data will come back from %s.\nType the host (%s) to go on, anything else stops: ", host, backup, host)
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return fmt.Errorf("%w: no answer", errNoConfirm)
+	}
+	if strings.TrimSpace(line) != host {
+		return fmt.Errorf("%w: you typed %q, not %s; nothing was wiped, the backup stays in %s", errNoConfirm, strings.TrimSpace(line), host, backup)
+	}
+	return nil
+}
+
+// keepHostKey makes sure the extra-files tree holds the machine's current
+// ed25519 host key, so the reinstalled system keeps its identity (and sops
+// can still decrypt its secrets). A key already there must be the one the
+// machine serves; a missing one is copied from the machine (0600). It
+// returns the public key line.
+func keepHostKey(ctx context.Context, c *sshexec.Client, extraFiles string, sudo bool, w io.Writer) ([]byte, error) {
+	pubFile := sshexec.ExpectedHostKeyFile(extraFiles)
+	served, err := servedEd25519(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if pub, err := os.ReadFile(pubFile); err == nil {
+		fp, err := pubFingerprint(pub)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pubFile, err)
+		}
+		if fp != served {
+			return nil, fmt.Errorf("the host key in %s (%s) is not the one %s serves (%s): the reinstalled machine would change identity and lose its secrets; put the machine's own key there or move that file away so bigbang copies it",
+				pubFile, fp, c.Resolved.HostName, served)
+		}
+		fmt.Fprintf(w, "The extra-files tree holds the machine's host key: it keeps its identity.\n")
+		return pub, nil
+	}
+	privFile := strings.TrimSuffix(pubFile, ".pub")
+	script := `for d in /persistent/etc/ssh /etc/ssh; do if [ -s "$d/ssh_host_ed25519_key" ]; then cat "$d/ssh_host_ed25519_key.pub"; echo ---; cat "$d/ssh_host_ed25519_key"; exit 0; fi; done; exit 3`
+	var out bytes.Buffer
+	if err := c.Run(ctx, wrapSudo("sh -c "+steps.ShellQuote(script), sudo), nil, &out, io.Discard); err != nil {
+		return nil, fmt.Errorf("copying the host key from the machine: %w: put it into %s yourself", err, privFile)
+	}
+	pub, priv, ok := bytes.Cut(out.Bytes(), []byte("---\n"))
+	if !ok {
+		return nil, fmt.Errorf("copying the host key from the machine: unexpected output: put it into %s yourself", privFile)
+	}
+	fp, err := pubFingerprint(pub)
+	if err != nil || fp != served {
+		return nil, fmt.Errorf("the machine's ssh_host_ed25519_key is not the key it serves (%s): put the right key into %s yourself", served, privFile)
+	}
+	if err := os.MkdirAll(filepath.Dir(privFile), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(privFile, priv, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(pubFile, pub, 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "Copied the machine's host key into %s (0600): it keeps its identity.\n", privFile)
+	return pub, nil
+}
+
+func wrapSudo(cmd string, sudo bool) string {
+	if sudo {
+		return "sudo -n " + cmd
+	}
+	return cmd
+}
+
+// servedEd25519 returns the fingerprint of the machine's ed25519 host key:
+// the one it proved on this connection when that is ed25519, else the one
+// its public key file shows.
+func servedEd25519(ctx context.Context, c *sshexec.Client) (string, error) {
+	if c.HostKey.Type == "ssh-ed25519" {
+		return c.HostKey.Fingerprint, nil
+	}
+	var out bytes.Buffer
+	script := `cat /persistent/etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || cat /etc/ssh/ssh_host_ed25519_key.pub`
+	if err := c.Run(ctx, "sh -c "+steps.ShellQuote(script), nil, &out, io.Discard); err != nil {
+		return "", fmt.Errorf("reading the machine's ed25519 host key: %w: bigbang ships an ed25519 host key; give the machine one", err)
+	}
+	return pubFingerprint(out.Bytes())
+}
+
+func pubFingerprint(line []byte) (string, error) {
+	f := strings.Fields(string(line))
+	if len(f) < 2 {
+		return "", errors.New("not a public key line")
+	}
+	return remote.Fingerprint(f[1])
+}
+
+// installForReinstall runs nixos-anywhere as `bigbang install` does and
+// records how long each phase took, for the receipt.
+func installForReinstall(ctx context.Context, cmd *cobra.Command, cfg steps.Config, plan steps.Plan) ([]receipt.PhaseTime, string, error) {
+	logPath := cfg.Log
+	if logPath == "" {
+		logPath = runner.DefaultLogPath(cfg.Host, time.Now())
+	}
+	logf, err := runner.OpenLog(logPath)
+	if err != nil {
+		return nil, logPath, failErr(fmt.Errorf("install: %w (nothing was started; the backup is kept)", err))
+	}
+	defer logf.Close()
+	notef(cmd, "bigbang: transcript: %s\n", logPath)
+	var sink steps.Sink
+	if cfg.Output == "json" {
+		sink = textout.JSON(cmd.OutOrStdout())
+	} else {
+		printPlan(cmd.OutOrStdout(), cfg, plan)
+		sink = textout.Plain(cmd.OutOrStdout())
+	}
+	var mu sync.Mutex
+	started := map[steps.PhaseID]time.Time{}
+	var phases []receipt.PhaseTime
+	record := func(e steps.Event) {
+		if e.Type == steps.EventPhase {
+			mu.Lock()
+			switch e.State {
+			case steps.StateRunning:
+				started[e.Phase] = e.Time
+			case steps.StateDone, steps.StateFailed:
+				pt := receipt.PhaseTime{Phase: e.Phase, State: e.State}
+				if s, ok := started[e.Phase]; ok {
+					pt.Seconds = e.Time.Sub(s).Seconds()
+				}
+				phases = append(phases, pt)
+			}
+			mu.Unlock()
+		}
+		sink(e)
+	}
+	stall := map[steps.PhaseID]time.Duration{}
+	for _, p := range plan.Phases {
+		stall[p] = installStall
+	}
+	res, err := runner.Run(ctx, runner.Options{Argv: plan.Argv, Log: logf, LogPath: logPath, Phases: plan.Phases, Stall: stall}, record)
+	if err != nil {
+		return nil, logPath, failErr(fmt.Errorf("install: %w", err))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	switch res.Outcome {
+	case steps.OutcomeSuccess:
+		return phases, logPath, nil
+	case steps.OutcomeAborted:
+		return phases, logPath, &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted; the transcript is in %s", logPath)}
+	}
+	notef(cmd, "bigbang: install failed; the transcript is in %s (bigbang explain %s)\n", logPath, steps.ShellQuote(logPath))
+	return phases, logPath, errSilentFailure
+}
+
+// restoreArchive logs in to the new system with the pinned host key and
+// restores the archive.
+func restoreArchive(ctx context.Context, w io.Writer, target sshexec.Target, hostPub []byte, a reinstall.Archive, f reinstallFlags, host string) error {
+	c, _, err := sshexec.WaitForHost(ctx, sshexec.RebootOptions{Target: target, ExpectedHostKey: hostPub, Timeout: f.wait})
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer c.Close()
+	target.User = c.Resolved.User
+	stage(w, "Restore of %s into %s:%s", a.Path, host, f.source)
+	res, err := reinstall.Restore(ctx, c, a, reinstall.RestoreOptions{
+		Host: host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
+	}, progressPrinter(w))
+	endProgress(w)
+	if err != nil {
+		return fmt.Errorf("%w; run again with --restore %s", err, steps.ShellQuote(a.Path))
+	}
+	fmt.Fprintf(w, "Restored and compared with the archive: %s holds %d entries, %s of files.\n", f.source, res.Entries, steps.FormatBytes(res.Bytes))
+	return nil
+}
+
+// restoreOnly is `reinstall --restore ARCHIVE`: the last step alone.
+func restoreOnly(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, f reinstallFlags, w io.Writer) error {
+	a, err := reinstall.OpenArchive(f.restore)
+	if err != nil {
+		return failErr(err)
+	}
+	if err := reinstall.CheckHost(a.Manifest, cfg.Host, ""); err != nil {
+		return failErr(fmt.Errorf("restore %s: %w", a.Path, err))
+	}
+	c, err := connectTarget(ctx, cmd, cfg, f.timeout)
+	if err != nil {
+		return failErr(err)
+	}
+	defer c.Close()
+	if f.source == reinstall.DefaultSource && !cmd.Flags().Changed("source") {
+		f.source = a.Manifest.Source
+	}
+	stage(w, "Restore of %s into %s:%s", a.Path, cfg.Host, f.source)
+	res, err := reinstall.Restore(ctx, c, a, reinstall.RestoreOptions{
+		Host: cfg.Host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
+	}, progressPrinter(w))
+	endProgress(w)
+	if err != nil {
+		return failErr(err)
+	}
+	fmt.Fprintf(w, "Restored and compared with the archive: %s holds %d entries, %s of files.\n", f.source, res.Entries, steps.FormatBytes(res.Bytes))
+	return nil
+}

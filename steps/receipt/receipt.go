@@ -1,0 +1,224 @@
+// Package receipt keeps what bigbang knows about each machine it installed:
+// one JSON file per host under $XDG_STATE_HOME/bigbang/hosts. The wizard
+// prefills from it; `bigbang status` and `bigbang reinstall` compare the
+// machine and the flake against it.
+package receipt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+)
+
+// Version is the version of the receipt format; Read refuses newer ones.
+const Version = 1
+
+// ErrNotFound is returned by Read when no receipt exists for the host.
+var ErrNotFound = errors.New("no receipt for this host")
+
+// PhaseTime is how long one phase of the install took.
+type PhaseTime struct {
+	Phase   steps.PhaseID    `json:"phase"`
+	State   steps.PhaseState `json:"state"`
+	Seconds float64          `json:"seconds"`
+}
+
+// Backup is one backup taken of the host.
+type Backup struct {
+	Path     string    `json:"path"`
+	Manifest string    `json:"manifest"`
+	Created  time.Time `json:"created"`
+	Source   string    `json:"source"`
+	Bytes    int64     `json:"bytes"`
+	SHA256   string    `json:"sha256"`
+	Restored bool      `json:"restored"`
+}
+
+// Receipt is the record of the last install of one host.
+type Receipt struct {
+	Version            int                   `json:"version"`
+	Host               string                `json:"host"`
+	User               string                `json:"user"` // the login user before the install
+	Port               int                   `json:"port"`
+	Identity           string                `json:"identity,omitempty"`
+	InstalledAt        time.Time             `json:"installed_at"`
+	Flake              string                `json:"flake"`          // e.g. ".#vps-arm"
+	FlakeRevision      string                `json:"flake_revision"` // git revision of the flake; "" when dirty or unknown
+	System             string                `json:"system,omitempty"`
+	ExtraFiles         string                `json:"extra_files,omitempty"`
+	BuildOn            string                `json:"build_on,omitempty"`
+	Disko              []reinstall.FlakeDisk `json:"disko"`
+	HostKeyFingerprint string                `json:"host_key_fingerprint"`
+	Phases             []PhaseTime           `json:"phases"`
+	Log                string                `json:"log"`
+	Backups            []Backup              `json:"backups"`
+}
+
+// Dir returns the folder of the receipts: $XDG_STATE_HOME/bigbang/hosts, or
+// ~/.local/state/bigbang/hosts when XDG_STATE_HOME is not set.
+func Dir() (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" || !filepath.IsAbs(base) {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("receipts: no home folder (%w): set XDG_STATE_HOME", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "bigbang", "hosts"), nil
+}
+
+// Path returns the receipt file of host.
+func Path(host string) (string, error) {
+	dir, err := Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, fileName(host)), nil
+}
+
+// fileName makes a host (a name, an IPv4 or an IPv6 address) into a file
+// name: anything but letters, digits, '.', '-' and '_' becomes '_'.
+func fileName(host string) string {
+	host = strings.Trim(host, "[]")
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, host) + ".json"
+}
+
+// Write stores r as the receipt of r.Host: mode 0600 in folders made 0700
+// (it names the machine, its key and its backups), through a temporary file
+// so a crash never leaves half a receipt. It returns the file's path.
+func Write(r Receipt) (string, error) {
+	if r.Host == "" {
+		return "", errors.New("receipt: no host")
+	}
+	r.Version = Version
+	p, err := Path(r.Host)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return "", fmt.Errorf("receipt: %w", err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("receipt: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".receipt-*")
+	if err != nil {
+		return "", fmt.Errorf("receipt: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("receipt: %w", err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("receipt: writing %s: %w", p, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("receipt: writing %s: %w", p, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return "", fmt.Errorf("receipt: %w", err)
+	}
+	return p, nil
+}
+
+// Read returns the receipt of host; ErrNotFound when there is none.
+func Read(host string) (Receipt, error) {
+	p, err := Path(host)
+	if err != nil {
+		return Receipt{}, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Receipt{}, fmt.Errorf("%w: %s (none is written until an install of %s finishes)", ErrNotFound, p, host)
+	}
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt: %w", err)
+	}
+	var r Receipt
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Receipt{}, fmt.Errorf("receipt %s is not valid JSON (%w): move it away; the next install writes a new one", p, err)
+	}
+	if r.Version > Version {
+		return Receipt{}, fmt.Errorf("receipt %s has version %d, this bigbang reads up to %d: update bigbang", p, r.Version, Version)
+	}
+	return r, nil
+}
+
+// AddBackup records a backup in the receipt of host, creating a receipt
+// with only the host when none exists (a machine installed before bigbang
+// kept receipts can still be backed up).
+func AddBackup(host string, b Backup) error {
+	r, err := Read(host)
+	if errors.Is(err, ErrNotFound) {
+		r, err = Receipt{Host: host}, nil
+	}
+	if err != nil {
+		return err
+	}
+	r.Backups = append(r.Backups, b)
+	_, err = Write(r)
+	return err
+}
+
+// BackupFromArchive turns a completed archive into a receipt entry.
+func BackupFromArchive(a reinstall.Archive) Backup {
+	return Backup{
+		Path: a.Path, Manifest: a.ManifestPath, Created: a.Manifest.Created, Source: a.Manifest.Source,
+		Bytes: a.Manifest.Bytes, SHA256: a.Manifest.SHA256,
+	}
+}
+
+// LastBackup returns the newest backup of the receipt, if any.
+func (r Receipt) LastBackup() (Backup, bool) {
+	if len(r.Backups) == 0 {
+		return Backup{}, false
+	}
+	last := r.Backups[0]
+	for _, b := range r.Backups[1:] {
+		if b.Created.After(last.Created) {
+			last = b
+		}
+	}
+	return last, true
+}
+
+// Prefill copies the receipt's connection settings into cfg where cfg
+// still has the defaults, so a second run against a host needs only --host.
+func (r Receipt) Prefill(cfg *steps.Config) {
+	d := steps.DefaultConfig()
+	if cfg.User == d.User && r.User != "" {
+		cfg.User = r.User
+	}
+	if cfg.Port == d.Port && r.Port != 0 {
+		cfg.Port = r.Port
+	}
+	if cfg.Identity == "" {
+		cfg.Identity = r.Identity
+	}
+	if cfg.Flake == d.Flake && r.Flake != "" {
+		cfg.Flake = r.Flake
+	}
+	if cfg.ExtraFiles == d.ExtraFiles && r.ExtraFiles != "" {
+		cfg.ExtraFiles = r.ExtraFiles
+	}
+	if cfg.BuildOn == d.BuildOn && r.BuildOn != "" {
+		cfg.BuildOn = r.BuildOn
+	}
+}

@@ -1,0 +1,155 @@
+package receipt
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+)
+
+func sample() Receipt {
+	return Receipt{
+		Host: "203.0.113.7", User: "opc", Port: 22, Identity: "/home/op/.ssh/id_ed25519",
+		InstalledAt: time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC),
+		Flake:       ".#vps-arm", FlakeRevision: "0123abcd", System: "aarch64-linux", BuildOn: "remote",
+		Disko: []reinstall.FlakeDisk{{Name: "main", Device: "/dev/sda", Table: "gpt", Partitions: []reinstall.FlakePartition{
+			{Name: "ESP", Size: "512M", Format: "vfat", Mountpoint: "/boot", Type: "EF00"},
+			{Name: "persistent", Size: "100%", Format: "ext4", Mountpoint: "/persistent"},
+		}}},
+		HostKeyFingerprint: "SHA256:abc",
+		Phases: []PhaseTime{
+			{Phase: steps.PhaseConnect, State: steps.StateDone, Seconds: 2.5},
+			{Phase: steps.PhaseKexec, State: steps.StateDone, Seconds: 61},
+		},
+		Log: "/home/op/.local/state/bigbang/logs/203.0.113.7.log",
+	}
+}
+
+func TestWriteRead(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	tests := []struct {
+		name, host, file string
+	}{
+		{"ipv4", "203.0.113.7", "203.0.113.7.json"},
+		{"ipv6", "[2001:db8::1]", "2001_db8__1.json"},
+		{"name", "vps.example.org", "vps.example.org.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sample()
+			r.Host = tt.host
+			p, err := Write(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p != filepath.Join(state, "bigbang", "hosts", tt.file) {
+				t.Fatalf("path %s", p)
+			}
+			fi, err := os.Stat(p)
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("receipt mode %v %v", fi.Mode(), err)
+			}
+			for _, d := range []string{filepath.Dir(p), filepath.Dir(filepath.Dir(p))} {
+				if fi, err := os.Stat(d); err != nil || fi.Mode().Perm() != 0o700 {
+					t.Fatalf("%s mode %v %v", d, fi.Mode(), err)
+				}
+			}
+			got, err := Read(tt.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Version = Version
+			if !reflect.DeepEqual(got, r) {
+				t.Fatalf("read back\n%+v\nwant\n%+v", got, r)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(filepath.Join(state, "bigbang", "hosts")); len(entries) != len(tests) {
+		t.Fatalf("stray files: %v", entries)
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	if _, err := Read("nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	dir := filepath.Join(state, "bigbang", "hosts")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, content, want string }{
+		{"garbage", "{", "not valid JSON"},
+		{"newer", `{"version": 99, "host": "x"}`, "update bigbang"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, tt.name+".json"), []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Read(tt.name); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestAddBackupAndPrefill(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	if _, err := Write(sample()); err != nil {
+		t.Fatal(err)
+	}
+	older := Backup{Path: "/b/1.tar.zst", Created: time.Unix(100, 0).UTC(), Source: "/persistent"}
+	newer := Backup{Path: "/b/2.tar.zst", Created: time.Unix(200, 0).UTC(), Source: "/persistent"}
+	for _, b := range []Backup{newer, older} {
+		if err := AddBackup("203.0.113.7", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A host without a receipt gets one holding only the backup.
+	if err := AddBackup("fresh", older); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Read("203.0.113.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, ok := r.LastBackup(); !ok || last.Path != newer.Path || len(r.Backups) != 2 || r.Flake != ".#vps-arm" {
+		t.Fatalf("receipt %+v", r)
+	}
+	if f, err := Read("fresh"); err != nil || len(f.Backups) != 1 {
+		t.Fatalf("fresh: %+v %v", f, err)
+	}
+
+	tests := []struct {
+		name string
+		cfg  func(*steps.Config)
+		want func(*steps.Config)
+	}{
+		{"defaults are filled", func(*steps.Config) {}, func(c *steps.Config) {
+			c.Identity, c.BuildOn = "/home/op/.ssh/id_ed25519", "remote"
+		}},
+		{"flags win", func(c *steps.Config) { c.User, c.Flake = "root", ".#other" }, func(c *steps.Config) {
+			c.User, c.Flake, c.Identity, c.BuildOn = "root", ".#other", "/home/op/.ssh/id_ed25519", "remote"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, want := steps.DefaultConfig(), steps.DefaultConfig()
+			tt.cfg(&cfg)
+			tt.want(&want)
+			r.Prefill(&cfg)
+			if !reflect.DeepEqual(cfg, want) {
+				t.Fatalf("prefilled %+v\nwant %+v", cfg, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,228 @@
+package reinstall
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+)
+
+// RestoreOptions says where an archive goes back to.
+type RestoreOptions struct {
+	Host               string // the target as the operator named it; must be the archive's
+	HostKeyFingerprint string // the target's host key now; must be the archive's when both are known
+	Target             string // remote directory; the archive's source when empty
+	// Services are stopped before the restore and started again after it
+	// (also when it fails), so nothing writes into the directory meanwhile.
+	Services []string
+	Sudo     bool // run the remote commands through `sudo -n`
+}
+
+// RestoreResult is what the verification after a restore found.
+type RestoreResult struct {
+	Entries int64 // entries in the target directory after the restore
+	Bytes   int64 // bytes of regular files there, hard links once
+}
+
+// CheckHost refuses an archive taken from another machine: the manifest
+// names the host and its host key, and a reinstall keeps both.
+func CheckHost(m Manifest, host, fingerprint string) error {
+	if m.Host != host {
+		return fmt.Errorf("%w: it was taken from %s, not %s: restore it only onto the machine it came from", ErrOtherHost, m.Host, host)
+	}
+	if m.HostKeyFingerprint != "" && fingerprint != "" && m.HostKeyFingerprint != fingerprint {
+		return fmt.Errorf("%w: it was taken from a machine with host key %s, %s now has %s: ship the old host key again (bigbang reinstall does) or check that this is the right machine",
+			ErrOtherHost, m.HostKeyFingerprint, host, fingerprint)
+	}
+	return nil
+}
+
+// VerifyChecksum reads the archive and compares its SHA-256 with the
+// manifest's.
+func VerifyChecksum(a Archive) error {
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return fmt.Errorf("opening the archive: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("reading the archive: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != a.Manifest.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, its manifest says %s: the file is damaged; use another copy", ErrCorrupt, a.Path, got, a.Manifest.SHA256)
+	}
+	return nil
+}
+
+// RestoreCommand returns the remote command that unpacks an archive from
+// standard input into dir with numeric owners and modes.
+func RestoreCommand(dir string, m Manifest) string {
+	argv := []string{"tar", "--extract", "--file=-", "--numeric-owner", "--same-owner", "--same-permissions"}
+	argv = append(argv, archiveFlags(m)...)
+	return "mkdir -p -- " + steps.ShellQuote(dir) + " && cd -- " + steps.ShellQuote(dir) + " && LC_ALL=C " + steps.ShellJoin(argv)
+}
+
+// CompareCommand returns the remote command that compares an archive from
+// standard input with dir: contents, sizes, modes, owners and link targets.
+func CompareCommand(dir string, m Manifest) string {
+	argv := []string{"tar", "--compare", "--file=-", "--numeric-owner"}
+	argv = append(argv, archiveFlags(m)...)
+	return "cd -- " + steps.ShellQuote(dir) + " && LC_ALL=C " + steps.ShellJoin(argv)
+}
+
+func archiveFlags(m Manifest) []string {
+	var out []string
+	for _, o := range m.TarOptions {
+		switch o {
+		case "xattrs":
+			out = append(out, "--xattrs", "--xattrs-include=*")
+		case "acls":
+			out = append(out, "--acls")
+		}
+	}
+	switch m.Compression {
+	case "zstd":
+		out = append(out, "--use-compress-program=zstd")
+	case "gzip":
+		out = append(out, "--use-compress-program=gzip")
+	}
+	return out
+}
+
+// Restore streams a verified archive back into the target: it refuses an
+// archive from another host or with a wrong checksum, stops the given
+// services, unpacks with numeric owners, compares the archive with what
+// landed, counts entries and bytes, and starts the services again.
+func Restore(ctx context.Context, r Remote, a Archive, opts RestoreOptions, progress func(Progress)) (RestoreResult, error) {
+	var res RestoreResult
+	m := a.Manifest
+	if err := CheckHost(m, opts.Host, opts.HostKeyFingerprint); err != nil {
+		return res, fmt.Errorf("restore %s: %w", a.Path, err)
+	}
+	if err := VerifyChecksum(a); err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	dir := opts.Target
+	if dir == "" {
+		dir = m.Source
+	}
+	ri, err := probe(ctx, r, dir, opts.Sudo)
+	if err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	switch {
+	case m.Compression == "zstd" && !ri.zstd:
+		return res, fmt.Errorf("restore: the archive is zstd-compressed and the target has no zstd: add pkgs.zstd to environment.systemPackages, or unpack it with `zstd -d` here first")
+	case m.Compression == "gzip" && !ri.gzip:
+		return res, fmt.Errorf("restore: the archive is gzip-compressed and the target has no gzip")
+	}
+
+	if len(opts.Services) > 0 {
+		if err := systemctl(ctx, r, "stop", opts.Services, opts.Sudo); err != nil {
+			return res, fmt.Errorf("restore: stopping %s: %w: stop them by hand or leave them out", strings.Join(opts.Services, ", "), err)
+		}
+		// The services come back even when the restore fails or is
+		// interrupted: a half-restored machine with its services down
+		// helps nobody.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			_ = systemctl(sctx, r, "start", opts.Services, opts.Sudo)
+		}()
+	}
+
+	if err := send(ctx, r, a, wrap(RestoreCommand(dir, m), opts.Sudo), progress); err != nil {
+		return res, fmt.Errorf("restore: %w: %w: %s may be partly restored; run the restore again (it overwrites what is there)", ErrRestoreIncomplete, err, dir)
+	}
+	if err := send(ctx, r, a, wrap(CompareCommand(dir, m), opts.Sudo), nil); err != nil {
+		return res, fmt.Errorf("restore: %w: what landed in %s differs from the archive: %w", ErrVerify, dir, err)
+	}
+	after, err := probe(ctx, r, dir, opts.Sudo)
+	if err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	res = RestoreResult{Entries: after.entries, Bytes: after.bytes}
+	// The new system may already have written files of its own (the host
+	// key that came with the install, logs): the target may hold more than
+	// the archive, never less.
+	if after.entries < m.Entries || after.bytes < m.Bytes {
+		return res, fmt.Errorf("restore: %w: %s holds %d entries and %d bytes, the archive %d and %d", ErrVerify, dir, after.entries, after.bytes, m.Entries, m.Bytes)
+	}
+	return res, nil
+}
+
+func systemctl(ctx context.Context, r Remote, verb string, units []string, sudo bool) error {
+	errb := &tailBuffer{max: 8 << 10}
+	cmd := steps.ShellJoin(append([]string{"systemctl", verb, "--"}, units...))
+	if err := r.Run(ctx, wrap(cmd, sudo), nil, io.Discard, errb); err != nil {
+		return fmt.Errorf("%w: %s", err, errb.String())
+	}
+	return nil
+}
+
+// send streams the archive file into a remote command's standard input.
+func send(ctx context.Context, r Remote, a Archive, cmd string, progress func(Progress)) error {
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pr := &progressReader{r: f, total: a.Manifest.ArchiveBytes, start: time.Now(), progress: progress}
+	out := &tailBuffer{max: 8 << 10}
+	errb := &tailBuffer{max: 8 << 10}
+	if err := r.Run(ctx, cmd, pr, out, errb); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()+"\n"+errb.String()))
+	}
+	pr.tell(true)
+	return nil
+}
+
+// progressReader reports how much of the archive has been sent; the rate
+// and ETA are those of the compressed archive.
+type progressReader struct {
+	r        io.Reader
+	n        atomic.Int64
+	total    int64
+	start    time.Time
+	last     time.Time
+	progress func(Progress)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.n.Add(int64(n))
+	p.tell(false)
+	return n, err
+}
+
+func (p *progressReader) tell(last bool) {
+	if p.progress == nil {
+		return
+	}
+	now := time.Now()
+	if !last && now.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = now
+	n := p.n.Load()
+	el := now.Sub(p.start)
+	pg := Progress{Bytes: n, Total: p.total, Archive: n, Elapsed: el}
+	if el > 0 {
+		pg.Rate = float64(n) / el.Seconds()
+	}
+	if pg.Rate > 0 && p.total > n {
+		pg.ETA = time.Duration(float64(p.total-n) / pg.Rate * float64(time.Second))
+	}
+	p.progress(pg)
+}
