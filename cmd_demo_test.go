@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/bigbang-nix/bigbang/internal/testutil"
+	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // buildBigbang builds the binary once for the terminal tests.
@@ -27,52 +28,126 @@ func buildBigbang(t *testing.T) string {
 	return bin
 }
 
-// tmuxRun runs command in a detached tmux window of w×h on a private
-// server, waits until the screen shows one of until, and returns the
-// screen (with escapes when escapes is set) and the exit status.
-func tmuxRun(t *testing.T, w, h int, env, command string, until []string, escapes bool) (screen string, code string) {
+// tmuxTerm is a detached tmux window on a private server, for driving bigbang
+// in a real terminal: keys go in with send-keys, the screen comes out with
+// capture-pane.
+type tmuxTerm struct {
+	t        *testing.T
+	tmux     string
+	sock     string
+	exitFile string
+}
+
+// newTerm runs script (a shell script, written to a file so that no
+// quoting of the environment can go wrong) in a w×h tmux window. The
+// script's exit status is recorded for wait.
+func newTerm(t *testing.T, w, h int, script string) *tmuxTerm {
 	t.Helper()
-	tmux := testutil.Need(t, "tmux")
-	sock := fmt.Sprintf("bb-%d-%d", os.Getpid(), time.Now().UnixNano())
-	exitFile := filepath.Join(t.TempDir(), "exit")
-	script := fmt.Sprintf("%s %s; echo $? > %s; sleep 60", env, command, exitFile)
-	run := func(args ...string) string {
-		out, _ := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
-		return string(out)
+	tm := &tmuxTerm{t: t, tmux: testutil.Need(t, "tmux"), sock: fmt.Sprintf("bb-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	dir := t.TempDir()
+	tm.exitFile = filepath.Join(dir, "exit")
+	file := filepath.Join(dir, "run.sh")
+	body := "export TERM=xterm-256color\n" + script + "\necho $? > " + steps.ShellQuote(tm.exitFile) + "\nsleep 120\n"
+	if err := os.WriteFile(file, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if out, err := exec.Command(tmux, "-L", sock, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h),
-		"env TERM=xterm-256color sh -c '"+script+"'").CombinedOutput(); err != nil {
+	if out, err := exec.Command(tm.tmux, "-L", tm.sock, "-f", "/dev/null", "new-session", "-d", "-s", "t",
+		"-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "sh "+file).CombinedOutput(); err != nil {
 		t.Fatalf("tmux: %v: %s", err, out)
 	}
-	t.Cleanup(func() { run("kill-server") })
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		args := []string{"capture-pane", "-p", "-t", "t"}
-		if escapes {
-			args = append(args, "-e")
-		}
-		s := run(args...)
-		for _, u := range until {
-			if strings.Contains(s, u) {
-				screen = s
+	t.Cleanup(func() { tm.run("kill-server") })
+	return tm
+}
+
+func (tm *tmuxTerm) run(args ...string) string {
+	out, _ := exec.Command(tm.tmux, append([]string{"-L", tm.sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+	return string(out)
+}
+
+// screen is the window's text; with escapes, its colours and attributes.
+func (tm *tmuxTerm) screen(escapes bool) string {
+	args := []string{"capture-pane", "-p", "-t", "t"}
+	if escapes {
+		args = append(args, "-e")
+	}
+	return tm.run(args...)
+}
+
+// waitFor waits until the screen shows every one of want and returns it.
+func (tm *tmuxTerm) waitFor(timeout time.Duration, want ...string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var s string
+	for {
+		s = tm.screen(false)
+		missing := false
+		for _, w := range want {
+			if !strings.Contains(s, w) {
+				missing = true
 			}
 		}
-		if screen != "" {
-			break
+		if !missing {
+			return s
 		}
-		time.Sleep(200 * time.Millisecond)
+		if b, err := os.ReadFile(tm.exitFile); err == nil {
+			tm.t.Fatalf("bigbang exited (%s) before the screen showed %q; screen:\n%s", strings.TrimSpace(string(b)), want, s)
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the screen never showed %q; last screen:\n%s", want, s)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if screen == "" {
-		t.Fatalf("the screen never showed %q; last screen:\n%s", until, run("capture-pane", "-p", "-t", "t"))
-	}
+}
+
+// waitForAny waits until the screen shows one of want.
+func (tm *tmuxTerm) waitForAny(timeout time.Duration, escapes bool, want ...string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(exitFile); err == nil {
-			return screen, strings.TrimSpace(string(b))
+		s := tm.screen(escapes)
+		for _, w := range want {
+			if strings.Contains(s, w) {
+				return s
+			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("bigbang did not exit; screen:\n%s", run("capture-pane", "-p", "-t", "t"))
-	return "", ""
+	tm.t.Fatalf("the screen never showed %q; last screen:\n%s", want, tm.screen(false))
+	return ""
+}
+
+// keys sends tmux key names (Enter, C-c, y, …).
+func (tm *tmuxTerm) keys(keys ...string) {
+	tm.run(append([]string{"send-keys", "-t", "t"}, keys...)...)
+}
+
+// typeText sends text literally, one key per character.
+func (tm *tmuxTerm) typeText(text string) {
+	tm.run("send-keys", "-t", "t", "-l", text)
+}
+
+// wait waits for the script to end and returns bigbang's exit status.
+func (tm *tmuxTerm) wait(timeout time.Duration) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(tm.exitFile); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tm.t.Fatalf("bigbang did not exit; screen:\n%s", tm.screen(false))
+	return ""
+}
+
+// tmuxRun runs command in a w×h tmux window, waits until the screen shows
+// one of until, and returns that screen (with escapes when escapes is set)
+// and the exit status.
+func tmuxRun(t *testing.T, w, h int, env, command string, until []string, escapes bool) (screen string, code string) {
+	t.Helper()
+	tm := newTerm(t, w, h, env+" "+command)
+	screen = tm.waitForAny(90*time.Second, escapes, until...)
+	return screen, tm.wait(90 * time.Second)
 }
 
 // TestDemoInTmux drives `bigbang demo --yes` in a real terminal: every phase

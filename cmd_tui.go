@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/local"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 	"github.com/bigbang-nix/bigbang/ui"
@@ -20,18 +24,93 @@ import (
 // runTUI is the interactive install on a terminal: the wizard over the real
 // backend (sshexec, the local flake checks and the runner).
 func runTUI(ctx context.Context, cfg *steps.Config) error {
+	return runWizard(ctx, cfg, nil)
+}
+
+// runWizard runs the wizard over backend; nil is the real backend, with the
+// flake evaluation started now, so that it runs while the operator reads
+// the welcome screen and fills in the form.
+func runWizard(ctx context.Context, cfg *steps.Config, backend ui.Backend) error {
+	c := *cfg
+	notes := targetDefaults(ctx, &c)
+	if backend == nil {
+		backend = newRealBackend(ctx, c)
+	}
 	wd, _ := os.Getwd()
 	opts := ui.Options{
-		Config:  *cfg,
-		Backend: &realBackend{},
-		Welcome: ui.Welcome{Flake: cfg.Flake, Found: describeFolder(wd), Folder: wd},
+		Config:      c,
+		Backend:     backend,
+		Welcome:     ui.Welcome{Flake: c.Flake, Found: describeFolder(wd), Folder: wd},
+		TargetNotes: notes,
 	}
 	if ui.Accessible() {
 		res, err := ui.RunAccessible(ctx, opts, os.Stdin, os.Stdout)
 		return tuiExit(res, err)
 	}
 	res, err := ui.Run(ctx, opts)
+	if res.Log != "" {
+		// The alternate screen is gone with the wizard: the transcript's
+		// path stays in the terminal's scrollback.
+		fmt.Fprintf(os.Stderr, "bigbang: %s; the transcript is in %s\n", outcomeText(res.Outcome), res.Log)
+	}
 	return tuiExit(res, err)
+}
+
+func outcomeText(o steps.Outcome) string {
+	switch o {
+	case steps.OutcomeSuccess:
+		return "installed"
+	case steps.OutcomeAborted:
+		return "interrupted"
+	}
+	return "the install failed"
+}
+
+// targetDefaults fills in what the operator did not give, for a host given
+// on the command line: first from the last install of that host (its
+// receipt), then from the ssh client configuration. It returns one note per
+// source used, for the target screen.
+func targetDefaults(ctx context.Context, cfg *steps.Config) []string {
+	if cfg.Host == "" {
+		return nil
+	}
+	var notes []string
+	before := *cfg
+	if r, err := receipt.Read(cfg.Host); err == nil {
+		r.Prefill(cfg)
+		if cfg.User != before.User || cfg.Port != before.Port || cfg.Identity != before.Identity ||
+			cfg.Flake != before.Flake || cfg.ExtraFiles != before.ExtraFiles || cfg.BuildOn != before.BuildOn {
+			notes = append(notes, fmt.Sprintf("defaults from the last install of %s (%s)", cfg.Host, r.InstalledAt.Local().Format("2006-01-02 15:04")))
+		}
+	}
+	d := steps.DefaultConfig()
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	res, err := sshexec.Resolve(rctx, sshexec.Target{Host: cfg.Host})
+	if err != nil || !res.FromSSH {
+		return notes
+	}
+	var from []string
+	// ssh -G prints the local user name and port 22 when nothing is
+	// configured: only other values come from the configuration.
+	if cur, uerr := user.Current(); uerr == nil && cfg.User == d.User && res.User != "" && res.User != cur.Username {
+		cfg.User = res.User
+		from = append(from, "user "+res.User)
+	}
+	if cfg.Port == d.Port && res.Port != 0 && res.Port != d.Port {
+		cfg.Port = res.Port
+		from = append(from, fmt.Sprintf("port %d", res.Port))
+	}
+	if cfg.Identity == "" && res.IdentitiesOnly && len(res.IdentityFiles) > 0 {
+		if _, serr := os.Stat(res.IdentityFiles[0]); serr == nil {
+			cfg.Identity = res.IdentityFiles[0]
+			from = append(from, "key "+res.IdentityFiles[0])
+		}
+	}
+	if len(from) > 0 {
+		notes = append(notes, "from the ssh configuration of "+cfg.Host+": "+strings.Join(from, ", "))
+	}
+	return notes
 }
 
 // describeFolder says what the welcome screen found in the working folder.
@@ -57,8 +136,22 @@ func tuiExit(res ui.InstallResult, err error) error {
 	return nil
 }
 
-// realBackend is the wizard's way to the real target.
-type realBackend struct{}
+// realBackend is the wizard's way to the real target. Its zero value works;
+// newRealBackend adds a flake evaluation started early.
+type realBackend struct {
+	// flake is an evaluation of flakeRef started at launch; the preflight
+	// uses it when the operator kept that flake.
+	flake    *flake.Pending
+	flakeRef string
+}
+
+// newRealBackend starts evaluating cfg's flake in the background under ctx.
+func newRealBackend(ctx context.Context, cfg steps.Config) realBackend {
+	if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
+		return realBackend{}
+	}
+	return realBackend{flake: flake.Start(ctx, cfg.Flake), flakeRef: cfg.Flake}
+}
 
 func (realBackend) dialOptions(cfg steps.Config, prompt sshexec.HostKeyPrompt) sshexec.Options {
 	return sshexec.Options{
@@ -83,7 +176,11 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 	}
 	lc := make(chan localOut, 1)
 	go func() {
-		checks, exp, _ := local.Run(ctx, cfg)
+		var pending *flake.Pending
+		if b.flake != nil && b.flakeRef == cfg.Flake {
+			pending = b.flake
+		}
+		checks, exp, _ := local.RunWith(ctx, cfg, pending)
 		send(checks)
 		lc <- localOut{checks, exp}
 	}()
@@ -127,7 +224,65 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 	rc := remote.Checks(facts, lo.exp, c.CheckOptions())
 	send(rc)
 	hk = ui.HostKey{Fingerprint: c.HostKey.Fingerprint, Type: c.HostKey.Type, Status: ui.HostKeyKnown}
-	return ui.ReportFromFacts(facts, append(checks, rc...), hk, wiped), nil
+	rep := ui.ReportFromFacts(facts, append(checks, rc...), hk, wiped)
+	rep.LocalCanBuild, rep.LocalBuildNote = localBuild(rep.LocalSystem, rep.TargetSystem, cfg.BuildOn, lo.checks, binfmtDir)
+	return rep, nil
+}
+
+// binfmtDir is where the kernel lists the registered binfmt_misc
+// interpreters.
+var binfmtDir = "/proc/sys/fs/binfmt_misc"
+
+// localBuild says whether this machine can build the target's system, for
+// the RAM screen: natively, or through emulation, which needs both a
+// binfmt_misc interpreter for the target's CPU and the target's system in
+// nix.conf's extra-platforms (the local.build check reads nix.conf; its
+// verdict is used rather than read twice).
+func localBuild(localSys, targetSys, buildOn string, checks []steps.Check, binfmt string) (bool, string) {
+	if targetSys == "" {
+		return false, ""
+	}
+	if localSys == targetSys {
+		return true, "this machine is " + localSys + " too"
+	}
+	extra := false
+	for _, c := range checks {
+		// With --build-on remote the check passes whatever nix.conf says.
+		if c.ID == local.IDBuild && c.Status == steps.StatusOK && buildOn != "remote" {
+			extra = true
+		}
+	}
+	cpu, _, _ := strings.Cut(targetSys, "-")
+	emulator := binfmtEntry(binfmt, cpu)
+	switch {
+	case extra && emulator != "":
+		return true, "binfmt emulation (" + emulator + ") and extra-platforms = " + targetSys + " in nix.conf"
+	case extra:
+		return true, "nix.conf lists " + targetSys + " in extra-platforms"
+	case emulator != "":
+		return false, "binfmt emulation (" + emulator + ") is registered, but nix.conf lacks extra-platforms = " + targetSys
+	}
+	return false, "no binfmt emulation for " + cpu + " is registered (" + binfmt + ")"
+}
+
+// binfmtEntry returns the name of an enabled binfmt_misc entry that runs
+// programs for cpu (qemu-aarch64, aarch64-linux, …), or "".
+func binfmtEntry(dir, cpu string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil || cpu == "" {
+		return ""
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if n == "register" || n == "status" || !strings.Contains(n, cpu) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err == nil && strings.HasPrefix(string(b), "enabled") {
+			return n
+		}
+	}
+	return ""
 }
 
 // SetupSudo writes the passwordless sudo line with the password typed once;

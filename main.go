@@ -68,6 +68,12 @@ func newRoot(cfg *steps.Config) *cobra.Command {
 	for _, mk := range subcommands {
 		root.AddCommand(mk(cfg))
 	}
+	// `bigbang` alone is `bigbang install`: the wizard on a terminal, the
+	// non-interactive install with --yes-wipe or without a terminal.
+	root.Args = cobra.NoArgs
+	root.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runInstall(cmd, *cfg, installFlags{})
+	}
 	return root
 }
 

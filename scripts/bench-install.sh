@@ -24,7 +24,7 @@ mkdir -p "$work/keys"
 
 host=192.0.2.7
 standin="$work/nixos-anywhere --flake .#vps-arm --extra-files $work/keys --build-on remote opc@$host"
-bigbang="$work/bigbang install --host $host --yes-wipe $host --extra-files $work/keys --nixos-anywhere $work/nixos-anywhere --output plain --log $work/run.log"
+bigbang="$work/bigbang install --skip-preflight --host $host --yes-wipe $host --extra-files $work/keys --nixos-anywhere $work/nixos-anywhere --output plain --log $work/run.log"
 
 echo "== $lines lines: time"
 export STANDIN_FLOOD=$lines

@@ -14,6 +14,7 @@ declare -A pkgs=(
   [nix-instantiate]=nix-bin
   [age]=age
   [sudo]=sudo
+  [cpio]=cpio
   [visudo]=sudo
   [git]=git
   [sgdisk]=gdisk

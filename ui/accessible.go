@@ -37,7 +37,7 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 	}
 	fmt.Fprintln(w, "bigbang installs NixOS onto a fresh VPS: connect, kexec, disko, install, reboot.")
 	t := newTargetScreen(cfg, opts.Auto)
-	if err := ask(t.group()); err != nil {
+	if err := ask(t.fields(true)); err != nil {
 		return InstallResult{}, err
 	}
 	cfg = t.apply(cfg)
@@ -88,7 +88,7 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 	b := newBuildScreen(cfg, report)
 	ram, on := b.ramValue(), b.buildOn()
 	if err := ask(huh.NewGroup(
-		huh.NewInput().Title("Target RAM").Value(&ram).Validate(func(s string) error { _, err := steps.ParseRAM(s); return err }),
+		huh.NewInput().Title("Target RAM ["+ram+"]").Value(&ram).Validate(keepDefault(true, ram, func(s string) error { _, err := steps.ParseRAM(s); return err })),
 		huh.NewSelect[string]().Title("Build the system").Options(huh.NewOption("on the VPS (--build-on remote)", "remote"), huh.NewOption("on this machine (--build-on local)", "local")).Value(&on),
 	)); err != nil {
 		return InstallResult{}, err

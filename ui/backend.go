@@ -73,6 +73,9 @@ type Report struct {
 	// LocalCanBuild says whether this machine can build for TargetSystem
 	// (same system, or binfmt emulation registered), for the RAM screen.
 	LocalCanBuild bool
+	// LocalBuildNote says why (same system, binfmt emulation with
+	// extra-platforms, or what is missing).
+	LocalBuildNote string
 }
 
 // Blocking is the number of checks that stop an install.

@@ -129,6 +129,12 @@ func (l *logView) keys() [][2]string {
 func (l *logView) view(st styles, w, h int) string {
 	l.vp.SetWidth(w)
 	l.vp.SetHeight(max(h-1, 1))
+	if l.loaded && !l.sized {
+		// The log arrives before the viewport knows its height; only now
+		// does "the bottom" mean the last screenful.
+		l.vp.GotoBottom()
+		l.sized = true
+	}
 	var status string
 	switch {
 	case !l.loaded:

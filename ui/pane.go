@@ -58,27 +58,58 @@ func (p *pane) tailLines(k int) []string {
 // tail renders the last rows lines at width w through a terminal emulator,
 // so carriage-return progress bars show their final state and colours
 // survive. The result is cached until the pane changes.
-func (p *pane) tail(w, rows int) []string {
+func (p *pane) tail(tr *tailRenderer, w, rows int) []string {
 	if rows <= 0 || w <= 0 {
 		return nil
 	}
 	if !p.dirty && p.cacheW == w && p.cacheRows == rows && p.cache != nil {
 		return p.cache
 	}
-	p.cache = renderTail(p.tailLines(rows), w, rows)
+	if tr == nil {
+		tr = &tailRenderer{}
+	}
+	p.cache = tr.render(p.tailLines(rows), w, rows)
 	p.cacheW, p.cacheRows, p.dirty = w, rows, false
 	return p.cache
 }
 
-// renderTail feeds lines into an emulator of w×rows cells and reads the
-// screen back, one string per row, trailing blank rows removed.
+// tailRenderer turns the last lines of output into screen rows through a
+// terminal emulator it keeps: making an emulator allocates megabytes (its
+// parser's data buffer), far too much to do for every frame. The progress
+// screen has one for all its panes.
+type tailRenderer struct {
+	em *vt.Emulator
+}
+
+// renderTail renders lines once, with an emulator of its own.
 func renderTail(lines []string, w, rows int) []string {
+	var tr tailRenderer
+	return tr.render(lines, w, rows)
+}
+
+// render feeds lines into the emulator, sized to rows rows, and reads the
+// screen back, one string per row, trailing blank rows removed.
+func (tr *tailRenderer) render(lines []string, w, rows int) []string {
 	if len(lines) == 0 {
 		return nil
 	}
 	// A wide screen keeps long lines on one row; they are cut to the
 	// pane's width afterwards, so that a tail shows lines, not fragments.
-	em := vt.NewEmulator(max(w, tailEmulatorWidth), rows)
+	ew := max(w, tailEmulatorWidth)
+	switch {
+	case tr.em == nil:
+		tr.em = vt.NewEmulator(ew, rows)
+		// Nothing scrolls (see below); the scrollback is only kept small
+		// in case a line moves the cursor after all.
+		tr.em.SetScrollbackSize(1)
+	case tr.em.Width() != ew || tr.em.Height() != rows:
+		tr.em.Resize(ew, rows)
+	}
+	em := tr.em
+	// Back to a blank screen with the cursor home and no style (erase
+	// below the cursor: erasing the whole screen would copy it into the
+	// scrollback). No more than rows lines are written, so nothing scrolls.
+	_, _ = em.WriteString(ansi.ResetStyle + "\x1b[H\x1b[J")
 	for i, l := range lines {
 		if i > 0 {
 			_, _ = em.WriteString("\r\n")

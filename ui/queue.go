@@ -20,6 +20,7 @@ const frameInterval = time.Second / 60
 type eventQueue struct {
 	mu     sync.Mutex
 	buf    []steps.Event
+	spare  []steps.Event // the slice handed out the time before, free again
 	notify chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -43,11 +44,16 @@ func (q *eventQueue) push(e steps.Event) {
 	}
 }
 
-// drain takes everything queued.
+// drain takes everything queued. The slice it returns stays valid until
+// the next drain: the root model asks for the next batch (waitCmd) only
+// after it has applied this one, so the slice before is free by then and
+// is reused, which spares a growing allocation per frame.
 func (q *eventQueue) drain() []steps.Event {
 	q.mu.Lock()
 	out := q.buf
-	q.buf = nil
+	clear(q.spare) // let the old lines go
+	q.buf = q.spare[:0]
+	q.spare = out
 	q.mu.Unlock()
 	return out
 }

@@ -163,8 +163,12 @@ func (b *buildScreen) view(st styles, w, h int) string {
 	}
 	localWhy := "needs Nix here and a builder for " + orUnknown(r.TargetSystem)
 	switch {
+	case r.LocalCanBuild && r.LocalBuildNote != "":
+		localWhy += ": this machine can build it (" + r.LocalBuildNote + ")"
 	case r.LocalCanBuild:
 		localWhy += ": this machine can build it"
+	case r.LocalBuildNote != "":
+		localWhy += ": this machine (" + orUnknown(r.LocalSystem) + ") cannot: " + r.LocalBuildNote
 	case r.LocalSystem != "" && r.TargetSystem != "" && r.LocalSystem != r.TargetSystem:
 		localWhy += fmt.Sprintf(": this machine is %s and has no binfmt emulation for %s, so it cannot", r.LocalSystem, r.TargetSystem)
 	}

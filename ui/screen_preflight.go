@@ -1,6 +1,9 @@
 package ui
 
 import (
+	"sort"
+
+	"github.com/charmbracelet/x/ansi"
 	"strings"
 	"time"
 
@@ -144,31 +147,38 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 		head = spinnerFrame(now) + " " + head + st.Dim.Render(" · "+formatDuration(now.Sub(p.started)))
 	}
 	b.WriteString(indent(st.Header.Render(head), 1) + "\n\n")
+	var blocks []string
 	for _, c := range p.checks {
-		b.WriteString(indent(checkGlyph(st, c.Status)+" "+c.Summary, 2) + "\n")
+		blk := indent(checkGlyph(st, c.Status)+" "+c.Summary, 2)
 		if c.Fix != "" && (c.Status == steps.StatusWarn || c.Status == steps.StatusFail) {
-			fix := wrap(c.Fix, tw-4)
-			b.WriteString(indent(st.Dim.Render(fix), 4) + "\n")
+			blk += "\n" + indent(st.Dim.Render(wrap(c.Fix, tw-4)), 4)
 		}
+		blocks = append(blocks, blk)
 	}
 	if p.running && len(p.checks) == 0 {
-		b.WriteString(indent(st.Dim.Render("connecting…"), 2) + "\n")
+		blocks = append(blocks, indent(st.Dim.Render("connecting…"), 2))
 	}
-	b.WriteString("\n")
+	var d strings.Builder
+	d.WriteString("\n")
 	switch {
 	case p.err != nil:
-		b.WriteString(indent(st.Fail.Render(glyphFail+" ")+wrap(p.err.Error(), tw-2), 1) + "\n")
+		d.WriteString(indent(st.Fail.Render(glyphFail+" ")+wrap(p.err.Error(), tw-2), 1) + "\n")
 	case p.hostKeyChanged:
-		b.WriteString(indent(st.Fail.Bold(true).Render(glyphFail+" The host key of "+p.cfg.Host+" has CHANGED."), 1) + "\n")
-		b.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: ssh-keygen -R "+steps.ShellQuote(p.cfg.Host), tw), 3) + "\n")
-		b.WriteString(indent(st.Dim.Render("now: "+p.report.HostKey.Fingerprint), 3) + "\n")
+		d.WriteString(indent(st.Fail.Bold(true).Render(glyphFail+" The host key of "+p.cfg.Host+" has CHANGED."), 1) + "\n")
+		d.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: ssh-keygen -R "+steps.ShellQuote(p.cfg.Host), tw), 3) + "\n")
+		d.WriteString(indent(st.Dim.Render("now: "+p.report.HostKey.Fingerprint), 3) + "\n")
 	case p.askHostKey:
-		b.WriteString(indent(st.Warn.Render(glyphWarn+" ")+st.Bold.Render("First connection to "+p.cfg.Host+": is this its host key?"), 1) + "\n")
-		b.WriteString(indent(st.Code.Render(p.report.HostKey.Type+" "+p.report.HostKey.Fingerprint), 3) + "\n")
-		b.WriteString(indent(st.Dim.Render(wrap("Compare it with the console of your provider (Oracle: instance → Console connection, or the boot log). y trusts it and saves it to known_hosts.", tw-2)), 3) + "\n")
+		d.WriteString(indent(st.Warn.Render(glyphWarn+" ")+st.Bold.Render("First connection to "+p.cfg.Host+": is this its host key?"), 1) + "\n")
+		key := p.report.HostKey.Type + " " + p.report.HostKey.Fingerprint
+		if ansi.StringWidth(key)+3 > w {
+			// The fingerprint is what the operator compares: never cut.
+			key = p.report.HostKey.Type + "\n" + p.report.HostKey.Fingerprint
+		}
+		d.WriteString(indent(st.Code.Render(key), 3) + "\n")
+		d.WriteString(indent(st.Dim.Render(wrap("Compare it with the console of your provider (Oracle: instance → Console connection, or the boot log). y trusts it and saves it to known_hosts.", tw-2)), 3) + "\n")
 	case p.askingPassword:
-		b.WriteString(indent(wrap("bigbang will add the line '"+p.cfg.User+" ALL=(ALL) NOPASSWD:ALL' to /etc/sudoers.d/90-nixos-anywhere on the target. The password is used once and never stored or logged.", tw), 1) + "\n\n")
-		b.WriteString(indent(p.password.View(), 1) + "\n")
+		d.WriteString(indent(wrap("bigbang will add the line '"+p.cfg.User+" ALL=(ALL) NOPASSWD:ALL' to /etc/sudoers.d/90-nixos-anywhere on the target. The password is used once and never stored or logged.", tw), 1) + "\n\n")
+		d.WriteString(indent(p.password.View(), 1) + "\n")
 	case p.running:
 	case p.canContinue():
 		n := 0
@@ -181,18 +191,79 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 		if n > 0 {
 			msg += st.Dim.Render(" " + itoa(n) + " warning(s) above are worth reading.")
 		}
-		b.WriteString(indent(msg, 1) + "\n")
+		d.WriteString(indent(msg, 1) + "\n")
 	default:
 		n := steps.CountBlocking(p.checks)
-		b.WriteString(indent(st.Fail.Render(glyphFail+" "+itoa(n)+" problem(s) block the install.")+" Fix them, then press r to check again.", 1) + "\n")
+		d.WriteString(indent(st.Fail.Render(glyphFail+" "+itoa(n)+" problem(s) block the install.")+" Fix them, then press r to check again.", 1) + "\n")
 		if p.offerSudo {
-			b.WriteString(indent(st.Accent.Render("s")+" sets up passwordless sudo for "+p.cfg.User+" (you type the password once).", 1) + "\n")
+			d.WriteString(indent(st.Accent.Render("s")+" sets up passwordless sudo for "+p.cfg.User+" (you type the password once).", 1) + "\n")
 		}
 	}
 	if p.sudoErr != nil {
-		b.WriteString(indent(st.Fail.Render(glyphFail+" sudo setup: "+p.sudoErr.Error()), 1) + "\n")
+		d.WriteString(indent(st.Fail.Render(glyphFail+" sudo setup: "+p.sudoErr.Error()), 1) + "\n")
 	}
+	// The question or verdict below the list must stay on screen: the
+	// list gets the rows that are left, problems first.
+	decision := d.String()
+	room := h - strings.Count(b.String(), "\n") - strings.Count(decision, "\n")
+	b.WriteString(fitChecks(st, blocks, p.checks, room))
+	b.WriteString(decision)
 	return b.String()
+}
+
+// fitChecks lays the check blocks out in at most room lines. When they do
+// not all fit, failures come first, then warnings, then the rest, and a
+// last line says how many are not shown.
+func fitChecks(st styles, blocks []string, checks []steps.Check, room int) string {
+	total := 0
+	for _, blk := range blocks {
+		total += strings.Count(blk, "\n") + 1
+	}
+	switch {
+	case total <= room && len(blocks) > 0:
+		return strings.Join(blocks, "\n") + "\n"
+	case total <= room || room <= 0:
+		// No room at all: the question below matters more.
+		return ""
+	}
+	rank := func(i int) int {
+		if i >= len(checks) {
+			return 3
+		}
+		switch checks[i].Status {
+		case steps.StatusFail:
+			return 0
+		case steps.StatusWarn:
+			return 1
+		}
+		return 2
+	}
+	order := make([]int, len(blocks))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return rank(order[a]) < rank(order[b]) })
+	var out []string
+	used, shown := 0, 0
+	for _, i := range order {
+		n := strings.Count(blocks[i], "\n") + 1
+		if used+n > room-1 {
+			// A block that does not fit whole shows its first line.
+			if used < room-1 {
+				out = append(out, strings.SplitN(blocks[i], "\n", 2)[0])
+				used++
+				shown++
+			}
+			continue
+		}
+		out = append(out, blocks[i])
+		used += n
+		shown++
+	}
+	if hidden := len(blocks) - shown; hidden > 0 {
+		out = append(out, indent(st.Dim.Render("… "+itoa(hidden)+" more not shown (a taller window shows them)"), 2))
+	}
+	return strings.Join(out, "\n") + "\n"
 }
 
 func checkGlyph(st styles, s steps.Status) string {

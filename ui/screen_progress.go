@@ -30,10 +30,11 @@ type progressScreen struct {
 	started time.Time
 	ended   time.Time
 	lines   int
+	tr      *tailRenderer // shared by the panes; a pointer, so copies of the screen share it
 }
 
 func newProgressScreen(phases []steps.PhaseID, now time.Time) progressScreen {
-	s := progressScreen{byID: map[steps.PhaseID]*pane{}, started: now}
+	s := progressScreen{byID: map[steps.PhaseID]*pane{}, started: now, tr: &tailRenderer{}}
 	for _, id := range phases {
 		p := &pane{id: id, state: steps.StatePending}
 		s.panes = append(s.panes, p)
@@ -231,7 +232,7 @@ func (s *progressScreen) view(st styles, now time.Time, w, h int) string {
 		if !isOpen {
 			continue
 		}
-		for _, l := range p.tail(innerW, rows) {
+		for _, l := range p.tail(s.tr, innerW, rows) {
 			out = append(out, "   "+st.PaneRule.Render("│")+" "+l+ansi.ResetStyle)
 		}
 		if p.stall && !p.stallAck {

@@ -18,11 +18,12 @@ type targetValues struct {
 // type-asserted back, and form.State says when it is done (an embedded
 // form's submit and cancel commands are nil).
 type targetScreen struct {
-	vals *targetValues
-	form *huh.Form
-	dark bool
-	w    int
-	auto bool
+	vals  *targetValues
+	form  *huh.Form
+	dark  bool
+	w     int
+	auto  bool
+	notes []string // where the defaults came from
 }
 
 func newTargetScreen(cfg steps.Config, auto bool) targetScreen {
@@ -39,23 +40,49 @@ func (t *targetScreen) newForm() *huh.Form {
 	return huh.NewForm(t.group()).WithShowHelp(false).WithTheme(huh.ThemeFunc(huh.ThemeCharm)).WithWidth(min(t.w-2, 72))
 }
 
-// group is the form's one group of fields, also asked in accessible mode.
-func (t *targetScreen) group() *huh.Group {
+// group is the form's one group of fields.
+func (t *targetScreen) group() *huh.Group { return t.fields(false) }
+
+// fields builds the form's fields. In accessible mode the prompts name the
+// current value and an empty answer keeps it: huh's accessible prompt
+// validates the raw answer before it falls back to the value, so a
+// required field would otherwise refuse the empty answer.
+func (t *targetScreen) fields(accessible bool) *huh.Group {
 	v := t.vals
+	title := func(name, def string) string {
+		if accessible && def != "" {
+			return name + " [" + def + "]"
+		}
+		return name
+	}
 	return huh.NewGroup(
-		huh.NewInput().Title("Host").Description("IP address or name of the fresh VPS").
-			Placeholder("203.0.113.7").Value(&v.host).Validate(steps.ValidateHost),
-		huh.NewInput().Title("User").Description("login user of the running system (Oracle images: opc)").
-			Value(&v.user).Validate(steps.ValidateUser),
-		huh.NewInput().Title("Port").Value(&v.port).CharLimit(5).
-			Validate(func(s string) error { _, err := steps.ValidatePort(s); return err }),
-		huh.NewInput().Title("SSH key").Description("private key file; empty: ssh agent and ~/.ssh defaults").
-			Placeholder("~/.ssh/id_ed25519").Value(&v.identity).Validate(validateIdentity),
-		huh.NewInput().Title("Flake").Description("<flake>#<nixosConfigurations name>").
-			Value(&v.flake).Validate(func(s string) error { _, _, err := steps.SplitFlake(s); return err }),
-		huh.NewInput().Title("Extra files").Description("copied into / of the new system (the pre-generated host key)").
+		huh.NewInput().Title(title("Host", v.host)).Description("IP address or name of the fresh VPS").
+			Placeholder("203.0.113.7").Value(&v.host).Validate(keepDefault(accessible, v.host, steps.ValidateHost)),
+		huh.NewInput().Title(title("User", v.user)).Description("login user of the running system (Oracle images: opc)").
+			Value(&v.user).Validate(keepDefault(accessible, v.user, steps.ValidateUser)),
+		huh.NewInput().Title(title("Port", v.port)).Value(&v.port).CharLimit(5).
+			Validate(keepDefault(accessible, v.port, func(s string) error { _, err := steps.ValidatePort(s); return err })),
+		huh.NewInput().Title(title("SSH key", v.identity)).Description("private key file; empty: ssh agent and ~/.ssh defaults").
+			Placeholder("~/.ssh/id_ed25519").Value(&v.identity).Validate(keepDefault(accessible, v.identity, validateIdentity)),
+		huh.NewInput().Title(title("Flake", v.flake)).Description("<flake>#<nixosConfigurations name>").
+			Value(&v.flake).Validate(keepDefault(accessible, v.flake, func(s string) error { _, _, err := steps.SplitFlake(s); return err })),
+		huh.NewInput().Title(title("Extra files", v.extra)).Description("copied into / of the new system (the pre-generated host key)").
 			Value(&v.extra),
 	)
+}
+
+// keepDefault lets an empty answer through in accessible mode when the
+// field has a value to keep.
+func keepDefault(accessible bool, def string, validate func(string) error) func(string) error {
+	if !accessible || def == "" {
+		return validate
+	}
+	return func(s string) error {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		return validate(s)
+	}
 }
 
 func validateIdentity(s string) error {
@@ -130,5 +157,8 @@ func (t *targetScreen) apply(cfg steps.Config) steps.Config {
 
 func (t *targetScreen) view(st styles, w, h int) string {
 	intro := st.Dim.Render(wrap("Where should NixOS go? Everything here can be changed later with flags (--host, --user, …).", min(w-2, 72)))
+	for _, n := range t.notes {
+		intro += "\n" + st.Dim.Render(wrap("· "+n, min(w-2, 72)))
+	}
 	return "\n" + indent(intro, 1) + "\n\n" + t.form.View()
 }

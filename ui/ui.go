@@ -48,6 +48,9 @@ type Options struct {
 	Config  steps.Config
 	Backend Backend
 	Welcome Welcome
+	// TargetNotes say where the target form's defaults came from (the last
+	// install of the host, the ssh configuration).
+	TargetNotes []string
 	// Rehearsal marks every screen REHEARSAL (bigbang demo).
 	Rehearsal bool
 	// Auto answers every question with its default and types the wipe
@@ -184,6 +187,7 @@ func newModel(ctx context.Context, opts Options) *model {
 		now:     time.Now(),
 	}
 	m.target = newTargetScreen(m.cfg, opts.Auto)
+	m.target.notes = opts.TargetNotes
 	return m
 }
 

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,8 +96,10 @@ func Start(t testing.TB, opts Options) *Host {
 	}
 	h := &Host{t: t, opts: opts, sshd: sshd, Dir: dir, Root: filepath.Join(dir, "root"), IP: "127.0.0.1", User: opts.User,
 		RebootRequestFile: filepath.Join(dir, "reboot-request"), stopWatch: make(chan struct{})}
-	if err := os.MkdirAll(h.Root, 0o755); err != nil {
-		t.Fatal(err)
+	for _, d := range []string{h.Root, h.Home()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if os.Geteuid() == 0 {
 		// Debian's sshd refuses to start without its privilege separation
@@ -179,6 +182,10 @@ func (h *Host) WriteKnownHosts(path string, extra ...string) {
 	}
 }
 
+// Home is the login user's home in sessions ($HOME): an empty folder of
+// the test host's.
+func (h *Host) Home() string { return filepath.Join(h.Dir, "home") }
+
 // LogFile is sshd's log (-e), for debugging failures.
 func (h *Host) LogFile() string { return filepath.Join(h.Dir, "sshd.log") }
 
@@ -191,13 +198,40 @@ func (h *Host) config() string {
 	fmt.Fprintf(&b, "HostKey %s\nPidFile %s\nAuthorizedKeysFile %s\n", h.hostKey, filepath.Join(h.Dir, "sshd.pid"), filepath.Join(h.Dir, "authorized_keys"))
 	b.WriteString("StrictModes no\nPermitRootLogin prohibit-password\nUsePAM no\nMaxStartups 200\nMaxAuthTries 10\nLogLevel VERBOSE\n")
 	b.WriteString("Subsystem sftp internal-sftp\nAcceptEnv LANG LC_*\n")
+	// Sessions get a home of their own, as on a fresh VPS: the shell then
+	// reads none of this machine's dotfiles, whose start-up work (a
+	// version manager's rehash that waits for a lock other sessions hold)
+	// can make every command slow, or hang while other tests log in. sshd
+	// takes only its first SetEnv line, so those of Extra join this one
+	// (and a HOME given there wins).
+	setenv, extra := splitSetEnv(h.opts.Extra)
+	if !strings.Contains(" "+strings.Join(setenv, " "), " HOME=") {
+		setenv = append([]string{"HOME=" + h.Home()}, setenv...)
+	}
+	fmt.Fprintf(&b, "SetEnv %s\n", strings.Join(setenv, " "))
 	if h.opts.PasswordOnly {
 		b.WriteString("PubkeyAuthentication no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n")
 	} else {
 		b.WriteString("PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n")
 	}
-	b.WriteString(h.opts.Extra)
+	b.WriteString(extra)
 	return b.String()
+}
+
+// splitSetEnv takes the SetEnv lines out of an sshd_config fragment and
+// returns their NAME=VALUE words (values without spaces) and the rest of
+// the fragment.
+func splitSetEnv(cfg string) (vars []string, rest string) {
+	var keep []string
+	for _, l := range strings.SplitAfter(cfg, "\n") {
+		f := strings.Fields(l)
+		if len(f) > 0 && strings.EqualFold(f[0], "SetEnv") {
+			vars = append(vars, f[1:]...)
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return vars, strings.Join(keep, "")
 }
 
 // start picks a free port (listen on :0, close, retry when sshd loses the
@@ -297,15 +331,25 @@ func (h *Host) kill() {
 	if cmd == nil {
 		return
 	}
-	// sshd -D forks a child per connection; killing the listener leaves
-	// those running, as a rebooting machine would not. Close them too.
+	// sshd -D forks a process per connection (and those fork their
+	// privilege-separated children); killing the listener leaves them
+	// serving their connections, as a rebooting machine would not. Stop the
+	// listener first so that it forks no more, note every process below
+	// it while the tree still hangs together (a dead parent's children go
+	// to init), then kill them all.
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Signal(syscall.SIGSTOP)
+	below := descendants(pid)
 	_ = cmd.Process.Kill()
+	for _, p := range below {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
 	<-exited
-	killChildren(cmd.Process.Pid)
 }
 
-// killChildren kills the per-connection sshd processes whose parent was pid.
-func killChildren(pid int) {
+// descendants lists the processes below pid: children, their children, ….
+func descendants(pid int) []int {
+	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		n, err := strconv.Atoi(e.Name())
@@ -322,12 +366,24 @@ func killChildren(pid int) {
 			continue
 		}
 		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			if p, err := os.FindProcess(n); err == nil {
-				_ = p.Kill()
-			}
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], n)
 		}
 	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 // Stop stops sshd and every connection it serves.

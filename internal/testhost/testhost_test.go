@@ -1,10 +1,15 @@
 package testhost
 
 import (
+	"bufio"
 	"io"
 	"net"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/bigbang-nix/bigbang/internal/testutil"
 )
 
 func echoServer(t *testing.T) string {
@@ -88,5 +93,62 @@ func TestListenerThatNeverSpeaks(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("it spoke")
+	}
+}
+
+// sshCmd logs in to h with OpenSSH's ssh and runs command.
+func sshCmd(h *Host, command string) *exec.Cmd {
+	return exec.Command("ssh", "-T", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", h.ClientKey,
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "LogLevel=ERROR",
+		"-p", h.PortString(), h.User+"@"+h.IP, command)
+}
+
+func TestSessionEnvironment(t *testing.T) {
+	testutil.Need(t, "ssh")
+	for _, tc := range []struct {
+		name, extra, want string
+	}{
+		{"own home", "", "home=@HOME@ foo="},
+		{"Extra's SetEnv joins the home", "SetEnv FOO=bar\nLogLevel VERBOSE\n", "home=@HOME@ foo=bar"},
+		{"Extra's HOME wins", "SetEnv HOME=/tmp FOO=baz\n", "home=/tmp foo=baz"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := Start(t, Options{Extra: tc.extra})
+			out, err := sshCmd(h, `echo "home=$HOME foo=$FOO"`).CombinedOutput()
+			want := strings.ReplaceAll(tc.want, "@HOME@", h.Home())
+			if err != nil || strings.TrimSpace(string(out)) != want {
+				t.Fatalf("got %q (%v), want %q", out, err, want)
+			}
+		})
+	}
+}
+
+// TestRebootDropsConnections: a rebooting machine drops every connection,
+// also those whose session runs in a process below sshd's own children.
+func TestRebootDropsConnections(t *testing.T) {
+	testutil.Need(t, "ssh")
+	h := Start(t, Options{})
+	cmd := sshCmd(h, "echo started; exec sleep 60")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("the session did not start: %v", err)
+	}
+	h.Reboot(time.Second, "")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the session ended cleanly, as if the machine had not gone down")
+		}
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the session outlived the reboot")
 	}
 }

@@ -25,9 +25,21 @@
 //	STANDIN_MARKER=path        create this file first thing (proves that it ran)
 //	STANDIN_COPY=path          write a copy of every byte printed, in order, to this file
 //
-// Each phase is one method of installer; the next step (really connecting
-// to a test host with ssh, streaming the extra files with tar and
-// "rebooting" it) replaces the body of the method of that phase.
+// Unless the target is offline (see remote.go), it also really does what
+// nixos-anywhere does over ssh, against a test host on this machine:
+//
+//	STANDIN_OFFLINE=1          print only, never connect (also for TEST-NET addresses)
+//	STANDIN_TARGET_ROOT=dir    the test host's target root, standing in for /mnt:
+//	                           the extra files are streamed into it with tar over ssh
+//	STANDIN_REBOOT_REQUEST=f   the test host's reboot request file: the reboot phase
+//	                           "reboots" the host onto the host key that came with
+//	                           the extra files
+//	STANDIN_HOSTKEY_PATH=f     that host key (default <target root>/persistent/etc/ssh/ssh_host_ed25519_key)
+//	STANDIN_REBOOT_DELAY=1s    how long the host stays down
+//	STANDIN_CONNECT_TRIES=n    give up the ssh-copy-id login after n tries (default:
+//	                           retry every 3 s forever, as nixos-anywhere does)
+//
+// Each phase is one method of installer.
 package main
 
 import (
@@ -88,6 +100,7 @@ type options struct {
 	identity         string
 	port             string
 	sshOptions       []string
+	sshArgs          []string // -p and -o, in command-line order, as nixos-anywhere collects them
 	extraFiles       string
 	buildOn          string
 	debug            bool
@@ -133,7 +146,12 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "standin:", err)
 		return 3
 	}
-	in := &installer{opts: opts, ctl: ctl, out: out}
+	live, err := readLiveControl()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "standin:", err)
+		return 3
+	}
+	in := &installer{opts: opts, ctl: ctl, out: out, live: live}
 	code = in.run()
 	out.flush()
 	return code
@@ -202,8 +220,10 @@ func parseArgs(args []string) (o options, code int, done bool) {
 				o.identity = v[0]
 			case "-p", "--ssh-port":
 				o.port = v[0]
+				o.sshArgs = append(o.sshArgs, "-p", v[0])
 			case "--ssh-option":
 				o.sshOptions = append(o.sshOptions, v[0])
+				o.sshArgs = append(o.sshArgs, "-o", v[0])
 			case "--extra-files":
 				o.extraFiles = v[0]
 			case "--disko-mode":
@@ -297,6 +317,7 @@ const (
 // other stream is written, so the merged order is the order of the calls.
 type output struct {
 	w    [3]*bufio.Writer
+	raw  [3]io.Writer // the unbuffered streams, for the commands the stand-in runs
 	cur  int
 	pace time.Duration
 	cp   *os.File
@@ -315,6 +336,7 @@ func newOutput(pace time.Duration, copyPath string) (*output, error) {
 		// identical even when the stand-in is killed half-way.
 		out, errw = io.MultiWriter(os.Stdout, f), io.MultiWriter(os.Stderr, f)
 	}
+	o.raw[stdout], o.raw[stderr] = out, errw
 	o.w[stdout] = bufio.NewWriterSize(out, 64<<10)
 	o.w[stderr] = bufio.NewWriterSize(errw, 64<<10)
 	return o, nil
@@ -350,6 +372,7 @@ func (o *output) lines(stream int, text string) {
 func (o *output) flush() {
 	_ = o.w[stdout].Flush()
 	_ = o.w[stderr].Flush()
+	o.cur = 0
 }
 
 // installer runs the phases of nixos-anywhere 1.13.0's main function.
@@ -360,6 +383,10 @@ type installer struct {
 	user  string // the login user of the moment
 	host  string
 	facts int
+
+	live        liveControl
+	online      bool              // really connects to the target (remote.go)
+	remoteFacts map[string]string // the last facts gathered on the target
 }
 
 // errFail ends the run with the given exit status.
@@ -376,6 +403,7 @@ func (in *installer) run() int {
 	if !in.opts.phases["kexec"] {
 		in.user = "root"
 	}
+	in.online = isLive(in.live, in.host)
 	if err := in.startProcesses(); err != nil {
 		fmt.Fprintln(os.Stderr, "standin:", err)
 		return 3
@@ -478,6 +506,9 @@ func (in *installer) step(text string) {
 func (in *installer) check(phase string) error {
 	if in.ctl.hangPhase == phase {
 		in.out.flush()
+		if in.online {
+			in.hangRemote()
+		}
 		for {
 			time.Sleep(time.Hour)
 		}
@@ -556,6 +587,15 @@ func (in *installer) connect() error {
 	if err := in.check("connect"); err != nil {
 		return err
 	}
+	if in.online {
+		if err := in.uploadKeys(); err != nil {
+			return err
+		}
+		if err := in.gatherFacts(); err != nil {
+			return err
+		}
+		return in.checkFacts()
+	}
 	in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
 	in.warnAdded()
 	in.out.lines(stdout, "\nNumber of key(s) added: 1\n\nNow try logging into the machine, with:   \"ssh -o 'ConnectTimeout=10' -o 'UserKnownHostsFile=/dev/null' -o 'StrictHostKeyChecking=no' '"+in.user+"@"+in.host+"'\"\nand check to make sure that only the key(s) you wanted were added.\n")
@@ -565,6 +605,9 @@ func (in *installer) connect() error {
 func (in *installer) gatherFacts() error {
 	in.facts++
 	in.step("Gathering machine facts")
+	if in.online {
+		return in.importFacts()
+	}
 	in.noPTY()
 	in.warnAdded()
 	return nil
@@ -596,6 +639,9 @@ func (in *installer) kexec() error {
 	in.out.line(stdout, "machine will boot into nixos in 6s...")
 	in.out.line(stderr, "Connection to "+in.host+" closed by remote host.")
 	in.user = "root"
+	if in.online {
+		in.waitReachable()
+	}
 	return in.gatherFacts()
 }
 
@@ -679,13 +725,20 @@ func (in *installer) flood(n int, dest string) {
 }
 
 // copyExtraFiles is nixos-anywhere's `tar -C <extra-files> -cpf- . | ssh
-// … tar -C /mnt -xf- --no-same-owner`.
+// … tar -C /mnt -xf- --no-same-owner`: real with a target root
+// (copyExtraFilesLive), printed otherwise.
 func (in *installer) copyExtraFiles() error {
 	in.step("Copying extra files")
-	in.noPTY()
-	in.warnAdded()
+	live := in.online && in.live.targetRoot != ""
+	if !live {
+		in.noPTY()
+		in.warnAdded()
+	}
 	if err := in.check("keys"); err != nil {
 		return err
+	}
+	if live {
+		return in.copyExtraFilesLive()
 	}
 	in.noPTY()
 	in.warnAdded()
@@ -711,13 +764,20 @@ installation finished!`)
 	return nil
 }
 
-// reboot reboots the target and waits for it to drop off.
+// reboot reboots the target and waits for it to drop off: real with a
+// reboot request file (rebootLive), printed otherwise.
 func (in *installer) reboot() error {
 	in.step("Rebooting")
-	in.noPTY()
-	in.warnAdded()
+	live := in.online && in.live.rebootReq != ""
+	if !live {
+		in.noPTY()
+		in.warnAdded()
+	}
 	if err := in.check("reboot"); err != nil {
 		return err
+	}
+	if live {
+		return in.rebootLive()
 	}
 	in.out.lines(stderr, "umount: /mnt/boot unmounted\numount: /mnt unmounted")
 	in.step("Waiting for the machine to become unreachable due to reboot")

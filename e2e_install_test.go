@@ -1,0 +1,663 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/internal/testutil"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+	"github.com/bigbang-nix/bigbang/ui"
+)
+
+// e2eFlake is a fixture flake without inputs, shaped like a real NixOS
+// configuration, that describes the machine these tests run on: its Nix
+// system, a disko layout on one of its real disks, the boot loader its
+// firmware needs, and root's key the operator's. The preflight against the
+// test host (an sshd on this machine) then passes on its merits.
+const e2eFlake = `{
+  outputs = { self }:
+    let
+      operatorKey = builtins.replaceStrings [ "\n" ] [ "" ] (builtins.readFile ./operator.pub);
+      efi = @EFI@;
+      machine = device: {
+        pkgs = { system = "@SYSTEM@"; stdenv.hostPlatform.system = "@SYSTEM@"; };
+        options = { };
+        _type = "configuration";
+        config = {
+          nixpkgs.hostPlatform = { system = "@SYSTEM@"; };
+          boot.loader = if efi
+            then { systemd-boot.enable = true; efi.canTouchEfiVariables = true; grub.enable = false; }
+            else { grub = { enable = true; efiSupport = false; device = device; }; systemd-boot.enable = false; };
+          services.openssh = { enable = true; ports = [ 22 ]; openFirewall = true; settings.PermitRootLogin = "prohibit-password"; };
+          networking.firewall = { enable = true; allowedTCPPorts = [ 22 ]; };
+          users.users.root = { name = "root"; group = "root"; extraGroups = [ ]; openssh.authorizedKeys.keys = [ operatorKey ]; openssh.authorizedKeys.keyFiles = [ ]; };
+          users.groups.wheel.members = [ ];
+          disko.devices.disk.main = {
+            inherit device;
+            type = "disk";
+            content = {
+              type = "gpt";
+              partitions = (if efi
+                then { ESP = { size = "64M"; type = "EF00"; content = { type = "filesystem"; format = "vfat"; mountpoint = "/boot"; }; }; }
+                else { boot = { size = "1M"; type = "EF02"; }; })
+                // { root = { size = "100%"; content = { type = "filesystem"; format = "ext4"; mountpoint = "/"; }; }; };
+            };
+          };
+        };
+      };
+    in {
+      nixosConfigurations.machine = machine "@DEVICE@";
+      nixosConfigurations.wrong-disk = machine "/dev/bigbang-no-such-disk";
+    };
+}
+`
+
+// e2e is what the end-to-end tests share: one test host (it reboots from
+// test to test onto whatever key the last one shipped), the flake, the
+// stand-in, and the flake evaluation cache.
+type e2e struct {
+	h        *testhost.Host
+	flakeDir string
+	standin  string
+}
+
+// thisMachineDisk returns a disk of this machine larger than 1 GiB, as the
+// facts script sees it.
+func thisMachineDisk(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("lsblk", "-J", "-b", "-d", "-o", "PATH,SIZE,TYPE").Output()
+	if err != nil {
+		t.Fatalf("lsblk: %v", err)
+	}
+	var l struct {
+		Blockdevices []struct {
+			Path string          `json:"path"`
+			Size json.RawMessage `json:"size"`
+			Type string          `json:"type"`
+		} `json:"blockdevices"`
+	}
+	if err := json.Unmarshal(out, &l); err != nil {
+		t.Fatalf("lsblk: %v: %s", err, out)
+	}
+	for _, d := range l.Blockdevices {
+		size, _ := strconv.ParseInt(strings.Trim(string(d.Size), `"`), 10, 64)
+		if d.Type == "disk" && size > 1<<30 {
+			return d.Path
+		}
+	}
+	t.Skip("this machine has no disk larger than 1 GiB for the fixture's disko layout")
+	return ""
+}
+
+func newE2E(t *testing.T) *e2e {
+	t.Helper()
+	for _, tool := range []string{"ssh", "tar", "nix", "cpio", "lsblk", "timeout"} {
+		testutil.Need(t, tool)
+	}
+	// The test host logs in root after the "reboot", as the installed
+	// system does.
+	testutil.NeedRoot(t, "the installed system is reached as root, and the test host is this machine")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("SSH_AUTH_SOCK", "")
+	h := testhost.Start(t, testhost.Options{User: "root", WatchRebootRequests: true})
+	dir := t.TempDir()
+	system := map[string]string{"amd64": "x86_64-linux", "arm64": "aarch64-linux"}[runtime.GOARCH]
+	if system == "" {
+		t.Skipf("no NixOS system for %s", runtime.GOARCH)
+	}
+	efi := "false"
+	if _, err := os.Stat("/sys/firmware/efi"); err == nil {
+		efi = "true"
+	}
+	flake := strings.NewReplacer("@SYSTEM@", system, "@DEVICE@", thisMachineDisk(t), "@EFI@", efi).Replace(e2eFlake)
+	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "operator.pub"), []byte(h.ClientPub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &e2e{h: h, flakeDir: dir, standin: buildStandin(t)}
+}
+
+// e2eRun is one install: its extra-files tree, known_hosts, transcript and
+// the stand-in's environment.
+type e2eRun struct {
+	keys, knownHosts, log, copy, pidFile, hostKeyPub string
+	otherHosts                                       []string
+}
+
+// newRun prepares an install: the extra-files tree with a new host key
+// (0600, its .pub 0644) and a nested file (0640), a known_hosts that pins
+// the test host as it is now among entries for other hosts, and an empty
+// target root.
+func (x *e2e) newRun(t *testing.T) *e2eRun {
+	t.Helper()
+	dir := t.TempDir()
+	r := &e2eRun{keys: filepath.Join(dir, "keys"), knownHosts: filepath.Join(dir, "known_hosts"),
+		log: filepath.Join(dir, "logs", "install.log"), copy: filepath.Join(dir, "printed"), pidFile: filepath.Join(dir, "pid")}
+	sshDir := filepath.Join(r.keys, "persistent", "etc", "ssh")
+	app := filepath.Join(r.keys, "persistent", "var", "lib", "app")
+	for _, d := range []string{sshDir, app} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, pub, err := testhost.GenerateKey(sshDir, "ssh_host_ed25519_key", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.hostKeyPub = pub
+	if err := os.WriteFile(filepath.Join(app, "config"), []byte("token = 42\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(app, "config"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := testhost.GenerateKey(dir, "other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(other)
+	r.otherHosts = []string{"vps-old.example.org " + f[0] + " " + f[1], "[127.0.0.1]:1 " + f[0] + " " + f[1]}
+	x.h.WriteKnownHosts(r.knownHosts, r.otherHosts...)
+
+	entries, _ := os.ReadDir(x.h.Root)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(x.h.Root, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("STANDIN_TARGET_ROOT", x.h.Root)
+	t.Setenv("STANDIN_REBOOT_REQUEST", x.h.RebootRequestFile)
+	t.Setenv("STANDIN_REBOOT_DELAY", "300ms")
+	t.Setenv("STANDIN_CONNECT_TRIES", "1")
+	t.Setenv("STANDIN_COPY", r.copy)
+	t.Setenv("STANDIN_PIDFILE", r.pidFile)
+	return r
+}
+
+func (x *e2e) args(r *e2eRun, extra ...string) []string {
+	h := x.h
+	return append([]string{"install", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+		"--known-hosts", r.knownHosts, "--flake", x.flakeDir + "#machine", "--extra-files", r.keys,
+		"--nixos-anywhere", x.standin, "--yes-wipe", h.IP, "--log", r.log}, extra...)
+}
+
+// waiveContainer lets the preflight pass on a machine that is itself a
+// container (as CI runners are): remote.container then fails about this
+// machine, which the stand-in never kexecs. The check becomes a warning
+// that says so; every other check keeps its verdict.
+func waiveContainer(t testing.TB) {
+	saved := installPreflight
+	waive := func(c steps.Check) steps.Check {
+		if c.ID == remote.IDContainer && c.Status == steps.StatusFail {
+			c.Status = steps.StatusWarn
+			c.Summary = "waived by the test (the stand-in does not kexec): " + c.Summary
+		}
+		return c
+	}
+	installPreflight = func(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
+		rep, err := saved(ctx, cfg, func(e steps.Event) {
+			if e.Type == steps.EventCheck {
+				e.Check = waive(e.Check)
+			}
+			emit(e)
+		})
+		for i := range rep.Checks {
+			rep.Checks[i] = waive(rep.Checks[i])
+		}
+		return rep, err
+	}
+	t.Cleanup(func() { installPreflight = saved })
+}
+
+type e2eEvent struct {
+	jsonEvent
+	ID      string `json:"id"`
+	Status  string `json:"status"`
+	Summary string `json:"summary"`
+}
+
+func parseE2E(t *testing.T, out string) []e2eEvent {
+	t.Helper()
+	var evs []e2eEvent
+	for i, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var e e2eEvent
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("line %d is not a JSON event: %v: %q", i+1, err, l)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// treeModes lists every file and folder under dir (but dir itself) with
+// its mode and, for files, its content.
+func treeModes(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		v := fmt.Sprintf("%v", fi.Mode())
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		out[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestInstallEndToEnd runs `bigbang install --output json` against a real
+// sshd and the stand-in nixos-anywhere, which really logs in with ssh,
+// streams the extra files with tar into the test host's target root and
+// reboots the host onto the key that came with them.
+func TestInstallEndToEnd(t *testing.T) {
+	x := newE2E(t)
+	waiveContainer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	t.Run("success: files copied, reboot verified, key pinned", func(t *testing.T) {
+		r := x.newRun(t)
+		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		if code != exitOK {
+			ents, _ := os.ReadDir(x.h.Dir)
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nsshd: %s\nfiles: %v", code, stdout, stderr, readFile(t, x.h.LogFile()), names)
+		}
+		evs := parseE2E(t, stdout)
+
+		// check…, phase pending…, running/done…, result success.
+		firstPhase, checks := -1, 0
+		var running []string
+		states := map[string]string{}
+		for i, e := range evs {
+			switch e.Type {
+			case "check":
+				checks++
+				if firstPhase >= 0 {
+					t.Errorf("check event %d after the install started: %+v", i, e)
+				}
+				if e.Status == "fail" {
+					t.Errorf("check %s failed: %s", e.ID, e.Summary)
+				}
+			case "phase":
+				if firstPhase < 0 {
+					firstPhase = i
+				}
+				if e.State == "running" && states[e.Phase] != "running" {
+					running = append(running, e.Phase)
+				}
+				if e.State == "pending" && states[e.Phase] != "" {
+					t.Errorf("%s pending after %s", e.Phase, states[e.Phase])
+				}
+				states[e.Phase] = e.State
+			case "line":
+				if firstPhase < 0 {
+					t.Errorf("line before the first phase event: %+v", e)
+				}
+			}
+		}
+		if checks < len(remote.IDs) {
+			t.Errorf("%d check events, want the local checks and all %d remote ones", checks, len(remote.IDs))
+		}
+		if firstPhase < 0 || evs[firstPhase].State != "pending" || evs[firstPhase].Phase != "connect" {
+			t.Fatalf("first phase event %+v, want connect pending", evs[max(firstPhase, 0)])
+		}
+		if got, want := strings.Join(running, ","), "connect,kexec,disko,install,keys,reboot"; got != want {
+			t.Errorf("phases ran in the order %s, want %s", got, want)
+		}
+		for p, s := range states {
+			if s != "done" {
+				t.Errorf("phase %s ended %s", p, s)
+			}
+		}
+		res := evs[len(evs)-1]
+		if res.Type != "result" || res.Outcome != "success" || res.Log != r.log {
+			t.Fatalf("result %+v", res)
+		}
+		if prev := evs[len(evs)-2]; prev.Type != "phase" || prev.Phase != "reboot" || prev.State != "done" {
+			t.Errorf("the reboot did not end just before the result (after the verification): %+v", prev)
+		}
+
+		// The extra files, byte for byte with their modes.
+		want, got := treeModes(t, r.keys), treeModes(t, x.h.Root)
+		for p, v := range want {
+			if got[p] != v {
+				t.Errorf("%s on the target: %q, want %q", p, got[p], v)
+			}
+		}
+		for p, v := range map[string]string{
+			"persistent/etc/ssh/ssh_host_ed25519_key":     "-rw-------",
+			"persistent/etc/ssh/ssh_host_ed25519_key.pub": "-rw-r--r--",
+			"persistent/var/lib/app/config":               "-rw-r-----",
+		} {
+			if !strings.HasPrefix(got[p], v+" ") {
+				t.Errorf("%s on the target: %q, want mode %s", p, got[p], v)
+			}
+		}
+		if fi, err := os.Stat(x.h.Root); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("target root: %v %v, want 0755 (chmod 755 /mnt)", fi.Mode(), err)
+		}
+
+		// The host came back on the shipped key, and known_hosts pins it.
+		if f, w := strings.Fields(x.h.HostKeyPub()), strings.Fields(r.hostKeyPub); f[1] != w[1] {
+			t.Errorf("the host runs key %s, want the shipped %s", f[1], w[1])
+		}
+		kh := readFile(t, r.knownHosts)
+		entry := fmt.Sprintf("[%s]:%d %s", x.h.IP, x.h.Port, strings.Join(strings.Fields(r.hostKeyPub)[:2], " "))
+		if strings.Count(kh, "["+x.h.IP+"]:"+x.h.PortString()+" ") != 1 || !strings.Contains(kh, entry) {
+			t.Errorf("known_hosts does not pin the new key once as %q:\n%s", entry, kh)
+		}
+		for _, o := range r.otherHosts {
+			if !strings.Contains(kh, o+"\n") {
+				t.Errorf("known_hosts lost %q:\n%s", o, kh)
+			}
+		}
+		if !strings.Contains(stderr, "log in with: ssh -p "+x.h.PortString()+" root@"+x.h.IP) {
+			t.Errorf("stderr does not say how to log in: %s", stderr)
+		}
+	})
+
+	t.Run("failure at disko", func(t *testing.T) {
+		r := x.newRun(t)
+		t.Setenv("STANDIN_FAIL_PHASE", "disko")
+		before := readFile(t, r.knownHosts)
+		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		if code != exitFailed {
+			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
+		}
+		evs := parseE2E(t, stdout)
+		res := evs[len(evs)-1]
+		if res.Type != "result" || res.Outcome != "failed" || res.FailedPhase != "disko" || res.Diagnosis.ID != "disko-layout" || res.ExitCode != 1 {
+			t.Fatalf("result %+v", res)
+		}
+		if !strings.Contains(stderr, "bigbang explain "+r.log) {
+			t.Errorf("stderr does not point at the transcript: %s", stderr)
+		}
+		if got := treeModes(t, x.h.Root); len(got) != 0 {
+			t.Errorf("files reached the target although disko failed: %v", got)
+		}
+		if readFile(t, r.knownHosts) != before {
+			t.Error("known_hosts changed")
+		}
+	})
+
+	t.Run("failure at disko, plain output", func(t *testing.T) {
+		r := x.newRun(t)
+		t.Setenv("STANDIN_FAIL_PHASE", "disko")
+		code, stdout, _ := runBigbang(ctx, x.args(r, "--output", "plain")...)
+		if code != exitFailed {
+			t.Fatalf("exit %d, want 1\n%s", code, stdout)
+		}
+		for _, want := range []string{
+			"[ok] remote.arch: ",
+			"\nInstalling " + x.flakeDir + "#machine onto root@" + x.h.IP + "\n",
+			"\n==> Connect\n    ### Uploading install SSH keys ###\n",
+			"\n==> Disko\n    ### Building disko script ###\n",
+			"\n    Could not create partition 2 from 1050624 to 104857566\n",
+			"\n<== Disko FAILED in ",
+			"in phase Disko (exit status 1).\n  What happened: ",
+			"\n  Transcript:    " + r.log + "\n",
+		} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("plain output lacks %q", want)
+			}
+		}
+		if strings.Index(stdout, "remote.arch") > strings.Index(stdout, "==> Connect") {
+			t.Error("the checks were not shown before the install")
+		}
+		if t.Failed() {
+			t.Log(stdout)
+		}
+	})
+
+	t.Run("tar fails on the target: the key copy fails with its status", func(t *testing.T) {
+		r := x.newRun(t)
+		// The target has no /mnt to unpack into (say, disko mounted nothing).
+		t.Setenv("STANDIN_TARGET_ROOT", filepath.Join(x.h.Root, "not-mounted"))
+		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		if code != exitFailed {
+			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
+		}
+		evs := parseE2E(t, stdout)
+		res := evs[len(evs)-1]
+		// GNU tar exits 2 when it cannot change into the folder; ssh passes
+		// the remote status on, and nixos-anywhere's pipefail keeps it.
+		if res.Type != "result" || res.Outcome != "failed" || res.FailedPhase != "keys" || res.ExitCode != 2 || res.Diagnosis.ID != "extra-files-copy" {
+			t.Fatalf("result %+v", res)
+		}
+		var said bool
+		for _, e := range evs {
+			said = said || e.Type == "line" && e.Phase == "keys" && strings.Contains(e.Text, "not-mounted: Cannot open")
+		}
+		if !said {
+			t.Error("tar's error on the target is not among the key copy's lines")
+		}
+	})
+
+	t.Run("another host key after the reboot is refused", func(t *testing.T) {
+		r := x.newRun(t)
+		// A second key arrives with the extra files, and the new system
+		// (say, an sshd configured with another HostKey path) comes back on
+		// it instead of the pre-generated one.
+		if _, _, err := testhost.GenerateKey(filepath.Join(r.keys, "persistent", "etc", "ssh"), "ssh_host_other_key", ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("STANDIN_HOSTKEY_PATH", filepath.Join(x.h.Root, "persistent", "etc", "ssh", "ssh_host_other_key"))
+		before := readFile(t, r.knownHosts)
+		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		if code != exitFailed {
+			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
+		}
+		evs := parseE2E(t, stdout)
+		res := evs[len(evs)-1]
+		if res.Type != "result" || res.Outcome != "failed" || res.FailedPhase != "reboot" || res.Diagnosis.ID != "reboot.verify" ||
+			!strings.Contains(res.Diagnosis.Summary, "expected key is") {
+			t.Fatalf("result %+v", res)
+		}
+		if prev := evs[len(evs)-2]; prev.Type != "phase" || prev.Phase != "reboot" || prev.State != "failed" {
+			t.Errorf("event before the result %+v, want reboot failed", prev)
+		}
+		if after := readFile(t, r.knownHosts); after != before {
+			t.Errorf("known_hosts changed:\n%s\nwas:\n%s", after, before)
+		}
+	})
+
+	t.Run("unknown host key refused before anything runs", func(t *testing.T) {
+		r := x.newRun(t)
+		if err := os.WriteFile(r.knownHosts, []byte(strings.Join(r.otherHosts, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		if code != exitFailed || !strings.Contains(stderr, "remote.hostkey") || !strings.Contains(stderr, "--accept-new-host-key") {
+			t.Fatalf("exit %d, want 1 naming remote.hostkey and the flag\n%s", code, stderr)
+		}
+		var refused bool
+		for _, e := range parseE2E(t, stdout) {
+			if e.Type != "check" {
+				t.Fatalf("%s event although the install was refused", e.Type)
+			}
+			refused = refused || e.ID == "remote.hostkey" && e.Status == "fail"
+		}
+		if !refused {
+			t.Error("no failing remote.hostkey check event")
+		}
+		if _, err := os.Stat(r.pidFile); err == nil {
+			t.Error("nixos-anywhere ran")
+		}
+		if _, err := os.Stat(r.log); err == nil {
+			t.Error("a transcript was left behind")
+		}
+	})
+
+	t.Run("blocking check refused before anything runs", func(t *testing.T) {
+		r := x.newRun(t)
+		args := x.args(r, "--output", "json")
+		for i, a := range args {
+			if a == x.flakeDir+"#machine" {
+				args[i] = x.flakeDir + "#wrong-disk"
+			}
+		}
+		code, _, stderr := runBigbang(ctx, args...)
+		if code != exitFailed || !strings.Contains(stderr, "remote.disk (disko expects /dev/bigbang-no-such-disk") {
+			t.Fatalf("exit %d, want 1 naming remote.disk\n%s", code, stderr)
+		}
+		if _, err := os.Stat(r.pidFile); err == nil {
+			t.Error("nixos-anywhere ran")
+		}
+	})
+
+	t.Run("interrupted: exit 130, nothing left, transcript complete", func(t *testing.T) {
+		r := x.newRun(t)
+		t.Setenv("STANDIN_HANG_PHASE", "install")
+		testInterrupt(t, x, r)
+	})
+}
+
+// testInterrupt runs bigbang as its own process (this test binary, see
+// TestInstallProcess) and sends it SIGINT while nixos-anywhere waits in a
+// remote command.
+func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInstallProcess$")
+	cmd.Env = append(os.Environ(), "BIGBANG_TEST_PROCESS_ARGS="+strings.Join(x.args(r, "--output", "json"), "\x1f"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// Wait for the stand-in and its ssh to the test host.
+	pgid := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for pgid == 0 || len(groupMembers(pgid)) < 2 || !strings.Contains(readFile(t, r.copy), "### Building the system closure ###") {
+		select {
+		case err := <-exited:
+			t.Fatalf("bigbang ended before the interrupt: %v\n%s\n%s", err, stdout.String(), stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("the stand-in did not start its remote command\n%s", stderr.String())
+		}
+		if b, err := os.ReadFile(r.pidFile); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				if v, ok := strings.CutPrefix(f, "pgid="); ok {
+					pgid, _ = strconv.Atoi(v)
+				}
+			}
+		}
+	}
+	members := groupMembers(pgid)
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("bigbang did not end within 30 s of SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
+	}
+	if left := groupMembers(pgid); len(left) > 0 {
+		t.Errorf("processes of the stand-in's group %v (were %v) survived", left, members)
+	}
+	// The error is rendered in a box, wrapped and capitalised.
+	if msg := strings.Join(strings.Fields(stderr.String()), " "); !strings.Contains(strings.ToLower(msg), "interrupted; the transcript is in "+strings.ToLower(r.log)) {
+		t.Errorf("stderr does not name the transcript:\n%s", stderr.String())
+	}
+	evs := parseE2E(t, stdout.String())
+	if res := evs[len(evs)-1]; res.Type != "result" || res.Outcome != "aborted" || res.Log != r.log {
+		t.Errorf("result %+v", res)
+	}
+	// Every byte the stand-in and its ssh printed is in the transcript,
+	// but for the carriage returns the terminal added.
+	printed := strings.ReplaceAll(readFile(t, r.copy), "\r", "")
+	logged := strings.ReplaceAll(readFile(t, r.log), "\r", "")
+	if logged != printed || !strings.Contains(logged, "### Building the system closure ###") {
+		t.Errorf("transcript differs from what was printed:\n--- transcript\n%q\n--- printed\n%q", logged, printed)
+	}
+}
+
+// groupMembers lists the processes in process group pgid.
+func groupMembers(pgid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		// Fields after the command name: state ppid pgrp …
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestInstallProcess is bigbang's main in a process of its own, for the
+// tests that signal it; it does nothing in a normal test run.
+func TestInstallProcess(t *testing.T) {
+	args, ok := os.LookupEnv("BIGBANG_TEST_PROCESS_ARGS")
+	if !ok {
+		t.Skip("runs only as the child of TestInstallEndToEnd")
+	}
+	waiveContainer(t)
+	os.Args = append([]string{"bigbang"}, strings.Split(args, "\x1f")...)
+	os.Exit(run())
+}

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+	"github.com/bigbang-nix/bigbang/ui"
+)
+
+// wizardArgsEnv carries the command line of the wizard into the test binary
+// that TestWizardProcess turns into bigbang.
+const wizardArgsEnv = "BIGBANG_WIZARD_ARGS"
+
+// waivedBackend is the real backend with remote.container turned into a
+// warning: the test host is this machine, which may itself be a container
+// (as CI runners are), and the stand-in never kexecs it.
+type waivedBackend struct{ ui.Backend }
+
+func (b waivedBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
+	waive := func(c steps.Check) steps.Check {
+		if c.ID == remote.IDContainer && c.Status == steps.StatusFail {
+			c.Status = steps.StatusWarn
+			c.Summary = "waived by the test (the stand-in does not kexec): " + c.Summary
+		}
+		return c
+	}
+	rep, err := b.Backend.Preflight(ctx, cfg, func(e steps.Event) {
+		if e.Type == steps.EventCheck {
+			e.Check = waive(e.Check)
+		}
+		emit(e)
+	})
+	for i := range rep.Checks {
+		rep.Checks[i] = waive(rep.Checks[i])
+	}
+	return rep, err
+}
+
+// TestWizardProcess is the wizard in a process of its own, started in a
+// tmux window by the end-to-end tests; it does nothing in a normal run.
+func TestWizardProcess(t *testing.T) {
+	args, ok := os.LookupEnv(wizardArgsEnv)
+	if !ok {
+		t.Skip("runs only inside the terminal of TestWizardEndToEnd")
+	}
+	var cfg steps.Config
+	root := newRoot(&cfg)
+	if err := root.PersistentFlags().Parse(strings.Split(args, "\x1f")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(exitUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	err := runWizard(ctx, &cfg, waivedBackend{newRealBackend(ctx, cfg)})
+	if err != nil && !errors.Is(err, errSilentFailure) {
+		fmt.Fprintln(os.Stderr, "bigbang:", err)
+	}
+	os.Exit(exitCode(ctx, err))
+}
+
+// wizardTerm starts the wizard for run r in a w×h tmux window. env adds
+// variables (NO_COLOR=1, STANDIN_FAIL_PHASE=disko, …). After the wizard
+// ends, the script records the terminal's modes in r's folder (stty -a).
+func (x *e2e) wizardTerm(t *testing.T, r *e2eRun, w, h int, env ...string) (*tmuxTerm, string) {
+	t.Helper()
+	args := []string{"--host", x.h.IP, "--port", x.h.PortString(), "--user", x.h.User, "-i", x.h.ClientKey,
+		"--known-hosts", r.knownHosts, "--flake", x.flakeDir + "#machine", "--extra-files", r.keys,
+		"--nixos-anywhere", x.standin, "--log", r.log}
+	vars := []string{wizardArgsEnv + "=" + strings.Join(args, "\x1f"), "XDG_STATE_HOME=" + t.TempDir()}
+	for _, k := range []string{"XDG_CACHE_HOME", "SSH_AUTH_SOCK", "PATH", "HOME"} {
+		vars = append(vars, k+"="+os.Getenv(k))
+	}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "STANDIN_") {
+			vars = append(vars, kv)
+		}
+	}
+	vars = append(vars, env...)
+	var script strings.Builder
+	script.WriteString("unset NO_COLOR ACCESSIBLE\n")
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&script, "export %s=%s\n", k, steps.ShellQuote(v))
+	}
+	stty := filepath.Join(t.TempDir(), "stty")
+	fmt.Fprintf(&script, "%s -test.run='^TestWizardProcess$'\ncode=$?\nstty -a > %s\n(exit $code)", steps.ShellQuote(os.Args[0]), steps.ShellQuote(stty))
+	return newTerm(t, w, h, script.String()), stty
+}
+
+// ansiRE matches the escape sequences capture-pane -e writes.
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;:?]*[A-Za-z]`)
+
+// colourRE matches an SGR sequence that sets a colour.
+var colourRE = regexp.MustCompile(`\x1b\[[0-9;]*(3[0-7]|38;[25]|4[0-7]|48;[25]|9[0-7])[;m]`)
+
+// layoutOK checks a screen of a w×h window: the header on the first line,
+// the key line on the last, nothing wider than the window, and, with
+// noColor, no colour at all.
+func layoutOK(t *testing.T, tm *tmuxTerm, w, h int, noColor bool, name string) {
+	t.Helper()
+	esc := tm.screen(true)
+	plain := ansiRE.ReplaceAllString(esc, "")
+	lines := strings.Split(strings.TrimSuffix(plain, "\n"), "\n")
+	if len(lines) != h {
+		t.Errorf("%s: %d lines in a %d-line window:\n%s", name, len(lines), h, plain)
+		return
+	}
+	if !strings.HasPrefix(lines[0], "bigbang ·") {
+		t.Errorf("%s: the header is not on the first line:\n%s", name, plain)
+	}
+	if strings.TrimSpace(lines[h-1]) == "" {
+		t.Errorf("%s: the key line is not on the last line:\n%s", name, plain)
+	}
+	for i, l := range lines {
+		if n := len([]rune(l)); n > w {
+			t.Errorf("%s: line %d is %d wide in a %d-column window: %q", name, i, n, w, l)
+		}
+	}
+	if noColor && colourRE.MatchString(esc) {
+		t.Errorf("%s: NO_COLOR, but the screen has colours:\n%q", name, esc)
+	}
+}
+
+// fingerprint is the SHA256 fingerprint of an authorized_keys line.
+func fingerprint(t *testing.T, pub string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "k.pub")
+	if err := os.WriteFile(f, []byte(pub+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", f).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[1]
+}
+
+// throughWipe drives the wizard from the welcome screen to the progress
+// screen with real keys: the form as given, the new host key accepted with
+// y, the default build location, the plan, the host typed on the wipe
+// screen. check is called on every screen.
+func throughWipe(t *testing.T, x *e2e, tm *tmuxTerm, check func(name string)) {
+	t.Helper()
+	const wait = 30 * time.Second
+	tm.waitFor(wait, "Install NixOS onto a fresh VPS")
+	check("welcome")
+	tm.keys("Enter")
+	tm.waitFor(wait, "Where should NixOS go?")
+	check("target")
+	for i := 0; i < 6; i++ {
+		tm.keys("Enter")
+	}
+	s := tm.waitFor(wait, "trust this key")
+	check("preflight: new host key")
+	if fp := fingerprint(t, x.h.HostKeyPub()); !strings.Contains(s, fp) {
+		t.Errorf("the preflight does not show the host key's fingerprint %s whole:\n%s", fp, s)
+	}
+	tm.keys("y")
+	tm.waitFor(wait, "continue")
+	check("preflight: done")
+	tm.keys("Enter")
+	tm.waitFor(wait, "Where to build")
+	check("RAM and build")
+	tm.keys("Enter")
+	tm.waitFor(wait, "Plan")
+	check("plan")
+	tm.keys("Enter")
+	tm.waitFor(wait, "to wipe it")
+	check("wipe")
+	tm.typeText(x.h.IP)
+	tm.keys("Enter")
+	tm.waitFor(wait, "Wiping")
+	check("wipe countdown")
+}
+
+// TestWizardEndToEnd drives the wizard in a real terminal (tmux) against
+// the real-sshd test host and the stand-in nixos-anywhere, which logs in
+// with ssh, streams the extra files into the host's target root and
+// reboots the host onto the key that came with them.
+func TestWizardEndToEnd(t *testing.T) {
+	x := newE2E(t)
+	const wait = 60 * time.Second
+	unknownKey := func(r *e2eRun) {
+		t.Helper()
+		if err := os.WriteFile(r.knownHosts, []byte(strings.Join(r.otherHosts, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("new host key refused", func(t *testing.T) {
+		r := x.newRun(t)
+		unknownKey(r)
+		tm, _ := x.wizardTerm(t, r, 100, 30)
+		tm.waitFor(wait, "Install NixOS onto a fresh VPS")
+		tm.keys("Enter")
+		tm.waitFor(wait, "Where should NixOS go?")
+		for i := 0; i < 6; i++ {
+			tm.keys("Enter")
+		}
+		tm.waitFor(wait, "trust this key")
+		tm.keys("n")
+		tm.waitFor(wait, "Where should NixOS go?")
+		tm.keys("C-c")
+		if code := tm.wait(wait); code != "130" {
+			t.Errorf("exit %s, want 130 (stopped before anything changed)", code)
+		}
+		if kh := readFile(t, r.knownHosts); strings.Contains(kh, "["+x.h.IP+"]:"+x.h.PortString()) {
+			t.Errorf("known_hosts pins the refused key:\n%s", kh)
+		}
+		if _, err := os.Stat(r.pidFile); err == nil {
+			t.Error("nixos-anywhere ran")
+		}
+	})
+
+	t.Run("changed host key refused", func(t *testing.T) {
+		r := x.newRun(t)
+		_, other, err := testhost.GenerateKey(t.TempDir(), "impostor", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(other)
+		pinned := fmt.Sprintf("[%s]:%d %s %s\n", x.h.IP, x.h.Port, f[0], f[1])
+		if err := os.WriteFile(r.knownHosts, []byte(pinned), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tm, _ := x.wizardTerm(t, r, 100, 30)
+		tm.waitFor(wait, "Install NixOS onto a fresh VPS")
+		tm.keys("Enter")
+		tm.waitFor(wait, "Where should NixOS go?")
+		for i := 0; i < 6; i++ {
+			tm.keys("Enter")
+		}
+		s := tm.waitFor(wait, "ssh-keygen -R")
+		if strings.Contains(s, "trust this key") {
+			t.Errorf("a changed key is offered for trust:\n%s", s)
+		}
+		tm.keys("Enter") // must not continue
+		time.Sleep(300 * time.Millisecond)
+		if s := tm.screen(false); strings.Contains(s, "Where to build") {
+			t.Fatalf("went on past a changed host key:\n%s", s)
+		}
+		tm.keys("C-c")
+		if code := tm.wait(wait); code != "130" {
+			t.Errorf("exit %s, want 130", code)
+		}
+		if readFile(t, r.knownHosts) != pinned {
+			t.Error("known_hosts changed")
+		}
+	})
+
+	t.Run("success: keys copied, reboot verified, known_hosts updated", func(t *testing.T) {
+		r := x.newRun(t)
+		unknownKey(r)
+		tm, _ := x.wizardTerm(t, r, 120, 40)
+		throughWipe(t, x, tm, func(string) {})
+		s := tm.waitFor(wait, "NixOS is installed on "+x.h.IP)
+		login := "ssh -p " + x.h.PortString() + " root@" + x.h.IP
+		shipped := fingerprint(t, r.hostKeyPub)
+		for _, want := range []string{login, shipped, "✓ Connect", "✓ Disko", "✓ Key copy", "✓ Reboot"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("the result screen lacks %q:\n%s", want, s)
+			}
+		}
+		want, got := treeModes(t, r.keys), treeModes(t, x.h.Root)
+		for p, v := range want {
+			if got[p] != v {
+				t.Errorf("%s on the target: %q, want %q", p, got[p], v)
+			}
+		}
+		if f, w := strings.Fields(x.h.HostKeyPub()), strings.Fields(r.hostKeyPub); f[1] != w[1] {
+			t.Errorf("the host runs key %s, want the shipped %s", f[1], w[1])
+		}
+		kh := readFile(t, r.knownHosts)
+		entry := fmt.Sprintf("[%s]:%d %s", x.h.IP, x.h.Port, strings.Join(strings.Fields(r.hostKeyPub)[:2], " "))
+		if strings.Count(kh, "["+x.h.IP+"]:"+x.h.PortString()+" ") != 1 || !strings.Contains(kh, entry) {
+			t.Errorf("known_hosts does not pin the new key once as %q:\n%s", entry, kh)
+		}
+		tm.keys("q")
+		if code := tm.wait(wait); code != "0" {
+			t.Errorf("exit %s, want 0; screen:\n%s", code, tm.screen(false))
+		}
+		if s := tm.screen(false); !strings.Contains(s, "the transcript is in") {
+			t.Errorf("the transcript's path is not left in the terminal:\n%s", s)
+		}
+	})
+
+	t.Run("failure at disko, 60x20, NO_COLOR", func(t *testing.T) {
+		r := x.newRun(t)
+		unknownKey(r)
+		before := ""
+		tm, _ := x.wizardTerm(t, r, 60, 20, "STANDIN_FAIL_PHASE=disko", "NO_COLOR=1")
+		throughWipe(t, x, tm, func(name string) {
+			layoutOK(t, tm, 60, 20, true, name)
+			if name == "wipe" {
+				before = readFile(t, r.knownHosts)
+			}
+		})
+		tm.waitFor(wait, "bigbang · Install")
+		layoutOK(t, tm, 60, 20, true, "progress")
+		s := tm.waitFor(wait, "failed in Disko")
+		layoutOK(t, tm, 60, 20, true, "result")
+		flat := strings.Join(strings.Fields(s), " ")
+		for _, want := range []string{"Resume", "--phases disko,", "What went wrong"} {
+			if !strings.Contains(flat, want) {
+				t.Errorf("the failure screen lacks %q:\n%s", want, s)
+			}
+		}
+		if got := treeModes(t, x.h.Root); len(got) != 0 {
+			t.Errorf("files reached the target although disko failed: %v", got)
+		}
+		tm.keys("q")
+		if code := tm.wait(wait); code != "1" {
+			t.Errorf("exit %s, want 1", code)
+		}
+		if readFile(t, r.knownHosts) != before {
+			t.Error("known_hosts changed after the wipe screen")
+		}
+	})
+
+	t.Run("ctrl+c during the install", func(t *testing.T) {
+		r := x.newRun(t)
+		unknownKey(r)
+		tm, stty := x.wizardTerm(t, r, 100, 30, "STANDIN_HANG_PHASE=install")
+		throughWipe(t, x, tm, func(string) {})
+		// Wait for the stand-in and its ssh to the test host.
+		pgid := 0
+		deadline := time.Now().Add(wait)
+		for pgid == 0 || len(groupMembers(pgid)) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the stand-in did not start its remote command; screen:\n%s", tm.screen(false))
+			}
+			time.Sleep(20 * time.Millisecond)
+			if b, err := os.ReadFile(r.pidFile); err == nil {
+				for _, f := range strings.Fields(string(b)) {
+					if v, ok := strings.CutPrefix(f, "pgid="); ok {
+						pgid, _ = strconv.Atoi(v)
+					}
+				}
+			}
+		}
+		tm.waitFor(wait, "Building the system closure")
+		tm.keys("C-c")
+		tm.waitFor(wait, "stop the install")
+		if left := groupMembers(pgid); len(left) == 0 {
+			t.Error("the install stopped before the operator confirmed")
+		}
+		tm.keys("y")
+		s := tm.waitFor(wait, "Log")
+		if left := groupMembers(pgid); len(left) > 0 {
+			t.Errorf("processes of the stand-in's group survived: %v", left)
+		}
+		if !strings.Contains(s, r.log) && !strings.Contains(strings.Join(strings.Fields(s), ""), r.log) {
+			t.Errorf("the result screen does not name the log %s:\n%s", r.log, s)
+		}
+		tm.keys("q")
+		if code := tm.wait(wait); code != "130" {
+			t.Errorf("exit %s, want 130", code)
+		}
+		modes := readFile(t, stty)
+		for _, m := range []string{"icanon", "echo", "isig"} {
+			if !regexp.MustCompile(`(^|\s)` + m + `(\s|$)`).MatchString(modes) {
+				t.Errorf("the terminal is left without %s:\n%s", m, modes)
+			}
+		}
+		if s := strings.Join(strings.Fields(tm.screen(false)), ""); !strings.Contains(s, "interrupted;thetranscriptisin"+r.log) {
+			t.Errorf("the transcript's path is not left in the terminal:\n%s", tm.screen(false))
+		}
+		// The terminal turned \n into \r\n; ssh's own messages already end
+		// in \r\n.
+		printed := strings.ReplaceAll(readFile(t, r.copy), "\r\n", "\n")
+		logged := strings.ReplaceAll(readFile(t, r.log), "\r\n", "\n")
+		if logged != printed || !strings.Contains(logged, "### Building the system closure ###") {
+			i := 0
+			for i < len(logged) && i < len(printed) && logged[i] == printed[i] {
+				i++
+			}
+			t.Errorf("transcript (%d bytes) differs from what was printed (%d bytes) from byte %d:\n--- transcript\n%q\n--- printed\n%q",
+				len(logged), len(printed), i, logged[max(0, i-200):], printed[max(0, i-200):])
+		}
+	})
+}
