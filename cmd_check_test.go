@@ -16,20 +16,8 @@ import (
 )
 
 // runCheckCmd runs `bigbang check args…` in process.
-func runCheckCmd(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(append([]string{"check"}, args...))
-	err := root.Execute()
-	msg := errOut.String()
-	if err != nil {
-		msg += err.Error()
-	}
-	return exitCode(context.Background(), err), out.String(), msg
+func runCheckCmd(args ...string) (int, string, string) {
+	return runRoot(context.Background(), "", append([]string{"check"}, args...)...)
 }
 
 func withLocalChecks(t *testing.T, f func(context.Context, *steps.Config) ([]steps.Check, steps.TargetExpect, any)) {
@@ -97,7 +85,7 @@ func TestCheckCommand(t *testing.T) {
 				}
 			}
 			before, _ := os.ReadFile(kh)
-			code, stdout, msg := runCheckCmd(t, append(common(kh), tt.extra...)...)
+			code, stdout, msg := runCheckCmd(append(common(kh), tt.extra...)...)
 			var rep checkJSON
 			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 				t.Fatalf("stdout is not one JSON object: %v\n%s\n%s", err, stdout, msg)
@@ -182,7 +170,7 @@ func TestCheckUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, msg := runCheckCmd(t, tt.args...)
+			code, _, msg := runCheckCmd(tt.args...)
 			if code != exitUsage {
 				t.Errorf("exit %d, want %d: %s", code, exitUsage, msg)
 			}

@@ -1,23 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
+	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 func init() { subcommands = append(subcommands, newDriftCmd) }
@@ -39,63 +36,31 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 			return runDrift(cmd, cfg, timeout)
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "connect-timeout", sshexec.DefaultTimeout, "limit for connecting, the SSH handshake and logging in")
+	addConnectTimeout(cmd, &timeout)
 	return cmd
 }
 
-// flakeResult is the flake's evaluation, made while SSH connects.
-type flakeResult struct {
-	info *flake.Info
-	err  error
-}
-
-func evaluateFlake(ctx context.Context, ref string) <-chan flakeResult {
-	ch := make(chan flakeResult, 1)
-	go func() {
-		info, err := flake.Evaluate(ctx, ref)
-		ch <- flakeResult{info, err}
-	}()
-	return ch
-}
-
-// connectTarget dials the target as `check` does, asking about an unknown
-// host key on a terminal.
-func connectTarget(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, timeout time.Duration) (*sshexec.Client, error) {
-	interactive := cfg.Output != "json" && term.IsTerminal(os.Stdin.Fd())
-	c, err := sshexec.Dial(ctx, dialOptions(ctx, cmd, cfg, checkFlags{timeout: timeout}, interactive))
+// liveLayout reads the target's disks through the facts script, the one
+// round trip `bigbang check` makes too: lsblk in bytes with partition
+// labels, types and tables, completed by blkid -p as root (or through
+// passwordless sudo), the mount points and the /dev/disk/by-id links.
+func liveLayout(ctx context.Context, c *sshexec.Client) (remote.Facts, error) {
+	f, err := c.Facts(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
+		return f, fmt.Errorf("%w: %w", reinstall.ErrLayoutRead, err)
 	}
-	return c, nil
-}
-
-// needsSudo says whether remote commands that need root go through sudo.
-func needsSudo(c *sshexec.Client) bool { return c.Resolved.User != "root" }
-
-// readLiveLayout reads the target's disks with reinstall.LayoutCommand, as
-// root where it can (blkid -p reads the devices themselves), else as the
-// login user (lsblk alone: partitions are then matched by order).
-func readLiveLayout(ctx context.Context, c *sshexec.Client) ([]reinstall.LiveDisk, error) {
-	cmdline := "sh -c " + steps.ShellQuote(reinstall.LayoutCommand())
-	if needsSudo(c) {
-		var out bytes.Buffer
-		if err := c.Run(ctx, "sudo -n "+cmdline, nil, &out, io.Discard); err == nil {
-			return reinstall.ParseLayout(out.Bytes())
-		}
+	if !f.HasTool("lsblk") {
+		return f, fmt.Errorf("%w: the target has no lsblk: install util-linux on it", reinstall.ErrLayoutRead)
 	}
-	var out, errb bytes.Buffer
-	if err := c.Run(ctx, cmdline, nil, &out, &errb); err != nil {
-		return nil, fmt.Errorf("%w: %v: check that util-linux (lsblk) is installed on the target", reinstall.ErrLayoutRead, err)
-	}
-	return reinstall.ParseLayout(out.Bytes())
+	return f, nil
 }
 
 // flakeLayout returns the disko layout of the evaluated flake.
-func flakeLayout(r flakeResult, ref string) ([]reinstall.FlakeDisk, error) {
-	if r.err != nil {
-		return nil, fmt.Errorf("evaluating %s: %w", ref, r.err)
+func flakeLayout(info *flake.Info, err error, ref string) ([]reinstall.FlakeDisk, error) {
+	if err != nil {
+		return nil, fmt.Errorf("evaluating %s: %w", ref, err)
 	}
-	disks := reinstall.FromDisko(r.info.Config.Disko)
+	disks := reinstall.FromDisko(info.Config.Disko)
 	if len(disks) == 0 {
 		return nil, fmt.Errorf("%s has no disko layout (disko.devices.disk): drift compares disko layouts only", ref)
 	}
@@ -103,49 +68,46 @@ func flakeLayout(r flakeResult, ref string) ([]reinstall.FlakeDisk, error) {
 }
 
 // driftFor reads the live layout of a connected target while the flake's
-// evaluation finishes, and compares them. It returns the evaluation too.
-func driftFor(ctx context.Context, c *sshexec.Client, fr <-chan flakeResult, ref string) (reinstall.Report, flakeResult, error) {
-	live, lerr := readLiveLayout(ctx, c)
-	res := <-fr
-	layout, ferr := flakeLayout(res, ref)
-	if err := errors.Join(ferr, lerr); err != nil {
-		return reinstall.Report{}, res, err
+// evaluation (started with flake.Start before connecting) finishes, and
+// compares them. It returns the flake's layout and evaluation too; the
+// evaluation is nil when it failed.
+func driftFor(ctx context.Context, c *sshexec.Client, ev *flake.Pending, ref string) (reinstall.Report, []reinstall.FlakeDisk, *flake.Info, error) {
+	live, lerr := liveLayout(ctx, c)
+	info, err := ev.Wait(ctx)
+	layout, ferr := flakeLayout(info, err, ref)
+	if err != nil {
+		info = nil
 	}
-	return reinstall.Compare(layout, live), res, nil
+	if err := errors.Join(ferr, lerr); err != nil {
+		return reinstall.Report{}, layout, info, err
+	}
+	return reinstall.Compare(layout, live), layout, info, nil
 }
 
 func runDrift(cmd *cobra.Command, cfg *steps.Config, timeout time.Duration) error {
-	if err := validateCheck(cfg); err != nil {
+	if err := validateTarget(cfg); err != nil {
 		return usageErr(err)
 	}
 	if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
 		return usageErr(err)
 	}
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	fr := evaluateFlake(ctx, cfg.Flake)
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	ev := flake.Start(ctx, cfg.Flake)
 	c, err := connectTarget(ctx, cmd, cfg, timeout)
 	if err != nil {
 		return failErr(err)
 	}
 	defer c.Close()
-	rep, _, err := driftFor(ctx, c, fr, cfg.Flake)
+	rep, _, _, err := driftFor(ctx, c, ev, cfg.Flake)
 	if err != nil {
 		return failErr(fmt.Errorf("drift: %w", err))
 	}
-	out := cmd.OutOrStdout()
-	if cfg.Output == "json" {
-		if err := json.NewEncoder(out).Encode(rep); err != nil {
-			return failErr(err)
-		}
-	} else {
-		printDrift(out, cfg.Host, rep)
+	if err := writeReport(cmd, cfg, rep, func(w io.Writer) { printDrift(w, cfg.Host, rep) }); err != nil {
+		return err
 	}
 	if rep.Verdict == reinstall.VerdictReinstall {
-		cmd.SilenceErrors = true // the report said why
-		return failErr(errSilentFailure)
+		return silentFailure(cmd)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -9,27 +8,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // runExplain runs `bigbang explain args…` in process and returns its exit
 // code, standard output and error text.
-func runExplain(t *testing.T, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(append([]string{"explain"}, args...))
-	err := root.Execute()
-	msg := errOut.String()
-	if err != nil {
-		msg += err.Error()
-	}
-	return exitCode(context.Background(), err), out.String(), msg
+func runExplain(stdin string, args ...string) (int, string, string) {
+	return runRoot(context.Background(), stdin, append([]string{"explain"}, args...)...)
 }
 
 func TestExplainCommand(t *testing.T) {
@@ -70,7 +54,7 @@ func TestExplainCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, msg := runExplain(t, tt.stdin, tt.args...)
+			code, out, msg := runExplain(tt.stdin, tt.args...)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d (stdout %q, error %q)", code, tt.code, out, msg)
 			}
@@ -90,7 +74,7 @@ func TestExplainCommand(t *testing.T) {
 func TestExplainJSON(t *testing.T) {
 	in := "### Uploading install SSH keys ###\n### Gathering machine facts ###\n### Switching system into kexec ###\n" +
 		"kexec_file_load failed: Resource busy\n"
-	code, out, msg := runExplain(t, in, "--json", "-")
+	code, out, msg := runExplain(in, "--json", "-")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, msg)
 	}

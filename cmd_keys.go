@@ -31,7 +31,7 @@ func newKeysCmd(cfg *steps.Config) *cobra.Command {
 			"decrypts every sops file the flake uses. Exit status 1 when a problem remains.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runKeys(cmd, *cfg, fixMode, os.Stdin)
+			return runKeys(cmd, *cfg, fixMode, cmd.InOrStdin())
 		},
 	}
 	cmd.Flags().BoolVar(&fixMode, "fix-mode", false, "make the private host key mode 0600 without asking")
@@ -52,7 +52,7 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 			return err
 		}
 		fmt.Fprintf(out, "%s cannot read %s, so the default key path is used and the sops checks are skipped:\n  %s\n",
-			keysGlyph(steps.StatusWarn), cfg.Flake, strings.ReplaceAll(ferr.Error(), "\n", "\n  "))
+			glyph(steps.StatusWarn), cfg.Flake, strings.ReplaceAll(ferr.Error(), "\n", "\n  "))
 	} else {
 		conf = &info.Config
 	}
@@ -63,14 +63,14 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 		if kerr != nil {
 			return failErr(fmt.Errorf("keys: %w: check that %s is writable", kerr, cfg.ExtraFiles))
 		}
-		fmt.Fprintf(out, "%s generated a new host key %s (+ .pub) for %s on the new system\n", keysGlyph(steps.StatusOK), keyPath, target)
+		fmt.Fprintf(out, "%s generated a new host key %s (+ .pub) for %s on the new system\n", glyph(steps.StatusOK), keyPath, target)
 	}
 	if kerr == nil && !key.ModeOK() {
 		if fixMode || keysAskYes(out, stdin, fmt.Sprintf("%s has mode %04o; sshd ignores such a key. Fix it with chmod 600? [y/N] ", keyPath, key.Mode.Perm())) {
 			if err := secrets.FixMode(keyPath); err != nil {
 				return failErr(fmt.Errorf("keys: %w", err))
 			}
-			fmt.Fprintf(out, "%s %s is now mode 0600\n", keysGlyph(steps.StatusOK), keyPath)
+			fmt.Fprintf(out, "%s %s is now mode 0600\n", glyph(steps.StatusOK), keyPath)
 			key, kerr = secrets.Inspect(keyPath)
 		}
 	}
@@ -78,12 +78,7 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 		fmt.Fprintf(out, "\nhost key     %s\nfingerprint  %s\nage          %s\n\n", keyPath, key.Fingerprint, key.Recipient)
 	}
 	checks := local.SecretChecks(cmd.Context(), cfg, dir, conf)
-	for _, c := range checks {
-		fmt.Fprintf(out, "%s %s  %s\n", keysGlyph(c.Status), c.ID, c.Summary)
-		if c.Fix != "" && c.Status != steps.StatusOK {
-			fmt.Fprintf(out, "    fix: %s\n", c.Fix)
-		}
-	}
+	writeChecks(out, checks)
 	if ferr != nil || steps.CountBlocking(checks) > 0 {
 		return errSilentFailure
 	}
@@ -101,18 +96,5 @@ func keysAskYes(out io.Writer, stdin io.Reader, question string) bool {
 	}
 	fmt.Fprint(out, question)
 	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	a := strings.ToLower(strings.TrimSpace(line))
-	return a == "y" || a == "yes"
-}
-
-func keysGlyph(s steps.Status) string {
-	switch s {
-	case steps.StatusOK:
-		return "✔"
-	case steps.StatusWarn:
-		return "⚠"
-	case steps.StatusFail:
-		return "✘"
-	}
-	return "–"
+	return isYes(line)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,20 +8,13 @@ import (
 	"testing"
 
 	"github.com/bigbang-nix/bigbang/internal/testutil"
-	"github.com/bigbang-nix/bigbang/steps"
 )
 
-func runKeysCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetIn(strings.NewReader(""))
-	root.SetArgs(append([]string{"keys"}, args...))
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
+// runKeysCmd runs `bigbang keys args…` in process, with nothing on
+// standard input, and returns its exit code and everything it printed.
+func runKeysCmd(args ...string) (int, string) {
+	code, out, errOut := runRoot(context.Background(), "", append([]string{"keys"}, args...)...)
+	return code, out + errOut
 }
 
 func TestKeysGeneratesAndFixesMode(t *testing.T) {
@@ -34,20 +26,22 @@ func TestKeysGeneratesAndFixesMode(t *testing.T) {
 	}
 	extra := filepath.Join(dir, "keys dir")
 	args := []string{"--flake", dir + "#no-disko", "--extra-files", extra}
-	out, err := runKeysCmd(t, args...)
+	code, out := runKeysCmd(args...)
 	key := filepath.Join(extra, "persistent", "etc", "ssh", "ssh_host_ed25519_key")
-	if err != nil || !strings.Contains(out, "generated a new host key "+key) || !strings.Contains(out, "age          age1") {
-		t.Fatalf("first run: %v\n%s", err, out)
+	if code != 0 || !strings.Contains(out, "generated a new host key "+key) || !strings.Contains(out, "age          age1") {
+		t.Fatalf("first run: exit %d\n%s", code, out)
 	}
 	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("key not generated 0600: %v", err)
 	}
-	os.Chmod(key, 0o644)
-	if out, err := runKeysCmd(t, args...); err == nil || !strings.Contains(out, "chmod 600") {
-		t.Fatalf("mode 0644 without --fix-mode: err %v\n%s", err, out)
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if out, err := runKeysCmd(t, append(args, "--fix-mode")...); err != nil || strings.Contains(out, "generated") {
-		t.Fatalf("--fix-mode: %v\n%s", err, out)
+	if code, out := runKeysCmd(args...); code == 0 || !strings.Contains(out, "chmod 600") {
+		t.Fatalf("mode 0644 without --fix-mode: exit %d\n%s", code, out)
+	}
+	if code, out := runKeysCmd(append(args, "--fix-mode")...); code != 0 || strings.Contains(out, "generated") {
+		t.Fatalf("--fix-mode: exit %d\n%s", code, out)
 	}
 	if st, _ := os.Stat(key); st.Mode().Perm() != 0o600 {
 		t.Fatalf("--fix-mode left %04o", st.Mode().Perm())

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,9 +18,9 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
-	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 	"github.com/bigbang-nix/bigbang/ui/textout"
 )
@@ -66,7 +65,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	fl.StringArrayVar(&f.services, "service", nil, "systemd unit that uses the source: stopped during the restore (repeatable)")
 	fl.BoolVar(&f.force, "force", false, "reinstall even when the disk layout did not change")
 	fl.StringVar(&f.restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
-	fl.DurationVar(&f.timeout, "connect-timeout", sshexec.DefaultTimeout, "limit for connecting, the SSH handshake and logging in")
+	addConnectTimeout(cmd, &f.timeout)
 	fl.DurationVar(&f.wait, "reboot-timeout", sshexec.DefaultRebootTimeout, "how long to wait for the new system after the install")
 	return cmd
 }
@@ -86,10 +85,8 @@ func stage(w io.Writer, format string, args ...any) {
 }
 
 func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
 	// Human progress goes to stderr when stdout carries JSON events.
 	w := cmd.OutOrStdout()
 	if cfg.Output == "json" {
@@ -97,7 +94,7 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	}
 	if f.restore != "" {
 		// The restore alone needs no flake and no extra files.
-		if err := validateCheck(&cfg); err != nil {
+		if err := validateTarget(&cfg); err != nil {
 			return usageErr(err)
 		}
 		return restoreOnly(ctx, cmd, &cfg, f, w)
@@ -112,8 +109,8 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 		}
 		f.backupDir = d
 	}
-	interactive := cfg.Output != "json" && term.IsTerminal(os.Stdin.Fd())
-	if !interactive {
+	ask := interactive(&cfg)
+	if !ask {
 		if err := confirmWipe(cfg); err != nil {
 			return usageErr(err)
 		}
@@ -126,7 +123,7 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 		return failErr(commandMissing(plan.Argv[0]))
 	}
 
-	fr := evaluateFlake(ctx, cfg.Flake)
+	ev := flake.Start(ctx, cfg.Flake)
 	c, err := connectTarget(ctx, cmd, &cfg, f.timeout)
 	if err != nil {
 		return failErr(err)
@@ -141,11 +138,10 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	}
 
 	stage(w, "Disk layout against %s", cfg.Flake)
-	rep, fres, err := driftFor(ctx, c, fr, cfg.Flake)
+	rep, layout, info, err := driftFor(ctx, c, ev, cfg.Flake)
 	if err != nil {
 		return failErr(fmt.Errorf("reinstall: %w", err))
 	}
-	layout, _ := flakeLayout(fres, cfg.Flake)
 	printDrift(w, cfg.Host, rep)
 	if rep.Verdict == reinstall.VerdictNone && !f.force {
 		fmt.Fprintln(w, "Nothing to reinstall. (--force reinstalls anyway.)")
@@ -167,7 +163,7 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	fmt.Fprintf(w, "Backup verified: %s\n  %d entries, %s of files, %s compressed, sha256 %s\n  It holds the machine's secrets: keep it as safe as the host key.\n",
 		archive.Path, m.Entries, steps.FormatBytes(m.Bytes), steps.FormatBytes(m.ArchiveBytes), m.SHA256)
 
-	if interactive {
+	if ask {
 		if err := typedConfirmation(cmd, cfg.Host, archive.Path); err != nil {
 			return usageErr(err)
 		}
@@ -195,15 +191,19 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 		Flake: cfg.Flake, ExtraFiles: cfg.ExtraFiles, BuildOn: plan.BuildOn, Disko: layout,
 		HostKeyFingerprint: vr.HostKey.Fingerprint, Phases: phases, Log: logPath,
 	}
-	rec.System = fres.info.Config.System
-	if fres.info.Config.Revision != nil {
-		rec.FlakeRevision = *fres.info.Config.Revision
+	rec.System = info.Config.System
+	if info.Config.Revision != nil {
+		rec.FlakeRevision = *info.Config.Revision
 	}
 	if old, err := receipt.Read(cfg.Host); err == nil {
 		rec.Backups = old.Backups
 	}
 	if err := restoreArchive(ctx, w, target, hostPub, archive, f, cfg.Host); err != nil {
-		_, _ = receipt.Write(rec)
+		// The install happened: the receipt records it, without the
+		// restore.
+		if _, werr := receipt.Write(rec); werr != nil {
+			notef(cmd, "bigbang: could not write the receipt: %v\n", werr)
+		}
 		return failErr(err)
 	}
 	for i := range rec.Backups {
@@ -218,13 +218,6 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	}
 	fmt.Fprintf(w, "Reinstall of %s done: same host key, %s restored.\n", cfg.Host, f.source)
 	return nil
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }
 
 // progressPrinter redraws one progress line on a terminal, and writes a
@@ -295,7 +288,7 @@ func keepHostKey(ctx context.Context, c *sshexec.Client, extraFiles string, sudo
 	if pub, err := os.ReadFile(pubFile); err == nil {
 		fp, err := pubFingerprint(pub)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pubFile, err)
+			return nil, fmt.Errorf("%s: %w: put the machine's ssh_host_ed25519_key.pub there, or move the file away so bigbang copies the key", pubFile, err)
 		}
 		if fp != served {
 			return nil, fmt.Errorf("the host key in %s (%s) is not the one %s serves (%s): the reinstalled machine would change identity and lose its secrets; put the machine's own key there or move that file away so bigbang copies it",
@@ -318,47 +311,27 @@ func keepHostKey(ctx context.Context, c *sshexec.Client, extraFiles string, sudo
 	if err != nil || fp != served {
 		return nil, fmt.Errorf("the machine's ssh_host_ed25519_key is not the key it serves (%s): put the right key into %s yourself", served, privFile)
 	}
-	if err := os.MkdirAll(filepath.Dir(privFile), 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(privFile, priv, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(pubFile, pub, 0o644); err != nil {
-		return nil, err
+	if err := writeHostKey(privFile, pubFile, priv, pub); err != nil {
+		return nil, fmt.Errorf("copying the host key into the extra-files tree: %w: check that %s is writable", err, filepath.Dir(privFile))
 	}
 	fmt.Fprintf(w, "Copied the machine's host key into %s (0600): it keeps its identity.\n", privFile)
 	return pub, nil
 }
 
-func wrapSudo(cmd string, sudo bool) string {
-	if sudo {
-		return "sudo -n " + cmd
+// writeHostKey writes the private key 0600 (also over a file that was
+// there with a looser mode: WriteFile keeps an existing file's mode) and
+// the public key beside it.
+func writeHostKey(privFile, pubFile string, priv, pub []byte) error {
+	if err := os.MkdirAll(filepath.Dir(privFile), 0o700); err != nil {
+		return err
 	}
-	return cmd
-}
-
-// servedEd25519 returns the fingerprint of the machine's ed25519 host key:
-// the one it proved on this connection when that is ed25519, else the one
-// its public key file shows.
-func servedEd25519(ctx context.Context, c *sshexec.Client) (string, error) {
-	if c.HostKey.Type == "ssh-ed25519" {
-		return c.HostKey.Fingerprint, nil
+	if err := os.WriteFile(privFile, priv, 0o600); err != nil {
+		return err
 	}
-	var out bytes.Buffer
-	script := `cat /persistent/etc/ssh/ssh_host_ed25519_key.pub 2>/dev/null || cat /etc/ssh/ssh_host_ed25519_key.pub`
-	if err := c.Run(ctx, "sh -c "+steps.ShellQuote(script), nil, &out, io.Discard); err != nil {
-		return "", fmt.Errorf("reading the machine's ed25519 host key: %w: bigbang ships an ed25519 host key; give the machine one", err)
+	if err := os.Chmod(privFile, 0o600); err != nil {
+		return err
 	}
-	return pubFingerprint(out.Bytes())
-}
-
-func pubFingerprint(line []byte) (string, error) {
-	f := strings.Fields(string(line))
-	if len(f) < 2 {
-		return "", errors.New("not a public key line")
-	}
-	return remote.Fingerprint(f[1])
+	return os.WriteFile(pubFile, pub, 0o644)
 }
 
 // installForReinstall runs nixos-anywhere as `bigbang install` does and
@@ -429,16 +402,9 @@ func restoreArchive(ctx context.Context, w io.Writer, target sshexec.Target, hos
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer c.Close()
-	target.User = c.Resolved.User
-	stage(w, "Restore of %s into %s:%s", a.Path, host, f.source)
-	res, err := reinstall.Restore(ctx, c, a, reinstall.RestoreOptions{
-		Host: host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
-	}, progressPrinter(w))
-	endProgress(w)
-	if err != nil {
+	if err := restoreInto(ctx, w, c, a, f, host); err != nil {
 		return fmt.Errorf("%w; run again with --restore %s", err, steps.ShellQuote(a.Path))
 	}
-	fmt.Fprintf(w, "Restored and compared with the archive: %s holds %d entries, %s of files.\n", f.source, res.Entries, steps.FormatBytes(res.Bytes))
 	return nil
 }
 
@@ -459,13 +425,22 @@ func restoreOnly(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, f r
 	if f.source == reinstall.DefaultSource && !cmd.Flags().Changed("source") {
 		f.source = a.Manifest.Source
 	}
-	stage(w, "Restore of %s into %s:%s", a.Path, cfg.Host, f.source)
+	if err := restoreInto(ctx, w, c, a, f, cfg.Host); err != nil {
+		return failErr(err)
+	}
+	return nil
+}
+
+// restoreInto restores the archive into f.source over c, with the
+// progress line, and says what the comparison with the archive found.
+func restoreInto(ctx context.Context, w io.Writer, c *sshexec.Client, a reinstall.Archive, f reinstallFlags, host string) error {
+	stage(w, "Restore of %s into %s:%s", a.Path, host, f.source)
 	res, err := reinstall.Restore(ctx, c, a, reinstall.RestoreOptions{
-		Host: cfg.Host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
+		Host: host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
 	}, progressPrinter(w))
 	endProgress(w)
 	if err != nil {
-		return failErr(err)
+		return err
 	}
 	fmt.Fprintf(w, "Restored and compared with the archive: %s holds %d entries, %s of files.\n", f.source, res.Entries, steps.FormatBytes(res.Bytes))
 	return nil

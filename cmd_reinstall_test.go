@@ -13,41 +13,15 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
 
-// copyHostKey puts the test host's key into an extra-files tree, as the
-// operator's secrets-init/keys holds the machine's key.
-func copyHostKey(t *testing.T, h *testhost.Host, keys string) {
-	t.Helper()
-	dir := filepath.Join(keys, "persistent", "etc", "ssh")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"} {
-		b, err := os.ReadFile(filepath.Join(h.Dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestReinstallCommand runs the guided reinstall against the real-sshd test
 // host, a loop device whose layout the flake changed, and the stand-in
 // nixos-anywhere: drift, backup, install, wait with the pinned host key,
 // restore, receipt.
 func TestReinstallCommand(t *testing.T) {
 	dev := driftLoopDisk(t)
-	state := t.TempDir()
-	t.Setenv("XDG_STATE_HOME", state)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	flakeDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(flakeDir, "flake.nix"), []byte(strings.ReplaceAll(driftCmdFlake, "@DEVICE@", dev)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := testhost.Start(t, testhost.Options{})
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	h.WriteKnownHosts(kh)
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	flakeDir := writeFlakeDir(t, strings.ReplaceAll(driftCmdFlake, "@DEVICE@", dev))
+	h, kh := startTestHost(t, testhost.Options{})
 	src := filepath.Join(t.TempDir(), "persistent")
 	if err := os.MkdirAll(filepath.Join(src, "var/lib/app"), 0o755); err != nil {
 		t.Fatal(err)
@@ -68,7 +42,7 @@ func TestReinstallCommand(t *testing.T) {
 	t.Run("no drift: stops before the backup", func(t *testing.T) {
 		keys := t.TempDir()
 		copyHostKey(t, h, keys)
-		code, out, errOut := runBigbang(ctx, args(keys, "same")...)
+		code, out, errOut := runRoot(ctx, "", args(keys, "same")...)
 		if code != 0 || !strings.Contains(out, "Nothing to reinstall") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -86,7 +60,7 @@ func TestReinstallCommand(t *testing.T) {
 		if _, _, err := testhost.GenerateKey(other, "ssh_host_ed25519_key", ""); err != nil {
 			t.Fatal(err)
 		}
-		code, out, errOut := runBigbang(ctx, args(keys, "bigger-esp")...)
+		code, out, errOut := runRoot(ctx, "", args(keys, "bigger-esp")...)
 		if code != exitFailed || !strings.Contains(errOut, "would change identity") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -98,13 +72,13 @@ func TestReinstallCommand(t *testing.T) {
 	t.Run("layout changed: backup, install, restore, receipt", func(t *testing.T) {
 		keys := t.TempDir()
 		copyHostKey(t, h, keys)
-		code, out, errOut := runBigbang(ctx, args(keys, "bigger-esp", "--service", "app.service")...)
+		code, out, errOut := runRoot(ctx, "", args(keys, "bigger-esp", "--service", "app.service")...)
 		// The test host has no systemd: the services flag must fail the
 		// restore, not the install; run without it below.
 		if code != exitFailed || !strings.Contains(errOut, "app.service") || !strings.Contains(out, "Backup verified") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
-		code, out, errOut = runBigbang(ctx, args(keys, "bigger-esp")...)
+		code, out, errOut = runRoot(ctx, "", args(keys, "bigger-esp")...)
 		if code != 0 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -131,12 +105,12 @@ func TestReinstallCommand(t *testing.T) {
 		if err := os.Remove(filepath.Join(src, "var/lib/app/db")); err != nil {
 			t.Fatal(err)
 		}
-		code, out, errOut = runBigbang(ctx, "reinstall", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+		code, out, errOut = runRoot(ctx, "", "reinstall", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 			"--known-hosts", kh, "--restore", last.Path, "--output", "plain")
 		if b, _ := os.ReadFile(filepath.Join(src, "var/lib/app/db")); code != 0 || string(b) != "rows" {
 			t.Fatalf("restore only: exit %d, file %q\n%s\n%s", code, b, out, errOut)
 		}
-		code, _, errOut = runBigbang(ctx, "reinstall", "--host", "localhost", "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+		code, _, errOut = runRoot(ctx, "", "reinstall", "--host", "localhost", "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 			"--known-hosts", kh, "--restore", last.Path, "--output", "plain")
 		if code != exitFailed || !strings.Contains(errOut, "another host") {
 			t.Fatalf("restore onto another host: exit %d\n%s", code, errOut)

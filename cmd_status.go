@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
@@ -47,7 +46,7 @@ func newStatusCmd(cfg *steps.Config) *cobra.Command {
 		SilenceUsage: true,
 		RunE:         func(cmd *cobra.Command, _ []string) error { return runStatus(cmd, cfg, f) },
 	}
-	cmd.Flags().DurationVar(&f.timeout, "connect-timeout", sshexec.DefaultTimeout, "limit for connecting, the SSH handshake and logging in")
+	addConnectTimeout(cmd, &f.timeout)
 	cmd.Flags().StringArrayVar(&f.units, "unit", nil, "a systemd unit of the deployment to report on (repeatable)")
 	cmd.Flags().BoolVar(&f.noDrift, "no-drift", false, "skip the disk drift (the live layout read)")
 	return cmd
@@ -186,13 +185,11 @@ func parseStatus(out []byte, st *Status) {
 }
 
 func runStatus(cmd *cobra.Command, cfg *steps.Config, f statusFlags) error {
-	if err := validateCheck(cfg); err != nil {
+	if err := validateTarget(cfg); err != nil {
 		return usageErr(err)
 	}
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
 	st := Status{Host: cfg.Host, UpdateUnits: []UnitStatus{}, FailedUnits: []string{}}
 	rec, recErr := receipt.Read(cfg.Host)
 	if recErr == nil {
@@ -200,7 +197,7 @@ func runStatus(cmd *cobra.Command, cfg *steps.Config, f statusFlags) error {
 	}
 	// The flake is evaluated even without the drift: it gives the local
 	// revision.
-	fr := evaluateFlake(ctx, cfg.Flake)
+	ev := flake.Start(ctx, cfg.Flake)
 	c, err := connectTarget(ctx, cmd, cfg, f.timeout)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -232,13 +229,13 @@ func runStatus(cmd *cobra.Command, cfg *steps.Config, f statusFlags) error {
 	parseStatus(out.Bytes(), &st)
 
 	if f.noDrift {
-		if fres := <-fr; fres.err == nil && fres.info.Config.Revision != nil {
-			st.Revision.Local = *fres.info.Config.Revision
+		if info, err := ev.Wait(ctx); err == nil && info.Config.Revision != nil {
+			st.Revision.Local = *info.Config.Revision
 		}
 	} else {
-		rep, fres, err := driftFor(ctx, c, fr, cfg.Flake)
-		if fres.err == nil && fres.info.Config.Revision != nil {
-			st.Revision.Local = *fres.info.Config.Revision
+		rep, _, info, err := driftFor(ctx, c, ev, cfg.Flake)
+		if info != nil && info.Config.Revision != nil {
+			st.Revision.Local = *info.Config.Revision
 		}
 		if err != nil {
 			st.Drift = &DriftStatus{Changes: []reinstall.Change{}, Error: err.Error()}
@@ -261,15 +258,11 @@ func runStatus(cmd *cobra.Command, cfg *steps.Config, f statusFlags) error {
 var errStatusProblem = errors.New("status: problems found")
 
 func finishStatus(cmd *cobra.Command, cfg *steps.Config, st Status) error {
-	out := cmd.OutOrStdout()
-	if cfg.Output == "json" {
-		if err := json.NewEncoder(out).Encode(struct {
-			Status Status `json:"status"`
-		}{st}); err != nil {
-			return failErr(err)
-		}
-	} else {
-		printStatus(out, st)
+	report := struct {
+		Status Status `json:"status"`
+	}{st}
+	if err := writeReport(cmd, cfg, report, func(w io.Writer) { printStatus(w, st) }); err != nil {
+		return err
 	}
 	if !st.Reachable || len(st.FailedUnits) > 0 || st.HostKey != nil && st.HostKey.MatchesReceipt != nil && !*st.HostKey.MatchesReceipt {
 		cmd.SilenceErrors = true // the report said why

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -65,16 +66,10 @@ func TestStatusCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := testhost.Start(t, testhost.Options{Extra: "SetEnv PATH=" + stubs + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin\n"})
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	h.WriteKnownHosts(kh)
+	h, kh := startTestHost(t, testhost.Options{Extra: "SetEnv PATH=" + stubs + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin\n"})
 	state := t.TempDir()
 	t.Setenv("XDG_STATE_HOME", state)
-	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	flakeDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(flakeDir, "flake.nix"), []byte(statusFlake), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	flakeDir := writeFlakeDir(t, statusFlake)
 	keys := t.TempDir()
 	copyHostKey(t, h, keys)
 	args := func(port string, extra ...string) []string {
@@ -94,7 +89,7 @@ func TestStatusCommand(t *testing.T) {
 	}
 
 	t.Run("json: everything read", func(t *testing.T) {
-		code, out, errOut := runCmd(t, args(h.PortString(), "--output", "json")...)
+		code, out, errOut := runRoot(context.Background(), "", args(h.PortString(), "--output", "json")...)
 		st := parse(t, out)
 		if code != exitFailed { // broken.service failed
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
@@ -121,7 +116,7 @@ func TestStatusCommand(t *testing.T) {
 	})
 
 	t.Run("plain", func(t *testing.T) {
-		_, out, _ := runCmd(t, args(h.PortString(), "--output", "plain", "--no-drift", "--unit", "my deploy.service")...)
+		_, out, _ := runRoot(context.Background(), "", args(h.PortString(), "--output", "plain", "--no-drift", "--unit", "my deploy.service")...)
 		for _, want := range []string{"✔ reachable; host key SHA256:", "the key in the extra-files tree", "NixOS 25.05.20250601.abcdef0 (Warbler), generation 42, system degraded",
 			"runs the local flake revision 0123abcd", "nixos-upgrade.timer: active, next run Mon 2026-11-30 03:00:00 UTC", "my deploy.service", "✘ failed units: broken.service"} {
 			if !strings.Contains(out, want) {
@@ -135,7 +130,7 @@ func TestStatusCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.RemoveAll(filepath.Join(state, "bigbang"))
-		code, out, _ := runCmd(t, args(h.PortString(), "--output", "json", "--no-drift")...)
+		code, out, _ := runRoot(context.Background(), "", args(h.PortString(), "--output", "json", "--no-drift")...)
 		st := parse(t, out)
 		if code != exitFailed || st.HostKey.MatchesReceipt == nil || *st.HostKey.MatchesReceipt || st.Receipt == nil {
 			t.Fatalf("exit %d %+v", code, st.HostKey)
@@ -147,7 +142,7 @@ func TestStatusCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		code, out, _ := runCmd(t, args(strconv.Itoa(port), "--output", "json", "--no-drift")...)
+		code, out, _ := runRoot(context.Background(), "", args(strconv.Itoa(port), "--output", "json", "--no-drift")...)
 		st := parse(t, out)
 		if code != exitFailed || st.Reachable || st.Error == "" {
 			t.Fatalf("exit %d %+v", code, st)

@@ -70,6 +70,7 @@ type Error struct {
 	Err     error // the underlying cause, if any
 }
 
+// Error joins the summary and the fix.
 func (e *Error) Error() string {
 	s := e.Summary
 	if e.Fix != "" {

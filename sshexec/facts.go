@@ -13,6 +13,14 @@ import (
 // in one round trip: it prints key=value lines that remote.ParseFacts reads.
 // It only reads. Its text is stable: the simulated VPS of `bigbang demo`
 // answers it by comparing it with this constant.
+//
+// The disks come from lsblk (in bytes, with partition labels, types and
+// tables), completed by `blkid -p` for every disk, partition and loop
+// device: lsblk takes filesystems and partition names from the udev
+// database, which minimal images, rescue systems and containers lack,
+// while blkid -p reads the devices themselves. blkid -p needs root, so it
+// runs through `sudo -n` when that needs no password. `bigbang check` and
+// `bigbang drift` read the disks through this one script.
 const FactsScript = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -26,7 +34,8 @@ if [ -r /etc/os-release ]; then
 fi
 echo "user=$(id -un 2>/dev/null)"
 echo "uid=$(id -u 2>/dev/null)"
-if has sudo; then echo has_sudo=1; echo "sudo_nopasswd=$(flag sudo -n true)"; else echo has_sudo=0; fi
+sudo_ok=0
+if has sudo; then echo has_sudo=1; sudo_ok=$(flag sudo -n true); echo "sudo_nopasswd=$sudo_ok"; else echo has_sudo=0; fi
 if has doas; then echo has_doas=1; echo "doas_nopasswd=$(flag doas -n true)"; else echo has_doas=0; fi
 for t in tar cpio setsid curl wget sudo doas lsblk blkid nix; do has "$t" && echo "tool=$t"; done
 echo "setsid_wait=$(flag setsid --wait true)"
@@ -40,9 +49,14 @@ if [ "$c" = none ]; then
 fi
 echo "container=${c:-none}"
 sed -n 's/^MemTotal: *\([0-9]*\).*/mem_total_kb=\1/p; s/^MemAvailable: *\([0-9]*\).*/mem_available_kb=\1/p' /proc/meminfo 2>/dev/null
-j=$(lsblk -J -b -o PATH,MODEL,SIZE,TYPE,FSTYPE,MOUNTPOINTS 2>/dev/null) || j=$(lsblk -J -b -o NAME,MODEL,SIZE,TYPE,FSTYPE,MOUNTPOINT 2>/dev/null) || j=
+j=$(lsblk -J -b -o PATH,PKNAME,MODEL,SIZE,TYPE,FSTYPE,PARTLABEL,PARTTYPE,PTTYPE,MOUNTPOINTS 2>/dev/null) ||
+  j=$(lsblk -J -b -o NAME,PKNAME,MODEL,SIZE,TYPE,FSTYPE,PARTLABEL,PARTTYPE,PTTYPE,MOUNTPOINT 2>/dev/null) ||
+  j=$(lsblk -J -b -o NAME,MODEL,SIZE,TYPE,FSTYPE,MOUNTPOINT 2>/dev/null) || j=
 echo "lsblk=$(printf '%s' "$j" | tr '\n' ' ')"
-if [ "$(id -u)" = 0 ] && has blkid; then blkid 2>/dev/null | sed 's/^/blkid=/'; fi
+probe='lsblk -nrpo NAME,TYPE 2>/dev/null | while read -r d t; do case "$t" in disk|part|loop) blkid -p -o export -- "$d" 2>/dev/null;; esac; done'
+if has blkid; then
+  if [ "$(id -u)" = 0 ]; then sh -c "$probe"; elif [ "$sudo_ok" = 1 ]; then sudo -n sh -c "$probe"; fi 2>/dev/null | sed 's/^/probe=/'
+fi
 sed -n 's|^\(/dev/[^ ]*\) \([^ ]*\) .*|mount=\1 \2|p' /proc/mounts 2>/dev/null
 for l in /dev/disk/by-id/* /dev/disk/by-path/*; do [ -L "$l" ] && echo "disk_link=$l $(readlink -f "$l")"; done
 if [ -d /sys/firmware/efi ]; then echo uefi=1; else echo uefi=0; fi

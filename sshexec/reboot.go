@@ -1,8 +1,6 @@
 package sshexec
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,12 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // Defaults of RebootOptions.
@@ -147,20 +142,11 @@ func VerifyReboot(ctx context.Context, opts RebootOptions) (RebootReport, error)
 		return rep, fmt.Errorf("verifying the reboot: pinning the host key: %w", err)
 	}
 	script := `echo "nixos_version=$(nixos-version 2>/dev/null)"; echo "state=$(systemctl is-system-running 2>/dev/null)"`
-	var out bytes.Buffer
-	if err := c.Run(ctx, "sh -c "+steps.ShellQuote(script), nil, &out, nil); err != nil {
+	kv, err := c.runProbe(ctx, "system state probe", script)
+	if err != nil {
 		return rep, fmt.Errorf("verifying the reboot: %w", err)
 	}
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		switch k {
-		case "nixos_version":
-			rep.NixOSVersion = v
-		case "state":
-			rep.SystemState = v
-		}
-	}
+	rep.NixOSVersion, rep.SystemState = kv["nixos_version"], kv["state"]
 	return rep, nil
 }
 

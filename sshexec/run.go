@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // RemoteError is a remote command that exited non-zero; it keeps the exit
@@ -20,6 +22,7 @@ type RemoteError struct {
 	Stderr  string
 }
 
+// Error names the command, its status and the end of its standard error.
 func (e *RemoteError) Error() string {
 	msg := fmt.Sprintf("%s exited with status %d", e.Command, e.Status)
 	if s := strings.TrimSpace(e.Stderr); s != "" {
@@ -151,6 +154,24 @@ func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// runProbe runs a POSIX sh script that only reads, passed to sh as one
+// quoted argument (so the login shell only has to start sh), and returns
+// the key=value lines it prints; a key printed twice keeps its last value.
+// name names the script in errors.
+func (c *Client) runProbe(ctx context.Context, name, script string) (map[string]string, error) {
+	var out bytes.Buffer
+	if err := c.run(ctx, name, "sh -c "+steps.ShellQuote(script), nil, &out, nil); err != nil {
+		return nil, err
+	}
+	kv := map[string]string{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			kv[k] = v
+		}
+	}
+	return kv, nil
 }
 
 // Output runs cmd and returns its standard output.

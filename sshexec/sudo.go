@@ -1,7 +1,6 @@
 package sshexec
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -62,28 +61,14 @@ command -v ` + steps.ShellQuote(s.Sudo) + ` >/dev/null 2>&1 && echo has_sudo=1
 command -v ` + steps.ShellQuote(s.Visudo) + ` >/dev/null 2>&1 && echo has_visudo=1
 ` + steps.ShellQuote(s.Sudo) + ` -n true >/dev/null 2>&1 && echo nopasswd=1
 exit 0`
-	var out bytes.Buffer
-	if err := c.run(ctx, "sudo probe", "sh -c "+steps.ShellQuote(script), nil, &out, nil); err != nil {
+	kv, err := c.runProbe(ctx, "sudo probe", script)
+	if err != nil {
 		return sudoProbe{}, fmt.Errorf("sudo setup: %w", err)
 	}
-	var p sudoProbe
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		switch k {
-		case "uid":
-			p.uid = v
-		case "user":
-			p.user = v
-		case "has_sudo":
-			p.hasSudo = true
-		case "has_visudo":
-			p.hasVisudo = true
-		case "nopasswd":
-			p.nopasswd = true
-		}
-	}
-	return p, nil
+	return sudoProbe{
+		uid: kv["uid"], user: kv["user"],
+		hasSudo: kv["has_sudo"] != "", hasVisudo: kv["has_visudo"] != "", nopasswd: kv["nopasswd"] != "",
+	}, nil
 }
 
 // sudoOKMarker is printed by the root script first: seeing it proves that

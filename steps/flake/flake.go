@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/bigbang-nix/bigbang/steps"
 )
 
 //go:embed apply.nix
@@ -45,6 +47,7 @@ type ConfigMissingError struct {
 	Have       []string
 }
 
+// Error names the attributes the flake has and how to pick one.
 func (e *ConfigMissingError) Error() string {
 	have := "none"
 	if len(e.Have) > 0 {
@@ -63,8 +66,9 @@ type EvalError struct {
 	Message string
 }
 
+// Error carries nix's message and how to find where it comes from.
 func (e *EvalError) Error() string {
-	return fmt.Sprintf("nix could not evaluate %s:\n%s\nfix the flake (nix eval %s --show-trace shows where)", e.Flake, e.Message, e.Flake)
+	return fmt.Sprintf("nix could not evaluate %s:\n%s\nfix the flake (nix eval %s --show-trace shows where)", e.Flake, e.Message, steps.ShellQuote(e.Flake))
 }
 
 // Unwrap makes errors.Is(err, ErrEval) true.

@@ -2,7 +2,6 @@ package reinstall
 
 import (
 	"github.com/bigbang-nix/bigbang/steps/flake"
-	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 // contentFSType names what blkid reports for a disko content type: the
@@ -84,29 +83,6 @@ func FromDisko(d *flake.Disko) []FlakeDisk {
 			disk.Partitions = append(disk.Partitions, fp)
 		}
 		out = append(out, disk)
-	}
-	return out
-}
-
-// FromFacts turns the target's facts into Compare's input. The facts carry
-// no partition labels or type GUIDs, so Compare matches their partitions by
-// order; LayoutCommand reads both and is what `bigbang drift` uses.
-func FromFacts(f remote.Facts) []LiveDisk {
-	var out []LiveDisk
-	for _, d := range f.Disks {
-		ld := LiveDisk{Path: d.Path, Model: d.Model, SizeBytes: d.SizeBytes}
-		for link, target := range f.DiskLinks {
-			if target == d.Path {
-				ld.Aliases = append(ld.Aliases, link)
-			}
-		}
-		for _, p := range d.Partitions {
-			if p.Type != "part" {
-				continue
-			}
-			ld.Partitions = append(ld.Partitions, LivePartition{Path: p.Path, SizeBytes: p.SizeBytes, FSType: p.FSType, Mountpoints: p.Mountpoints})
-		}
-		out = append(out, ld)
 	}
 	return out
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/bigbang-nix/bigbang/steps/flake"
-	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 func sp(s string) *string { return &s }
@@ -49,21 +48,5 @@ func TestFromDisko(t *testing.T) {
 				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestFromFacts(t *testing.T) {
-	f := remote.Facts{
-		Disks: []remote.Disk{{Path: "/dev/sda", Model: "BlockVolume", SizeBytes: 50 * gib, Type: "disk", Partitions: []remote.Partition{
-			{Path: "/dev/sda1", SizeBytes: 512 * mib, Type: "part", FSType: "vfat", Mountpoints: []string{"/boot"}},
-			{Path: "/dev/mapper/crypted", SizeBytes: gib, Type: "crypt", FSType: "ext4"},
-		}}},
-		DiskLinks: map[string]string{"/dev/disk/by-id/scsi-x": "/dev/sda", "/dev/disk/by-id/other": "/dev/sdb"},
-	}
-	want := []LiveDisk{{Path: "/dev/sda", Model: "BlockVolume", SizeBytes: 50 * gib, Aliases: []string{"/dev/disk/by-id/scsi-x"}, Partitions: []LivePartition{
-		{Path: "/dev/sda1", SizeBytes: 512 * mib, FSType: "vfat", Mountpoints: []string{"/boot"}},
-	}}}
-	if got := FromFacts(f); !reflect.DeepEqual(got, want) {
-		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }

@@ -140,6 +140,7 @@ type IncompleteError struct {
 	Err  error
 }
 
+// Error names the partial file and says it is not a backup.
 func (e *IncompleteError) Error() string {
 	return fmt.Sprintf("backup incomplete: %v; the partial file %s is not a backup: delete it and run the backup again", e.Err, e.Path)
 }

@@ -9,12 +9,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 // FlakePartition is one partition of a disko disk, as the flake declares it.
@@ -36,25 +38,8 @@ type FlakeDisk struct {
 	Partitions []FlakePartition `json:"partitions"`
 }
 
-// LivePartition is one partition as the live machine reports it.
-type LivePartition struct {
-	Path         string
-	SizeBytes    int64
-	PartLabel    string // the GPT partition name
-	PartTypeGUID string // lower-case GUID; "" when unknown
-	FSType       string // as blkid names it: vfat, ext4, swap, crypto_LUKS, …
-	Mountpoints  []string
-}
-
-// LiveDisk is one whole disk as the live machine reports it.
-type LiveDisk struct {
-	Path       string
-	Aliases    []string // other names of the disk (/dev/disk/by-id/…), so a layout naming a disk by id matches
-	Model      string
-	SizeBytes  int64
-	Table      string // "gpt", "dos", or "" when unknown
-	Partitions []LivePartition
-}
+// ErrLayoutRead: the live disk layout could not be read.
+var ErrLayoutRead = errors.New("cannot read the live disk layout")
 
 // The kinds of a Change; part of the JSON contract.
 const (
@@ -249,13 +234,15 @@ func typeName(guid string) string {
 	return guid
 }
 
-// Compare sets the flake's disko layout against the live disks and says
-// whether a reinstall is needed. Live disks the flake does not name are left
-// alone: they are not disko's.
-func Compare(flake []FlakeDisk, live []LiveDisk) Report {
+// Compare sets the flake's disko layout against the live disks, as the
+// facts script read them, and says whether a reinstall is needed. A disk
+// the flake names by /dev/disk/by-id or by-path is found through the
+// facts' links, and a loop device the flake names is compared too. Live
+// disks the flake does not name are left alone: they are not disko's.
+func Compare(flake []FlakeDisk, live remote.Facts) Report {
 	var r Report
 	for _, fd := range flake {
-		ld, ok := findDisk(fd, live)
+		ld, ok := live.Device(fd.Device)
 		if !ok {
 			r.add(Change{Kind: KindAdded, What: "disk " + fd.Name, Flake: fd.Device + diskSummary(fd)})
 			continue
@@ -275,20 +262,6 @@ func (r *Report) add(c Change) { r.Changes = append(r.Changes, c) }
 
 func (r *Report) same(what string) { r.Unchanged = append(r.Unchanged, what) }
 
-func findDisk(fd FlakeDisk, live []LiveDisk) (LiveDisk, bool) {
-	for _, ld := range live {
-		if ld.Path == fd.Device {
-			return ld, true
-		}
-		for _, a := range ld.Aliases {
-			if a == fd.Device {
-				return ld, true
-			}
-		}
-	}
-	return LiveDisk{}, false
-}
-
 func diskSummary(fd FlakeDisk) string {
 	var parts []string
 	for _, p := range SortedPartitions(fd.Partitions) {
@@ -300,7 +273,19 @@ func diskSummary(fd FlakeDisk) string {
 	return ": " + strings.Join(parts, ", ")
 }
 
-func compareDisk(r *Report, fd FlakeDisk, ld LiveDisk) {
+// partitions returns the disk's partitions proper: the facts list the
+// devices below them (LUKS, LVM) too, which disko does not lay out.
+func partitions(d remote.Disk) []remote.Partition {
+	var out []remote.Partition
+	for _, p := range d.Partitions {
+		if p.Type == "part" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func compareDisk(r *Report, fd FlakeDisk, ld remote.Disk) {
 	diskWhat := fmt.Sprintf("disk %s (%s)", fd.Name, ld.Path)
 	if fd.Table != "" && ld.Table != "" && fd.Table != ld.Table {
 		r.add(Change{Kind: KindChanged, What: diskWhat + " partition table", Live: ld.Table, Flake: fd.Table})
@@ -311,17 +296,18 @@ func compareDisk(r *Report, fd FlakeDisk, ld LiveDisk) {
 	// Partitions are matched by their GPT name when the live disk has names
 	// (disko always writes them); a live read without names (an lsblk with
 	// no udev database and no blkid) falls back to the partition order.
+	parts := partitions(ld)
 	byLabel := false
-	for _, lp := range ld.Partitions {
+	for _, lp := range parts {
 		if lp.PartLabel != "" {
 			byLabel = true
 		}
 	}
-	used := make([]bool, len(ld.Partitions))
+	used := make([]bool, len(parts))
 	for i, fp := range sorted {
 		label := fd.PartLabel(fp)
 		j := -1
-		for k, lp := range ld.Partitions {
+		for k, lp := range parts {
 			if used[k] {
 				continue
 			}
@@ -336,9 +322,9 @@ func compareDisk(r *Report, fd FlakeDisk, ld LiveDisk) {
 			continue
 		}
 		used[j] = true
-		comparePartition(r, what+" ("+ld.Partitions[j].Path+")", fp, ld.Partitions[j])
+		comparePartition(r, what+" ("+parts[j].Path+")", fp, parts[j])
 	}
-	for k, lp := range ld.Partitions {
+	for k, lp := range parts {
 		if used[k] {
 			continue
 		}
@@ -361,7 +347,7 @@ func partSummary(fp FlakePartition) string {
 	return s
 }
 
-func livePartSummary(lp LivePartition) string {
+func livePartSummary(lp remote.Partition) string {
 	s := steps.FormatBytes(lp.SizeBytes)
 	if lp.FSType != "" {
 		s += " " + lp.FSType
@@ -372,7 +358,7 @@ func livePartSummary(lp LivePartition) string {
 	return s
 }
 
-func comparePartition(r *Report, what string, fp FlakePartition, lp LivePartition) {
+func comparePartition(r *Report, what string, fp FlakePartition, lp remote.Partition) {
 	n := len(r.Changes)
 	want, fixed, err := ParseDiskoSize(fp.Size)
 	switch {
@@ -381,8 +367,8 @@ func comparePartition(r *Report, what string, fp FlakePartition, lp LivePartitio
 	case fixed && abs(lp.SizeBytes-want) > AlignmentTolerance:
 		r.add(Change{Kind: KindChanged, What: what + " size", Live: steps.FormatBytes(lp.SizeBytes), Flake: steps.FormatBytes(want) + " (" + fp.Size + ")"})
 	}
-	if g := typeGUID(fp.Type); g != "" && lp.PartTypeGUID != "" && !strings.EqualFold(g, lp.PartTypeGUID) {
-		r.add(Change{Kind: KindChanged, What: what + " type", Live: typeName(strings.ToLower(lp.PartTypeGUID)), Flake: typeName(g)})
+	if g := typeGUID(fp.Type); g != "" && lp.PartType != "" && !strings.EqualFold(g, lp.PartType) {
+		r.add(Change{Kind: KindChanged, What: what + " type", Live: typeName(strings.ToLower(lp.PartType)), Flake: typeName(g)})
 	}
 	if fp.Format != lp.FSType {
 		r.add(Change{Kind: KindChanged, What: "filesystem on " + what, Live: orNone(lp.FSType), Flake: orNone(fp.Format)})

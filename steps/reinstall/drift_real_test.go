@@ -11,6 +11,7 @@ import (
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps/flake"
+	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 // driftFlake has the attribute shape of real nixosSystem results with a
@@ -46,8 +47,8 @@ const driftFlake = `{
 
 // TestDriftRealFlakeLoopSSHD puts the parts together as `bigbang drift`
 // does: the layout evaluated by real nix from a fixture flake, the live
-// disk a loop device partitioned like disko and read through a real sshd,
-// with LayoutCommand.
+// disk a loop device partitioned like disko and read through a real sshd
+// by the facts script.
 func TestDriftRealFlakeLoopSSHD(t *testing.T) {
 	testutil.Need(t, "nix")
 	dev := loopDisk(t, "300M")
@@ -75,34 +76,23 @@ func TestDriftRealFlakeLoopSSHD(t *testing.T) {
 
 	h := testhost.Start(t, testhost.Options{})
 	c := dialTestHost(t, h, h.IP, h.Port)
-	var out strings.Builder
-	if err := c.Run(ctx, LayoutCommand(), nil, &out, nil); err != nil {
-		t.Fatalf("layout command over ssh: %v", err)
-	}
-	all, err := ParseLayout([]byte(out.String()))
+	live, err := c.Facts(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("facts over ssh: %v", err)
 	}
-	pick := func(disks []LiveDisk) []LiveDisk {
-		for _, d := range disks {
-			if d.Path == dev {
-				return []LiveDisk{d}
-			}
-		}
-		t.Fatalf("%s not among the live disks %+v", dev, disks)
-		return nil
+	if _, ok := live.Device(dev); !ok {
+		t.Fatalf("%s not among the live disks %+v %+v", dev, live.Disks, live.Loops)
 	}
-	// The facts script's lsblk reading keeps type "disk" only, so a loop
-	// device is read here through LayoutCommand alone; FromFacts has its
-	// own table test.
-	lives := map[string][]LiveDisk{"layout command": pick(all)}
+	// The loop device is found among the facts' loop devices (Device), as
+	// `bigbang drift` finds it.
+	lives := map[string]remote.Facts{"facts": live}
 
 	tests := []struct {
 		flake, live, verdict string
 		want                 []string
 	}{
-		{"same", "layout command", VerdictNone, nil},
-		{"changed", "layout command", VerdictReinstall, []string{
+		{"same", "facts", VerdictNone, nil},
+		{"changed", "facts", VerdictReinstall, []string{
 			"changed|partition disk-main-swap (" + dev + "p2) size|32.0 MiB|64.0 MiB (64M)",
 			"changed|filesystem on partition disk-main-persistent (" + dev + "p3)|ext4|btrfs",
 		}},

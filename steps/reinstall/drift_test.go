@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 const (
@@ -24,16 +26,17 @@ func seedLayout() []FlakeDisk {
 	}}
 }
 
-// seedLive is seedLayout as disko made it on a 50 GiB disk.
-func seedLive() []LiveDisk {
-	return []LiveDisk{{
-		Path: "/dev/sda", SizeBytes: 50 * gib, Table: "gpt",
-		Partitions: []LivePartition{
-			{Path: "/dev/sda1", SizeBytes: 512 * mib, PartLabel: "disk-main-ESP", PartTypeGUID: typeGUIDs["EF00"], FSType: "vfat", Mountpoints: []string{"/boot"}},
-			{Path: "/dev/sda2", SizeBytes: 4 * gib, PartLabel: "disk-main-swap", PartTypeGUID: typeGUIDs["8200"], FSType: "swap", Mountpoints: []string{"[SWAP]"}},
-			{Path: "/dev/sda3", SizeBytes: 50*gib - 4*gib - 512*mib - 2*mib + 512*1024, PartLabel: "disk-main-persistent", PartTypeGUID: typeGUIDs["8300"], FSType: "ext4", Mountpoints: []string{"/persistent", "/etc/ssh"}},
+// seedLive is seedLayout as disko made it on a 50 GiB disk, as the facts
+// script reads it.
+func seedLive() remote.Facts {
+	return remote.Facts{Disks: []remote.Disk{{
+		Path: "/dev/sda", SizeBytes: 50 * gib, Type: "disk", Table: "gpt",
+		Partitions: []remote.Partition{
+			{Path: "/dev/sda1", SizeBytes: 512 * mib, Type: "part", PartLabel: "disk-main-ESP", PartType: typeGUIDs["EF00"], FSType: "vfat", Mountpoints: []string{"/boot"}},
+			{Path: "/dev/sda2", SizeBytes: 4 * gib, Type: "part", PartLabel: "disk-main-swap", PartType: typeGUIDs["8200"], FSType: "swap", Mountpoints: []string{"[SWAP]"}},
+			{Path: "/dev/sda3", SizeBytes: 50*gib - 4*gib - 512*mib - 2*mib + 512*1024, Type: "part", PartLabel: "disk-main-persistent", PartType: typeGUIDs["8300"], FSType: "ext4", Mountpoints: []string{"/persistent", "/etc/ssh"}},
 		},
-	}}
+	}}}
 }
 
 func TestSortedPartitionsAndLabels(t *testing.T) {
@@ -88,15 +91,15 @@ func TestCompare(t *testing.T) {
 	tests := []struct {
 		name    string
 		flake   func([]FlakeDisk) []FlakeDisk
-		live    func([]LiveDisk) []LiveDisk
+		live    func(remote.Facts) remote.Facts
 		verdict string
 		changes []string // "kind|what|live|flake"
 	}{
 		{name: "unchanged", verdict: VerdictNone},
 		{
 			name: "within alignment",
-			live: func(l []LiveDisk) []LiveDisk {
-				l[0].Partitions[1].SizeBytes -= 512 * 1024
+			live: func(l remote.Facts) remote.Facts {
+				l.Disks[0].Partitions[1].SizeBytes -= 512 * 1024
 				return l
 			},
 			verdict: VerdictNone,
@@ -152,19 +155,19 @@ func TestCompare(t *testing.T) {
 				f[0].Device = "/dev/disk/by-id/scsi-0Oracle_boot"
 				return f
 			},
-			live: func(l []LiveDisk) []LiveDisk {
-				l[0].Aliases = []string{"/dev/disk/by-id/scsi-0Oracle_boot"}
+			live: func(l remote.Facts) remote.Facts {
+				l.DiskLinks = map[string]string{"/dev/disk/by-id/scsi-0Oracle_boot": "/dev/sda", "/dev/disk/by-id/other": "/dev/sdb"}
 				return l
 			},
 			verdict: VerdictNone,
 		},
 		{
 			name: "no labels: by order",
-			live: func(l []LiveDisk) []LiveDisk {
-				for i := range l[0].Partitions {
-					l[0].Partitions[i].PartLabel = ""
+			live: func(l remote.Facts) remote.Facts {
+				for i := range l.Disks[0].Partitions {
+					l.Disks[0].Partitions[i].PartLabel = ""
 				}
-				l[0].Partitions[0].SizeBytes = 1 * gib
+				l.Disks[0].Partitions[0].SizeBytes = 1 * gib
 				return l
 			},
 			verdict: VerdictReinstall,
@@ -172,9 +175,28 @@ func TestCompare(t *testing.T) {
 		},
 		{
 			name:    "table",
-			live:    func(l []LiveDisk) []LiveDisk { l[0].Table = "dos"; return l },
+			live:    func(l remote.Facts) remote.Facts { l.Disks[0].Table = "dos"; return l },
 			verdict: VerdictReinstall,
 			changes: []string{"changed|disk main (/dev/sda) partition table|dos|gpt"},
+		},
+		{
+			name: "devices below a partition are not partitions",
+			live: func(l remote.Facts) remote.Facts {
+				p := l.Disks[0].Partitions
+				l.Disks[0].Partitions = append(p[:3:3], remote.Partition{Path: "/dev/mapper/crypted", SizeBytes: gib, Type: "crypt", FSType: "ext4"})
+				return l
+			},
+			verdict: VerdictNone,
+		},
+		{
+			name:  "loop device named by the flake",
+			flake: func(f []FlakeDisk) []FlakeDisk { f[0].Device = "/dev/loop0"; return f },
+			live: func(l remote.Facts) remote.Facts {
+				l.Loops, l.Disks = l.Disks, nil
+				l.Loops[0].Path, l.Loops[0].Type = "/dev/loop0", "loop"
+				return l
+			},
+			verdict: VerdictNone,
 		},
 	}
 	for _, tt := range tests {

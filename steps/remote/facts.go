@@ -53,6 +53,10 @@ type Facts struct {
 	MemAvailableBytes int64 `json:"mem_available_bytes"`
 
 	Disks []Disk `json:"disks"`
+	// Loops are the attached loop devices, kept apart from Disks: no install
+	// wipes one, but a layout laid out on one (a scratch or test disk) can be
+	// compared with the flake's; Device finds them.
+	Loops []Disk `json:"loops,omitempty"`
 	// DiskLinks maps /dev/disk/by-id and by-path names to the device they
 	// point at, so a disko layout naming a disk by id can be matched.
 	DiskLinks map[string]string `json:"disk_links,omitempty"`
@@ -77,21 +81,31 @@ type Facts struct {
 
 // Disk is one whole block device of the target.
 type Disk struct {
-	Path        string      `json:"path"`
-	Model       string      `json:"model"`
-	SizeBytes   int64       `json:"size_bytes"`
-	Type        string      `json:"type"`
-	FSType      string      `json:"fstype,omitempty"`
-	Mountpoints []string    `json:"mountpoints,omitempty"`
-	Partitions  []Partition `json:"partitions"`
+	Path      string `json:"path"`
+	Model     string `json:"model"`
+	SizeBytes int64  `json:"size_bytes"`
+	Type      string `json:"type"` // "disk", or "loop" in Facts.Loops
+	// Table is the partition table: "gpt", "dos", or "" when the disk has
+	// none or it could not be read.
+	Table       string   `json:"table,omitempty"`
+	FSType      string   `json:"fstype,omitempty"`
+	Mountpoints []string `json:"mountpoints,omitempty"`
+	// Partitions lists the partitions and the devices below them (LUKS,
+	// LVM, …), parents before children; Type tells them apart.
+	Partitions []Partition `json:"partitions"`
 }
 
 // Partition is a partition (or other child device) of a Disk.
 type Partition struct {
-	Path        string   `json:"path"`
-	SizeBytes   int64    `json:"size_bytes"`
-	Type        string   `json:"type"`
-	FSType      string   `json:"fstype,omitempty"`
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes"`
+	Type      string `json:"type"` // "part" for a partition; "crypt", "lvm", … below one
+	// PartLabel is the GPT partition name (disko writes disk-<disk>-<name>).
+	PartLabel string `json:"partlabel,omitempty"`
+	// PartType is the partition type: a lower-case GPT type GUID, or an
+	// MBR type such as "0x83".
+	PartType    string   `json:"parttype,omitempty"`
+	FSType      string   `json:"fstype,omitempty"` // as blkid names it: vfat, ext4, swap, crypto_LUKS, …
 	Mountpoints []string `json:"mountpoints,omitempty"`
 }
 
@@ -112,12 +126,29 @@ func (f Facts) HasTool(name string) bool {
 // (nixos-anywhere then skips kexec).
 func (f Facts) IsInstaller() bool { return f.OSID == "nixos" && f.OSVariantID == "installer" }
 
-// Disk returns the disk with the given path, following DiskLinks.
-func (f Facts) Disk(path string) (Disk, bool) {
-	if t, ok := f.DiskLinks[path]; ok {
-		path = t
+// Disk returns the disk with the given path, following DiskLinks. Loop
+// devices are not disks here: an install never targets one.
+func (f Facts) Disk(path string) (Disk, bool) { return find(f.Disks, f.resolve(path)) }
+
+// Device is Disk that finds loop devices too, for comparing a layout that
+// names one.
+func (f Facts) Device(path string) (Disk, bool) {
+	path = f.resolve(path)
+	if d, ok := find(f.Disks, path); ok {
+		return d, true
 	}
-	for _, d := range f.Disks {
+	return find(f.Loops, path)
+}
+
+func (f Facts) resolve(path string) string {
+	if t, ok := f.DiskLinks[path]; ok {
+		return t
+	}
+	return path
+}
+
+func find(disks []Disk, path string) (Disk, bool) {
+	for _, d := range disks {
 		if d.Path == path {
 			return d, true
 		}
@@ -146,7 +177,8 @@ var ErrTruncatedFacts = errors.New("facts output is incomplete")
 func ParseFacts(r io.Reader) (Facts, error) {
 	var f Facts
 	var lsblkJSON string
-	fstypes := map[string]string{}
+	probes := map[string]map[string]string{} // device → blkid -p keys
+	var probe map[string]string              // the device being read
 	mounts := map[string][]string{}
 	ended := false
 	sc := bufio.NewScanner(r)
@@ -205,13 +237,17 @@ func ParseFacts(r io.Reader) (Facts, error) {
 			f.MemAvailableBytes = kib(v)
 		case "lsblk":
 			lsblkJSON = v
-		case "blkid":
-			// "/dev/vda1: UUID=\"…\" TYPE=\"ext4\"" from blkid, used when
-			// lsblk had no udev database to read filesystems from.
-			dev, rest, ok := strings.Cut(v, ":")
-			if ok {
-				if t := blkidValue(rest, "TYPE"); t != "" {
-					fstypes[dev] = t
+		case "probe":
+			// `blkid -p -o export` lines: a DEVNAME=… line starts each
+			// device, KEY=value lines follow.
+			if pk, pv, ok := strings.Cut(v, "="); ok {
+				pv = unescapeExport(pv)
+				switch {
+				case pk == "DEVNAME":
+					probe = map[string]string{}
+					probes[pv] = probe
+				case probe != nil:
+					probe[pk] = pv
 				}
 			}
 		case "mount":
@@ -262,13 +298,14 @@ func ParseFacts(r io.Reader) (Facts, error) {
 	}
 	f.IPv6Only = f.IPv6DefaultRoute && !f.IPv4DefaultRoute
 	if lsblkJSON != "" {
-		disks, err := parseLsblk(lsblkJSON)
+		disks, loops, err := parseLsblk(lsblkJSON)
 		if err != nil {
 			return f, fmt.Errorf("facts: %w", err)
 		}
-		f.Disks = disks
+		f.Disks, f.Loops = disks, loops
 	}
-	fillFromFallbacks(f.Disks, fstypes, mounts)
+	fillFromFallbacks(f.Disks, probes, mounts)
+	fillFromFallbacks(f.Loops, probes, mounts)
 	if !ended {
 		return f, fmt.Errorf("facts: %w: run again; if it persists, check that /bin/sh works for the login user", ErrTruncatedFacts)
 	}
@@ -291,13 +328,20 @@ func lockdownMode(v string) string {
 	return strings.TrimSpace(v)
 }
 
-func blkidValue(s, key string) string {
-	for _, f := range strings.Fields(s) {
-		if k, v, ok := strings.Cut(f, "="); ok && k == key {
-			return strings.Trim(v, `"`)
-		}
+// unescapeExport undoes the backslash escapes blkid's export format puts
+// before characters a shell would read specially ("my\ disk").
+func unescapeExport(v string) string {
+	if !strings.Contains(v, `\`) {
+		return v
 	}
-	return ""
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\\' && i+1 < len(v) {
+			i++
+		}
+		b.WriteByte(v[i])
+	}
+	return b.String()
 }
 
 // lsblkNumber accepts a size as a JSON number (lsblk ≥ 2.33) or as a string
@@ -318,16 +362,21 @@ func (n *lsblkNumber) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// lsblkDev is one device of `lsblk -J`; FormatFacts writes the same shape.
 type lsblkDev struct {
-	Name        string      `json:"name"`
+	Name        string      `json:"name,omitempty"`
 	Path        string      `json:"path"`
+	PKName      *string     `json:"pkname,omitempty"`
 	Model       *string     `json:"model"`
 	Size        lsblkNumber `json:"size"`
 	Type        string      `json:"type"`
 	FSType      *string     `json:"fstype"`
-	Mountpoint  *string     `json:"mountpoint"`
+	PartLabel   *string     `json:"partlabel"`
+	PartType    *string     `json:"parttype"`
+	PTType      *string     `json:"pttype"`
+	Mountpoint  *string     `json:"mountpoint,omitempty"`
 	Mountpoints []*string   `json:"mountpoints"`
-	Children    []lsblkDev  `json:"children"`
+	Children    []lsblkDev  `json:"children,omitempty"`
 }
 
 func (d lsblkDev) path() string {
@@ -350,6 +399,18 @@ func (d lsblkDev) mountpoints() []string {
 	return out
 }
 
+// partitions returns d and the devices below it, parents first.
+func (d lsblkDev) partitions() []Partition {
+	out := []Partition{{
+		Path: d.path(), SizeBytes: int64(d.Size), Type: d.Type, PartLabel: deref(d.PartLabel),
+		PartType: strings.ToLower(deref(d.PartType)), FSType: deref(d.FSType), Mountpoints: d.mountpoints(),
+	}}
+	for _, c := range d.Children {
+		out = append(out, c.partitions()...)
+	}
+	return out
+}
+
 func deref(s *string) string {
 	if s == nil {
 		return ""
@@ -357,60 +418,86 @@ func deref(s *string) string {
 	return strings.TrimSpace(*s)
 }
 
-func parseLsblk(s string) ([]Disk, error) {
+// parseLsblk reads `lsblk -J -b` output into the disks and the loop
+// devices, each with its partitions. It takes both lsblk's tree
+// (partitions as children) and a flat list where partitions name their
+// disk in PKNAME: lsblk prints that where sysfs shows no hierarchy, as for
+// loop devices in containers.
+func parseLsblk(s string) (disks, loops []Disk, err error) {
 	var doc struct {
 		Blockdevices []lsblkDev `json:"blockdevices"`
 	}
 	if err := json.Unmarshal([]byte(s), &doc); err != nil {
-		return nil, fmt.Errorf("lsblk output is not JSON: %w", err)
+		return nil, nil, fmt.Errorf("lsblk output is not JSON: %w", err)
 	}
-	disks := []Disk{}
+	var all []Disk
+	index := map[string]int{} // kernel name and path → index in all
 	for _, d := range doc.Blockdevices {
-		if d.Type != "disk" {
+		if d.Type != "disk" && d.Type != "loop" {
 			continue
 		}
 		disk := Disk{
-			Path: d.path(), Model: deref(d.Model), SizeBytes: int64(d.Size), Type: d.Type,
+			Path: d.path(), Model: deref(d.Model), SizeBytes: int64(d.Size), Type: d.Type, Table: deref(d.PTType),
 			FSType: deref(d.FSType), Mountpoints: d.mountpoints(), Partitions: []Partition{},
 		}
-		var walk func(children []lsblkDev)
-		walk = func(children []lsblkDev) {
-			for _, c := range children {
-				disk.Partitions = append(disk.Partitions, Partition{
-					Path: c.path(), SizeBytes: int64(c.Size), Type: c.Type,
-					FSType: deref(c.FSType), Mountpoints: c.mountpoints(),
-				})
-				walk(c.Children)
-			}
+		for _, c := range d.Children {
+			disk.Partitions = append(disk.Partitions, c.partitions()...)
 		}
-		walk(d.Children)
-		disks = append(disks, disk)
+		index[disk.Path] = len(all)
+		index[strings.TrimPrefix(disk.Path, "/dev/")] = len(all)
+		all = append(all, disk)
 	}
-	return disks, nil
+	for _, d := range doc.Blockdevices {
+		if d.Type != "part" {
+			continue
+		}
+		if i, ok := index[deref(d.PKName)]; ok {
+			all[i].Partitions = append(all[i].Partitions, d.partitions()...)
+		}
+	}
+	disks = []Disk{}
+	for _, d := range all {
+		if d.Type == "loop" {
+			loops = append(loops, d)
+		} else {
+			disks = append(disks, d)
+		}
+	}
+	return disks, loops, nil
 }
 
-// fillFromFallbacks completes filesystems and mount points that lsblk could
-// not read (no udev database in minimal images and containers) from blkid and
-// /proc/mounts.
-func fillFromFallbacks(disks []Disk, fstypes map[string]string, mounts map[string][]string) {
+// fillFromFallbacks completes what lsblk could not read from the udev
+// database (minimal images, rescue systems and containers have none):
+// filesystems, partition tables, names and types from `blkid -p`, which
+// reads the devices themselves, and mount points from /proc/mounts.
+func fillFromFallbacks(disks []Disk, probes map[string]map[string]string, mounts map[string][]string) {
 	for i := range disks {
 		d := &disks[i]
-		if d.FSType == "" {
-			d.FSType = fstypes[d.Path]
-		}
+		kv := probes[d.Path]
+		d.FSType = or(d.FSType, kv["TYPE"])
+		d.Table = or(d.Table, kv["PTTYPE"])
 		if len(d.Mountpoints) == 0 {
 			d.Mountpoints = mounts[d.Path]
 		}
 		for j := range d.Partitions {
 			p := &d.Partitions[j]
-			if p.FSType == "" {
-				p.FSType = fstypes[p.Path]
-			}
+			kv := probes[p.Path]
+			p.FSType = or(p.FSType, kv["TYPE"])
+			p.PartLabel = or(p.PartLabel, kv["PART_ENTRY_NAME"])
+			p.PartType = or(p.PartType, strings.ToLower(kv["PART_ENTRY_TYPE"]))
 			if len(p.Mountpoints) == 0 {
 				p.Mountpoints = mounts[p.Path]
 			}
 		}
 	}
+}
+
+// or returns s, or else when s is empty.
+func or(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
 }
 
 // FormatFacts writes f as the facts script would print it; ParseFacts reads
@@ -450,7 +537,7 @@ func FormatFacts(f Facts) string {
 	}
 	kv("mem_total_kb", strconv.FormatInt(f.MemTotalBytes/1024, 10))
 	kv("mem_available_kb", strconv.FormatInt(f.MemAvailableBytes/1024, 10))
-	kv("lsblk", formatLsblk(f.Disks))
+	kv("lsblk", formatLsblk(append(append([]Disk(nil), f.Disks...), f.Loops...)))
 	links := make([]string, 0, len(f.DiskLinks))
 	for l := range f.DiskLinks {
 		links = append(links, l)
@@ -478,28 +565,28 @@ func FormatFacts(f Facts) string {
 }
 
 func formatLsblk(disks []Disk) string {
-	type dev struct {
-		Path        string   `json:"path"`
-		Model       *string  `json:"model"`
-		Size        int64    `json:"size"`
-		Type        string   `json:"type"`
-		FSType      *string  `json:"fstype"`
-		Mountpoints []string `json:"mountpoints"`
-		Children    []dev    `json:"children,omitempty"`
-	}
 	opt := func(s string) *string {
 		if s == "" {
 			return nil
 		}
 		return &s
 	}
+	opts := func(ss []string) []*string {
+		out := make([]*string, len(ss))
+		for i := range ss {
+			out[i] = &ss[i]
+		}
+		return out
+	}
 	doc := struct {
-		Blockdevices []dev `json:"blockdevices"`
-	}{Blockdevices: []dev{}}
+		Blockdevices []lsblkDev `json:"blockdevices"`
+	}{Blockdevices: []lsblkDev{}}
 	for _, d := range disks {
-		x := dev{Path: d.Path, Model: opt(d.Model), Size: d.SizeBytes, Type: d.Type, FSType: opt(d.FSType), Mountpoints: d.Mountpoints}
+		x := lsblkDev{Path: d.Path, Model: opt(d.Model), Size: lsblkNumber(d.SizeBytes), Type: d.Type, FSType: opt(d.FSType),
+			PTType: opt(d.Table), Mountpoints: opts(d.Mountpoints)}
 		for _, p := range d.Partitions {
-			x.Children = append(x.Children, dev{Path: p.Path, Size: p.SizeBytes, Type: p.Type, FSType: opt(p.FSType), Mountpoints: p.Mountpoints})
+			x.Children = append(x.Children, lsblkDev{Path: p.Path, Size: lsblkNumber(p.SizeBytes), Type: p.Type, FSType: opt(p.FSType),
+				PartLabel: opt(p.PartLabel), PartType: opt(p.PartType), Mountpoints: opts(p.Mountpoints)})
 		}
 		doc.Blockdevices = append(doc.Blockdevices, x)
 	}

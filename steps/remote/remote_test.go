@@ -2,6 +2,7 @@ package remote
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -29,7 +30,9 @@ container=none
 mem_total_kb=24546780
 mem_available_kb=23000000
 lsblk={"blockdevices": [{"name": "sda", "model": "BlockVolume", "size": "50010783744", "type": "disk", "fstype": null, "mountpoint": null, "children": [{"name": "sda1", "model": null, "size": "104857600", "type": "part", "fstype": null, "mountpoint": "/boot/efi"}, {"name": "sda2", "size": "49905926144", "type": "part", "fstype": "ext4", "mountpoint": "/"}]}, {"name": "loop0", "size": "1000", "type": "loop"}]}
-blkid=/dev/sda1: UUID="AB-CD" TYPE="vfat" PARTUUID="x"
+probe=DEVNAME=/dev/sda1
+probe=UUID=AB-CD
+probe=TYPE=vfat
 mount=/dev/sda2 /
 disk_link=/dev/disk/by-id/scsi-360abc /dev/sda
 uefi=1
@@ -76,6 +79,67 @@ func TestParseFacts(t *testing.T) {
 	}
 	if !reflect.DeepEqual(back, f) {
 		t.Errorf("round trip:\n%+v\n%+v", back, f)
+	}
+}
+
+// TestParseFactsDisks: the disks come from lsblk's tree or its flat list
+// (partitions naming their disk in PKNAME), loop devices apart, and what
+// lsblk could not read comes from blkid -p.
+func TestParseFactsDisks(t *testing.T) {
+	tree := `{"blockdevices":[{"path":"/dev/sda","pkname":null,"model":"BlockVolume ","size":53687091200,"type":"disk","fstype":null,"partlabel":null,"parttype":null,"pttype":"gpt","mountpoints":[null],
+	  "children":[{"path":"/dev/sda1","pkname":"sda","model":null,"size":"536870912","type":"part","fstype":"vfat","partlabel":"disk-main-ESP","parttype":"C12A7328-F81F-11D2-BA4B-00A0C93EC93B","pttype":"gpt","mountpoints":["/boot"]}]},
+	  {"path":"/dev/sr0","size":1024,"type":"rom"}]}`
+	flat := `{"blockdevices":[{"path":"/dev/loop0","pkname":null,"size":104857600,"type":"loop","mountpoints":[null]},
+	  {"path":"/dev/loop0p1","pkname":"loop0","size":33554432,"type":"part","mountpoints":[null]},
+	  {"path":"/dev/vda","pkname":null,"size":10,"type":"disk"}]}`
+	probe := "probe=DEVNAME=/dev/loop0\nprobe=PTUUID=x\nprobe=PTTYPE=gpt\nprobe=DEVNAME=/dev/loop0p1\nprobe=TYPE=vfat\n" +
+		"probe=PART_ENTRY_NAME=my\\ disk\\ label\nprobe=PART_ENTRY_TYPE=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n"
+	show := func(disks []Disk) string {
+		var out []string
+		for _, d := range disks {
+			s := strings.Join([]string{d.Path, d.Model, strconv.FormatInt(d.SizeBytes, 10), d.Table}, " ")
+			for _, p := range d.Partitions {
+				s += " [" + strings.Join([]string{p.Path, strconv.FormatInt(p.SizeBytes, 10), p.PartLabel, p.PartType, p.FSType, strings.Join(p.Mountpoints, ",")}, " ") + "]"
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, "|")
+	}
+	tests := []struct {
+		name, lsblk, extra string
+		disks, loops       string
+	}{
+		{name: "tree", lsblk: tree,
+			disks: "/dev/sda BlockVolume 53687091200 gpt [/dev/sda1 536870912 disk-main-ESP c12a7328-f81f-11d2-ba4b-00a0c93ec93b vfat /boot]"},
+		{name: "flat", lsblk: flat, disks: "/dev/vda  10 ", loops: "/dev/loop0  104857600  [/dev/loop0p1 33554432    ]"},
+		{name: "flat, blkid -p", lsblk: flat, extra: probe, disks: "/dev/vda  10 ",
+			loops: "/dev/loop0  104857600 gpt [/dev/loop0p1 33554432 my disk label c12a7328-f81f-11d2-ba4b-00a0c93ec93b vfat ]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := ParseFacts(strings.NewReader("facts_version=1\nuid=1000\nlsblk=" + strings.ReplaceAll(tt.lsblk, "\n", " ") + "\n" + tt.extra + "end=1\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := show(f.Disks); got != tt.disks {
+				t.Errorf("disks\ngot  %q\nwant %q", got, tt.disks)
+			}
+			if got := show(f.Loops); got != tt.loops {
+				t.Errorf("loops\ngot  %q\nwant %q", got, tt.loops)
+			}
+			for _, d := range f.Loops {
+				if _, ok := f.Disk(d.Path); ok {
+					t.Errorf("Disk(%s) found a loop device", d.Path)
+				}
+				if got, ok := f.Device(d.Path); !ok || got.Path != d.Path {
+					t.Errorf("Device(%s) = %+v, %v", d.Path, got, ok)
+				}
+			}
+			back, err := ParseFacts(strings.NewReader(FormatFacts(f)))
+			if err != nil || !reflect.DeepEqual(back, f) {
+				t.Errorf("round trip (%v):\n%+v\n%+v", err, back, f)
+			}
+		})
 	}
 }
 

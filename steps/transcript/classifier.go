@@ -121,21 +121,10 @@ func phaseIndex(p steps.PhaseID) int {
 // install phase, so keys and install share a rank: content can move between
 // them in both directions.
 func rank(p steps.PhaseID) int {
-	switch p {
-	case build:
-		return 0
-	case connect:
-		return 1
-	case kexec:
-		return 2
-	case disko:
-		return 3
-	case install, keys:
-		return 4
-	case reboot:
-		return 5
+	if p == keys {
+		p = install
 	}
-	return -1
+	return phaseIndex(p)
 }
 
 func (c *Classifier) state(p steps.PhaseID) steps.PhaseState {

@@ -1,6 +1,7 @@
 package reinstall
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -11,56 +12,11 @@ import (
 	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/testutil"
+	"github.com/bigbang-nix/bigbang/sshexec"
+	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
-func TestParseLsblkTreeAndFlat(t *testing.T) {
-	tree := `{"blockdevices":[{"path":"/dev/sda","pkname":null,"model":"BlockVolume ","size":53687091200,"type":"disk","fstype":null,"partlabel":null,"parttype":null,"pttype":"gpt","mountpoints":[null],
-	  "children":[{"path":"/dev/sda1","pkname":"sda","model":null,"size":"536870912","type":"part","fstype":"vfat","partlabel":"disk-main-ESP","parttype":"C12A7328-F81F-11D2-BA4B-00A0C93EC93B","pttype":"gpt","mountpoints":["/boot"]}]},
-	  {"path":"/dev/sr0","size":1024,"type":"rom"}]}`
-	flat := `{"blockdevices":[{"path":"/dev/loop0","pkname":null,"size":104857600,"type":"loop","mountpoints":[null]},
-	  {"path":"/dev/loop0p1","pkname":"loop0","size":33554432,"type":"part","mountpoints":[null]},
-	  {"path":"/dev/vda","pkname":null,"size":10,"type":"disk"}]}`
-	tests := []struct {
-		name, in, want string
-	}{
-		{"tree", tree, "/dev/sda BlockVolume 53687091200 gpt [/dev/sda1 536870912 disk-main-ESP c12a7328-f81f-11d2-ba4b-00a0c93ec93b vfat /boot]"},
-		{"flat", flat, "/dev/loop0  104857600  [/dev/loop0p1 33554432    ]|/dev/vda  10 "},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			disks, err := ParseLsblk([]byte(tt.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, d := range disks {
-				s := strings.Join([]string{d.Path, d.Model, itoa(d.SizeBytes), d.Table}, " ")
-				for _, p := range d.Partitions {
-					s += " [" + strings.Join([]string{p.Path, itoa(p.SizeBytes), p.PartLabel, p.PartTypeGUID, p.FSType, strings.Join(p.Mountpoints, ",")}, " ") + "]"
-				}
-				got = append(got, s)
-			}
-			if strings.Join(got, "|") != tt.want {
-				t.Fatalf("got  %q\nwant %q", strings.Join(got, "|"), tt.want)
-			}
-		})
-	}
-	if _, err := ParseLsblk([]byte("lsblk: unknown column")); err == nil {
-		t.Fatal("garbage parsed without error")
-	}
-}
-
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
-
-func TestParseBlkidExport(t *testing.T) {
-	in := "DEVNAME=/dev/loop0\nPTUUID=x\nPTTYPE=gpt\n\nDEVNAME=/dev/loop0p1\nTYPE=vfat\nPART_ENTRY_NAME=my\\ disk\\ label\nPART_ENTRY_TYPE=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n\n"
-	disks := []LiveDisk{{Path: "/dev/loop0", Partitions: []LivePartition{{Path: "/dev/loop0p1"}}}}
-	FillFromBlkid(disks, ParseBlkidExport([]byte(in)))
-	p := disks[0].Partitions[0]
-	if disks[0].Table != "gpt" || p.FSType != "vfat" || p.PartLabel != "my disk label" || p.PartTypeGUID != typeGUIDs["EF00"] {
-		t.Fatalf("filled %+v", disks[0])
-	}
-}
 
 // loopDisk makes a file-backed loop device of size bytes with partitions,
 // detached when the test ends.
@@ -136,24 +92,22 @@ func waitFor(t *testing.T, path string) {
 	t.Fatalf("%s did not appear after partitioning", path)
 }
 
-// readLayout runs LayoutCommand in a real shell and keeps dev.
-func readLayout(t *testing.T, dev string) []LiveDisk {
+// readLayout runs the facts script in a real shell, as sshexec does over
+// SSH, and checks that it found dev.
+func readLayout(t *testing.T, dev string) remote.Facts {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", LayoutCommand()).Output()
+	out, err := exec.Command("sh", "-c", sshexec.FactsScript).Output()
 	if err != nil {
-		t.Fatalf("layout command: %v", err)
+		t.Fatalf("facts script: %v", err)
 	}
-	disks, err := ParseLayout(out)
+	f, err := remote.ParseFacts(bytes.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range disks {
-		if d.Path == dev {
-			return []LiveDisk{d}
-		}
+	if _, ok := f.Device(dev); !ok {
+		t.Fatalf("%s not in the facts:\n%s", dev, out)
 	}
-	t.Fatalf("%s not in the layout read:\n%s", dev, out)
-	return nil
+	return f
 }
 
 func TestDriftOnLoopDevice(t *testing.T) {
