@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -109,6 +110,9 @@ type ReceiptBrief struct {
 	Revision    string    `json:"flake_revision"`
 	Backups     int       `json:"backups"`
 }
+
+// statusReadTimeout bounds the one session that reads the system state.
+var statusReadTimeout = time.Minute
 
 // statusScript reads what status reports in one session. Units are
 // picked by name: the deployment's update timer and deploy service have no
@@ -222,8 +226,16 @@ func runStatus(cmd *cobra.Command, cfg *steps.Config, f statusFlags) error {
 		}
 	}
 
+	// A wedged systemctl on the target must not hang status forever: the
+	// read has its own limit, and what arrived before it is still shown.
 	var out, errb bytes.Buffer
-	if err := c.Run(ctx, "sh -c "+steps.ShellQuote(statusScript(f.units)), nil, &out, &errb); err != nil {
+	readCtx, cancelRead := context.WithTimeout(ctx, statusReadTimeout)
+	err = c.Run(readCtx, "sh -c "+steps.ShellQuote(statusScript(f.units)), nil, &out, &errb)
+	cancelRead()
+	switch {
+	case err != nil && errors.Is(readCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+		st.Error = fmt.Sprintf("reading the system state took longer than %s: a command on the target hangs (try systemctl is-system-running there)", statusReadTimeout)
+	case err != nil:
 		st.Error = fmt.Sprintf("reading the system state: %v", err)
 	}
 	parseStatus(out.Bytes(), &st)

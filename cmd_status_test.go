@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
@@ -31,6 +32,7 @@ list-units)
   esac;;
 show)
   case "$2" in
+  wedged.service) exec sleep 30;;
   *.timer) printf 'ActiveState=active\nResult=success\nNextElapseUSecRealtime=Mon 2026-11-30 03:00:00 UTC\nLastTriggerUSec=Mon 2026-11-23 03:00:04 UTC\n';;
   *) printf 'ActiveState=inactive\nResult=exit-code\nNextElapseUSecRealtime=\nLastTriggerUSec=n/a\n';;
   esac;;
@@ -134,6 +136,19 @@ func TestStatusCommand(t *testing.T) {
 		st := parse(t, out)
 		if code != exitFailed || st.HostKey.MatchesReceipt == nil || *st.HostKey.MatchesReceipt || st.Receipt == nil {
 			t.Fatalf("exit %d %+v", code, st.HostKey)
+		}
+	})
+
+	t.Run("a wedged command on the target", func(t *testing.T) {
+		defer func(d time.Duration) { statusReadTimeout = d }(statusReadTimeout)
+		statusReadTimeout = 2 * time.Second
+		_, out, _ := runRoot(context.Background(), "", args(h.PortString(), "--output", "json", "--no-drift", "--unit", "wedged.service")...)
+		st := parse(t, out)
+		if !strings.Contains(st.Error, "took longer than 2s") {
+			t.Fatalf("error %q, want the read's time limit named", st.Error)
+		}
+		if st.NixOS == "" {
+			t.Fatalf("what arrived before the limit was lost: %+v", st)
 		}
 	})
 
