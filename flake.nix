@@ -17,7 +17,7 @@
           src = ./.;
           # Kept equal to `nix hash path` of the `go mod vendor` output by a
           # test (flake_test.go); scripts/update-vendor-hash.sh rewrites it.
-          vendorHash = "sha256-j1cT2F7mP3t8owtJx9iG44qICMKqlVOUWAuhVWBmd6I=";
+          vendorHash = "sha256-kgfoa6lSJTd4u1JRSWyfQP0f7nG17pk6hdyY7D/PWo0=";
           subPackages = [ "." ];
           ldflags = [ "-s" "-w" "-X main.version=${version}" ];
           # The tests need a real sshd, tmux and a writable Nix store.
