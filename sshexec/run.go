@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -53,6 +54,34 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// gatedWriters forward writes until closed and drop them afterwards.
+type gatedWriters struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+type gatedWriter struct {
+	g *gatedWriters
+	w io.Writer
+}
+
+func (g *gatedWriters) wrap(w io.Writer) io.Writer { return gatedWriter{g: g, w: w} }
+
+func (g *gatedWriters) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+func (w gatedWriter) Write(p []byte) (int, error) {
+	w.g.mu.Lock()
+	defer w.g.mu.Unlock()
+	if w.g.closed {
+		return len(p), nil
+	}
+	return w.w.Write(p)
+}
+
 // Run runs cmd (a shell command line: quote every variable part with
 // steps.ShellQuote) in a new session. Cancelling ctx sends SIGTERM to the
 // command and closes the session. A non-zero exit is a *RemoteError.
@@ -78,12 +107,19 @@ func (c *Client) run(ctx context.Context, name, cmd string, stdin io.Reader, std
 	}
 	defer sess.Close()
 	tail := &tailBuffer{}
+	// The session copies output in goroutines of its own that may still be
+	// writing when a cancelled Run gives up waiting for them: the gate
+	// stops every write into the caller's writers once Run returns.
+	gate := &gatedWriters{}
+	defer gate.close()
 	if stderr == nil {
-		sess.Stderr = tail
+		sess.Stderr = gate.wrap(tail)
 	} else {
-		sess.Stderr = io.MultiWriter(stderr, tail)
+		sess.Stderr = gate.wrap(io.MultiWriter(stderr, tail))
 	}
-	sess.Stdout = stdout
+	if stdout != nil {
+		sess.Stdout = gate.wrap(stdout)
+	}
 	sess.Stdin = stdin
 	if err := sess.Start(cmd); err != nil {
 		return c.connErr(name, err)
