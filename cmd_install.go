@@ -13,7 +13,9 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 	"github.com/bigbang-nix/bigbang/ui"
@@ -23,6 +25,18 @@ import (
 // installFlags are the flags of `bigbang install` alone.
 type installFlags struct {
 	skipPreflight bool
+	// rebootTimeout bounds the wait for the new system after the reboot;
+	// zero (the root command without the flag) is sshexec's default.
+	rebootTimeout time.Duration
+}
+
+// addInstallFlags binds the flags of the install alone to cmd. The root
+// command, which is `bigbang install` without the word, can bind them too.
+func addInstallFlags(cmd *cobra.Command, f *installFlags) {
+	cmd.Flags().BoolVar(&f.skipPreflight, "skip-preflight", false,
+		"do not check the target and the flake before the wipe (the reboot is still verified)")
+	cmd.Flags().DurationVar(&f.rebootTimeout, "reboot-timeout", sshexec.DefaultRebootTimeout,
+		"how long to wait for the new system after the reboot before giving up (then look at the provider's serial console)")
 }
 
 func init() {
@@ -44,8 +58,7 @@ func init() {
 				return runInstall(cmd, *cfg, f)
 			},
 		}
-		cmd.Flags().BoolVar(&f.skipPreflight, "skip-preflight", false,
-			"do not check the target and the flake before the wipe (the reboot is still verified)")
+		addInstallFlags(cmd, &f)
 		return cmd
 	})
 }
@@ -74,8 +87,11 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 	stdout := cmd.OutOrStdout()
 
 	output := cfg.Output
+	if flags.rebootTimeout < 0 || flags.rebootTimeout == 0 && cmd.Flags().Changed("reboot-timeout") {
+		return usageErr(fmt.Errorf("--reboot-timeout %s: give a time to wait, e.g. 10m or 30m", flags.rebootTimeout))
+	}
 	if wantsWizard(cmd, cfg) {
-		return runTUI(ctx, &cfg)
+		return runTUI(ctx, &cfg, flags)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
@@ -115,15 +131,24 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		}
 	}
 
+	// A failed or interrupted install ends with the exact command that
+	// resumes it; plan is the final one by the time the result comes.
+	tout := textout.Options{Resume: func(e steps.Event) string {
+		if e.Outcome == steps.OutcomeSuccess {
+			return ""
+		}
+		return resumeCommand(cfg, plan, flags, e.FailedPhase)
+	}}
 	var sink steps.Sink
 	if output == "json" {
-		sink = textout.JSON(stdout)
+		sink = textout.JSONWith(stdout, tout)
 	} else {
-		sink = textout.Plain(stdout)
+		sink = textout.PlainWith(stdout, tout)
 	}
 
 	env := steps.PlanEnv{}
 	var disks []ui.Disk
+	var flakeInfo *flake.Info
 	if flags.skipPreflight {
 		notef(cmd, "bigbang: the preflight is skipped (--skip-preflight): nothing checked %s or the flake before the wipe\n", cfg.Host)
 	} else {
@@ -141,7 +166,7 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		}
 		env = steps.PlanEnv{LocalSystem: rep.LocalSystem, TargetSystem: rep.TargetSystem,
 			TargetRAM: rep.TargetRAM, TargetIsInstaller: rep.TargetIsInstaller}
-		disks = rep.Disks
+		disks, flakeInfo = rep.Disks, rep.Flake
 		if plan, err = steps.NewPlan(cfg, env); err != nil {
 			dropLog()
 			return usageErr(err)
@@ -152,9 +177,16 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		printPlan(stdout, cfg, plan)
 	}
 	notef(cmd, "bigbang: transcript: %s\n", logPath)
-	res, err := realBackend{}.Install(ctx, ui.InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: disks}, sink)
+	res, err := realBackend{rebootTimeout: flags.rebootTimeout}.Install(ctx,
+		ui.InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: disks, Flake: flakeInfo}, sink)
 	if err != nil {
 		return failErr(fmt.Errorf("install: %w", err))
+	}
+	for _, n := range res.Notes {
+		notef(cmd, "bigbang: %s\n", n)
+	}
+	if res.Receipt != "" {
+		notef(cmd, "bigbang: receipt: %s\n", res.Receipt)
 	}
 	switch res.Outcome {
 	case steps.OutcomeSuccess:
@@ -169,6 +201,31 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		notef(cmd, "bigbang: install failed; the transcript is in %s (bigbang explain %s)\n", logPath, steps.ShellQuote(logPath))
 		return errSilentFailure
 	}
+}
+
+// resumeCommand is the exact command that resumes a failed
+// non-interactive install from the phase that failed, non-interactive
+// too: the wizard's resume flags, then what a script needs.
+func resumeCommand(cfg steps.Config, plan steps.Plan, flags installFlags, failed steps.PhaseID) string {
+	argv := append([]string{"install"}, ui.ResumeArgs(cfg, plan, failed)...)
+	// Past kexec the machine runs the NixOS installer, reached as root with
+	// a host key of its own: the preflight, made for the system before the
+	// wipe, would refuse it. It checked the machine before the wipe.
+	if flags.skipPreflight || len(ui.ResumePhases(plan, failed)) > 0 {
+		argv = append(argv, "--skip-preflight")
+	}
+	if flags.rebootTimeout > 0 && flags.rebootTimeout != sshexec.DefaultRebootTimeout {
+		argv = append(argv, "--reboot-timeout", flags.rebootTimeout.String())
+	}
+	if cfg.Log != "" {
+		// The transcript is appended to: one file tells the whole story.
+		argv = append(argv, "--log", cfg.Log)
+	}
+	if cfg.Output != "" {
+		argv = append(argv, "--output", cfg.Output)
+	}
+	argv = append(argv, "--yes-wipe", cfg.Host)
+	return "bigbang " + steps.ShellJoin(argv)
 }
 
 // wantsWizard says whether the install is the interactive wizard: asked

@@ -4,15 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
 
 var (
@@ -69,6 +76,8 @@ func installArgs(t *testing.T, extra ...string) (args []string, logPath, marker 
 	logPath = filepath.Join(dir, "logs", "run.log")
 	marker = filepath.Join(dir, "ran")
 	t.Setenv("STANDIN_MARKER", marker)
+	// Receipts go to the test's own state folder.
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
 	args = append([]string{"install", "--host", "192.0.2.7", "--extra-files", keys,
 		"--nixos-anywhere", buildStandin(t), "--log", logPath}, extra...)
 	return args, logPath, marker
@@ -88,6 +97,8 @@ func TestInstallRefusesBeforeRunning(t *testing.T) {
 		{"nixos-anywhere command missing", []string{"--yes-wipe", "192.0.2.7", "--nixos-anywhere", "/nonexistent/nixos-anywhere"}, exitFailed, "not found"},
 		{"nix missing", []string{"--yes-wipe", "192.0.2.7", "--nixos-anywhere", "nix run x --"}, exitFailed, "install Nix"},
 		{"log folder cannot be written", []string{"--yes-wipe", "192.0.2.7", "--log", "/proc/version/x.log"}, exitFailed, "--log"},
+		{"no time to wait for the reboot", []string{"--yes-wipe", "192.0.2.7", "--reboot-timeout", "0s"}, exitUsage, "--reboot-timeout"},
+		{"negative time to wait for the reboot", []string{"--yes-wipe", "192.0.2.7", "--reboot-timeout", "-1m"}, exitUsage, "--reboot-timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args, logPath, marker := installArgs(t, tc.extra...)
@@ -224,5 +235,243 @@ func TestInstallPlain(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(stdout)
+	}
+}
+
+// triggerWriter collects what a command writes and calls fire once, when
+// the output first contains marker. The renderers flush from a timer
+// goroutine, hence the lock.
+type triggerWriter struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	marker string
+	fire   func()
+	fired  bool
+}
+
+func (w *triggerWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.b.Write(p)
+	if !w.fired && strings.Contains(w.b.String(), w.marker) {
+		w.fired = true
+		w.fire()
+	}
+	return n, err
+}
+
+func (w *triggerWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// runBigbangTo runs the command line in-process with standard output going
+// to out, and returns the exit code and standard error.
+func runBigbangTo(ctx context.Context, out io.Writer, args ...string) (code int, stderr string) {
+	var cfg steps.Config
+	root := newRoot(&cfg)
+	var errb bytes.Buffer
+	root.SetOut(out)
+	root.SetErr(&errb)
+	root.SetArgs(args)
+	root.SilenceUsage = true
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		errb.WriteString(err.Error())
+	}
+	return exitCode(ctx, err), errb.String()
+}
+
+// unreachableTarget is an install whose nixos-anywhere (the stand-in,
+// offline) succeeds, and whose new system never answers: the extra files
+// hold a host key, so bigbang waits for the reboot, on a loopback port that
+// refuses connections.
+func unreachableTarget(t *testing.T, extra ...string) (args []string, logPath string) {
+	t.Helper()
+	testutil.Need(t, "ssh-keygen")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	args, logPath, _ = installArgs(t, append([]string{"--yes-wipe", "127.0.0.1", "--skip-preflight", "--port", port,
+		"--known-hosts", filepath.Join(t.TempDir(), "known_hosts")}, extra...)...)
+	for i, a := range args {
+		if a == "192.0.2.7" {
+			args[i] = "127.0.0.1"
+		}
+	}
+	keys := args[slices.Index(args, "--extra-files")+1]
+	sshDir := filepath.Join(keys, "persistent", "etc", "ssh")
+	if err := os.MkdirAll(sshDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := testhost.GenerateKey(sshDir, "ssh_host_ed25519_key", ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STANDIN_OFFLINE", "1")
+	return args, logPath
+}
+
+// TestInstallInterruptedDuringReboot: Ctrl+C while bigbang waits for the
+// new system is an interruption (exit 130, outcome aborted), not a failed
+// verification.
+func TestInstallInterruptedDuringReboot(t *testing.T) {
+	args, logPath := unreachableTarget(t, "--output", "json")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &triggerWriter{marker: "bigbang: waiting for 127.0.0.1", fire: cancel}
+	done := make(chan struct{})
+	var code int
+	var stderr string
+	go func() {
+		defer close(done)
+		code, stderr = runBigbangTo(ctx, out, args...)
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("bigbang did not end within 60 s")
+	}
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want 130\nstdout:\n%s\nstderr:\n%s", code, out.String(), stderr)
+	}
+	if !strings.Contains(stderr, "interrupted; the transcript is in "+logPath) {
+		t.Errorf("stderr does not say it was interrupted and where the transcript is: %s", stderr)
+	}
+	evs := parseEvents(t, out.String())
+	res, prev := evs[len(evs)-1], evs[len(evs)-2]
+	if res.Type != "result" || res.Outcome != "aborted" || res.FailedPhase != "reboot" || res.Diagnosis.ID == "reboot.verify" {
+		t.Errorf("result %+v, want aborted in reboot", res)
+	}
+	if prev.Type != "phase" || prev.Phase != "reboot" || prev.State != "failed" {
+		t.Errorf("event before the result %+v, want reboot failed", prev)
+	}
+}
+
+// TestInstallRebootTimeout: --reboot-timeout bounds the wait, and the
+// failure points at the provider's serial console and says how to resume.
+func TestInstallRebootTimeout(t *testing.T) {
+	for _, output := range []string{"plain", "json"} {
+		t.Run(output, func(t *testing.T) {
+			args, logPath := unreachableTarget(t, "--output", output, "--reboot-timeout", "1500ms")
+			start := time.Now()
+			code, stdout, stderr := runBigbang(context.Background(), args...)
+			if code != exitFailed {
+				t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
+			}
+			if took := time.Since(start); took > 30*time.Second {
+				t.Errorf("the wait took %s with --reboot-timeout 1500ms", took)
+			}
+			wantResume := "bigbang install --host 127.0.0.1 --port "
+			wantTail := " --phases reboot --skip-preflight --reboot-timeout 1.5s --log " + logPath + " --output " + output + " --yes-wipe 127.0.0.1"
+			if output == "plain" {
+				for _, want := range []string{"did not come back within 2s", "serial console", "  Resume with:   " + wantResume, wantTail + "\n"} {
+					if !strings.Contains(stdout, want) {
+						t.Errorf("plain output lacks %q:\n%s", want, stdout)
+					}
+				}
+				return
+			}
+			var res struct {
+				jsonEvent
+				Resume string `json:"resume"`
+			}
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != "failed" || res.FailedPhase != "reboot" || res.Diagnosis.ID != "reboot.verify" ||
+				!strings.Contains(res.Diagnosis.Summary, "did not come back within 2s") || !strings.Contains(res.Diagnosis.Remedy, "serial console") {
+				t.Errorf("result %+v", res)
+			}
+			if !strings.HasPrefix(res.Resume, wantResume) || !strings.HasSuffix(res.Resume, wantTail) {
+				t.Errorf("resume %q, want %q…%q", res.Resume, wantResume, wantTail)
+			}
+		})
+	}
+}
+
+// TestInstallTranscriptIncomplete: a transcript that could not be written
+// whole is said so, in the output and on standard error, though the
+// install itself succeeded.
+func TestInstallTranscriptIncomplete(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full to make the transcript's writes fail")
+	}
+	for _, output := range []string{"plain", "json"} {
+		t.Run(output, func(t *testing.T) {
+			args, _, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", output, "--skip-preflight", "--log", "/dev/full")
+			code, stdout, stderr := runBigbang(context.Background(), args...)
+			if code != exitOK {
+				t.Fatalf("exit %d, want 0 (the install went on)\n%s\n%s", code, stdout, stderr)
+			}
+			const note = "bigbang: the transcript is incomplete: "
+			if !strings.Contains(stderr, note) || !strings.Contains(stderr, "no space left on device") {
+				t.Errorf("stderr does not say the transcript is incomplete: %s", stderr)
+			}
+			if output == "plain" {
+				if !strings.Contains(stdout, "    "+note) {
+					t.Errorf("plain output does not say the transcript is incomplete:\n%s", stdout)
+				}
+				return
+			}
+			evs := parseEvents(t, stdout)
+			var said bool
+			for _, e := range evs[:len(evs)-1] {
+				said = said || e.Type == "line" && strings.HasPrefix(e.Text, note)
+			}
+			if !said || evs[len(evs)-1].Type != "result" {
+				t.Errorf("no line event says the transcript is incomplete before the result:\n%s", stdout)
+			}
+		})
+	}
+}
+
+// TestInstallWritesReceipt: an install writes its receipt, 0600, whether
+// it succeeded or failed, with the phases' times and the transcript.
+func TestInstallWritesReceipt(t *testing.T) {
+	for _, tc := range []struct {
+		name, fail string
+		want       map[steps.PhaseID]steps.PhaseState
+	}{
+		{"success", "", map[steps.PhaseID]steps.PhaseState{steps.PhaseConnect: steps.StateDone, steps.PhaseReboot: steps.StateDone}},
+		{"failure at disko", "disko", map[steps.PhaseID]steps.PhaseState{steps.PhaseConnect: steps.StateDone, steps.PhaseDisko: steps.StateFailed, steps.PhaseReboot: steps.StatePending}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STANDIN_FAIL_PHASE", tc.fail)
+			args, logPath, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", "json", "--skip-preflight")
+			code, stdout, stderr := runBigbang(context.Background(), args...)
+			if (code == exitOK) != (tc.fail == "") {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			p := filepath.Join(os.Getenv("XDG_STATE_HOME"), "bigbang", "hosts", "192.0.2.7.json")
+			fi, err := os.Stat(p)
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("receipt %s: %v %v, want mode 0600", p, fi, err)
+			}
+			if !strings.Contains(stderr, "bigbang: receipt: "+p) {
+				t.Errorf("stderr does not name the receipt: %s", stderr)
+			}
+			r, err := receipt.Read("192.0.2.7")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Log != logPath || r.Flake != ".#vps-arm" || r.User != "opc" || r.InstalledAt.IsZero() {
+				t.Errorf("receipt %+v", r)
+			}
+			got := map[steps.PhaseID]steps.PhaseState{}
+			for _, pt := range r.Phases {
+				got[pt.Phase] = pt.State
+			}
+			for ph, st := range tc.want {
+				if got[ph] != st {
+					t.Errorf("receipt: phase %s %q, want %q (%+v)", ph, got[ph], st, r.Phases)
+				}
+			}
+		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 	"github.com/bigbang-nix/bigbang/ui"
@@ -23,18 +24,22 @@ import (
 
 // runTUI is the interactive install on a terminal: the wizard over the real
 // backend (sshexec, the local flake checks and the runner).
-func runTUI(ctx context.Context, cfg *steps.Config) error {
-	return runWizard(ctx, cfg, nil)
+func runTUI(ctx context.Context, cfg *steps.Config, flags installFlags) error {
+	return runWizard(ctx, cfg, flags, nil)
 }
 
 // runWizard runs the wizard over backend; nil is the real backend, with the
 // flake evaluation started now, so that it runs while the operator reads
-// the welcome screen and fills in the form.
-func runWizard(ctx context.Context, cfg *steps.Config, backend ui.Backend) error {
+// the welcome screen and fills in the form. wrap, when not nil, wraps the
+// real backend (tests).
+func runWizard(ctx context.Context, cfg *steps.Config, flags installFlags, wrap func(ui.Backend) ui.Backend) error {
 	c := *cfg
 	notes := targetDefaults(ctx, &c)
-	if backend == nil {
-		backend = newRealBackend(ctx, c)
+	b := newRealBackend(ctx, c)
+	b.rebootTimeout = flags.rebootTimeout
+	var backend ui.Backend = b
+	if wrap != nil {
+		backend = wrap(b)
 	}
 	wd, _ := os.Getwd()
 	opts := ui.Options{
@@ -143,6 +148,9 @@ type realBackend struct {
 	// uses it when the operator kept that flake.
 	flake    *flake.Pending
 	flakeRef string
+	// rebootTimeout bounds the wait for the new system after the reboot
+	// (--reboot-timeout); zero is sshexec's default.
+	rebootTimeout time.Duration
 }
 
 // newRealBackend starts evaluating cfg's flake in the background under ctx.
@@ -173,16 +181,23 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 	type localOut struct {
 		checks []steps.Check
 		exp    steps.TargetExpect
+		info   *flake.Info
 	}
 	lc := make(chan localOut, 1)
 	go func() {
-		var pending *flake.Pending
-		if b.flake != nil && b.flakeRef == cfg.Flake {
-			pending = b.flake
+		pending := b.flake
+		if pending == nil || b.flakeRef != cfg.Flake {
+			pending = flake.Start(ctx, cfg.Flake)
 		}
 		checks, exp, _ := local.RunWith(ctx, cfg, pending)
 		send(checks)
-		lc <- localOut{checks, exp}
+		// The evaluation has ended by now; the install's receipt records
+		// its revision and disko layout.
+		info, ferr := pending.Wait(ctx)
+		if ferr != nil {
+			info = nil
+		}
+		lc <- localOut{checks, exp, info}
 	}()
 
 	var seen sshexec.HostKeyInfo
@@ -208,7 +223,7 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 		return ui.Report{Checks: checks, HostKey: hk}, nil
 	case errors.Is(err, sshexec.ErrHostKeyMismatch):
 		hk.Status = ui.HostKeyChanged
-		un := remote.Unreached(remote.IDHostKey, "the host key of "+cfg.Host+" changed", "if the VPS was rebuilt, remove the old key with: ssh-keygen -R "+steps.ShellQuote(cfg.Host))
+		un := remote.Unreached(remote.IDHostKey, "the host key of "+cfg.Host+" changed", "if the VPS was rebuilt, remove the old key with: "+ui.ForgetHostKeyCommand(cfg))
 		send(un)
 		return ui.Report{Checks: append(checks, un...), HostKey: hk}, nil
 	case err != nil:
@@ -226,6 +241,7 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 	hk = ui.HostKey{Fingerprint: c.HostKey.Fingerprint, Type: c.HostKey.Type, Status: ui.HostKeyKnown}
 	rep := ui.ReportFromFacts(facts, append(checks, rc...), hk, wiped)
 	rep.LocalCanBuild, rep.LocalBuildNote = localBuild(rep.LocalSystem, rep.TargetSystem, cfg.BuildOn, lo.checks, binfmtDir)
+	rep.Flake = lo.info
 	return rep, nil
 }
 
@@ -313,8 +329,16 @@ func (realBackend) LogPath(cfg steps.Config) string {
 
 // Install runs nixos-anywhere under the runner and then proves the new
 // system: it waits for it and pins the pre-generated host key. The reboot
-// pane stays open until then.
-func (realBackend) Install(ctx context.Context, req ui.InstallRequest, sink steps.Sink) (ui.InstallResult, error) {
+// pane stays open until then. Whatever the outcome, once nixos-anywhere
+// has run, the install's receipt is written.
+func (b realBackend) Install(ctx context.Context, req ui.InstallRequest, sink steps.Sink) (ui.InstallResult, error) {
+	clock := newPhaseClock()
+	emit := func(e steps.Event) {
+		clock.observe(e)
+		sink(e)
+	}
+	// The runner's result and its "reboot done" wait for the verification
+	// of the new system.
 	var held *steps.Event
 	filter := func(e steps.Event) {
 		switch {
@@ -322,53 +346,212 @@ func (realBackend) Install(ctx context.Context, req ui.InstallRequest, sink step
 			held = &e
 		case e.Type == steps.EventPhase && e.Phase == steps.PhaseReboot && e.State == steps.StateDone:
 		default:
-			sink(e)
+			emit(e)
 		}
 	}
 	res, err := runner.Run(ctx, runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases}, filter)
 	out := ui.InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
-	if err != nil || res.Outcome != steps.OutcomeSuccess || !req.Plan.Runs(steps.PhaseReboot) {
+	if err != nil {
+		// Nothing ran: no receipt either.
 		if held != nil {
 			sink(*held)
 		}
-		if err == nil && res.Outcome == steps.OutcomeSuccess {
-			sink(steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateDone})
-		}
 		return out, err
 	}
-	line := func(s string) {
-		sink(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: steps.PhaseReboot, Text: s})
+
+	var rebootEnd steps.PhaseState // how the reboot phase ends; "" when it did not run
+	if res.Outcome == steps.OutcomeSuccess && req.Plan.Runs(steps.PhaseReboot) {
+		rebootEnd = b.verify(ctx, req, &out, func(s string) {
+			emit(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: steps.PhaseReboot, Text: s})
+		})
 	}
-	finish := func() (ui.InstallResult, error) {
-		sink(steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateDone})
-		sink(steps.Event{Time: time.Now(), Type: steps.EventResult, Outcome: out.Outcome, Log: out.Log})
-		return out, nil
+	end := steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: rebootEnd}
+	if rebootEnd != "" {
+		clock.observe(end)
 	}
-	keyFile := sshexec.ExpectedHostKeyFile(req.Config.ExtraFiles)
+
+	if res.LogErr != nil {
+		out.Notes = append(out.Notes, "the transcript is incomplete: "+res.LogErr.Error())
+	}
+	if p, werr := receipt.Write(installReceipt(req, out, clock.times())); werr != nil {
+		out.Notes = append(out.Notes, "the receipt of this install could not be written: "+werr.Error())
+	} else {
+		out.Receipt = p
+	}
+	notePhase := out.FailedPhase
+	if notePhase == "" {
+		notePhase = clock.lastPhase()
+	}
+	for _, n := range out.Notes {
+		emit(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: notePhase, Text: "bigbang: " + n})
+	}
+	if rebootEnd != "" {
+		sink(end)
+	}
+	result := steps.Event{Type: steps.EventResult}
+	if held != nil {
+		result = *held
+	}
+	result.Time = time.Now()
+	result.Outcome, result.FailedPhase, result.Diagnosis, result.Log, result.ExitCode = out.Outcome, out.FailedPhase, out.Diagnosis, out.Log, out.ExitCode
+	sink(result)
+	return out, nil
+}
+
+// verify waits for the new system after nixos-anywhere's reboot and pins
+// its host key, the pre-generated one of the extra-files tree. It updates
+// out and returns the reboot phase's final state.
+func (b realBackend) verify(ctx context.Context, req ui.InstallRequest, out *ui.InstallResult, line func(string)) steps.PhaseState {
+	cfg := req.Config
+	keyFile := sshexec.ExpectedHostKeyFile(cfg.ExtraFiles)
 	want, kerr := sshexec.ReadExpectedHostKey(keyFile)
 	if kerr != nil {
 		line("bigbang: no pre-generated host key at " + keyFile + "; the new system's key is not verified")
-		return finish()
+		return steps.StateDone
 	}
-	line("bigbang: waiting for " + req.Config.Host + " to come back with the host key from " + keyFile + "…")
+	line("bigbang: waiting for " + cfg.Host + " to come back with the host key from " + keyFile + "…")
 	rep, err := sshexec.VerifyReboot(ctx, sshexec.RebootOptions{
-		Target:          sshexec.Target{Host: req.Config.Host, User: "root", Port: req.Config.Port, Identity: req.Config.Identity},
+		Target:          sshexec.Target{Host: cfg.Host, User: "root", Port: cfg.Port, Identity: cfg.Identity},
 		ExpectedHostKey: want,
-		KnownHosts:      req.Config.KnownHosts,
+		KnownHosts:      cfg.KnownHosts,
+		Timeout:         b.rebootTimeout,
 	})
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The operator stopped bigbang (Ctrl+C) while it waited: that is
+		// an interruption, not a failed machine.
+		out.Outcome, out.FailedPhase = steps.OutcomeAborted, steps.PhaseReboot
+		out.Diagnosis = &steps.Diagnosis{ID: "reboot.interrupted",
+			Summary: "stopped while waiting for the new system; nixos-anywhere had finished and the machine was rebooting",
+			Remedy:  "check the new system with: bigbang status --host " + steps.ShellQuote(cfg.Host)}
+		return steps.StateFailed
+	case err != nil:
 		out.Outcome, out.FailedPhase = steps.OutcomeFailed, steps.PhaseReboot
-		out.Diagnosis = &steps.Diagnosis{ID: "reboot.verify", Summary: err.Error(),
-			Remedy: "open the provider's console: check that the machine booted NixOS and has network; then run bigbang status --host " + req.Config.Host}
-		sink(steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateFailed})
-		sink(steps.Event{Time: time.Now(), Type: steps.EventResult, Outcome: out.Outcome, FailedPhase: out.FailedPhase, Diagnosis: out.Diagnosis, Log: out.Log})
-		return out, nil
+		out.Diagnosis = rebootDiagnosis(err, cfg.Host)
+		return steps.StateFailed
 	}
-	line(fmt.Sprintf("bigbang: NixOS %s is up (%s); host key %s matches", rep.NixOSVersion, rep.SystemState, rep.HostKey.Fingerprint))
+	line(rebootLine(rep))
 	out.HostKeyFingerprint = rep.HostKey.Fingerprint
-	out.SSHCommand = "ssh root@" + req.Config.Host
-	if req.Config.Port != 22 && req.Config.Port != 0 {
-		out.SSHCommand = fmt.Sprintf("ssh -p %d root@%s", req.Config.Port, req.Config.Host)
+	out.SSHCommand = "ssh root@" + cfg.Host
+	if cfg.Port != 22 && cfg.Port != 0 {
+		out.SSHCommand = fmt.Sprintf("ssh -p %d root@%s", cfg.Port, cfg.Host)
 	}
-	return finish()
+	return steps.StateDone
+}
+
+// rebootDiagnosis turns a failed verification into what happened and what
+// to do; sshexec's errors carry both.
+func rebootDiagnosis(err error, host string) *steps.Diagnosis {
+	status := "bigbang status --host " + steps.ShellQuote(host)
+	d := &steps.Diagnosis{ID: "reboot.verify", Summary: err.Error(),
+		Remedy: "open the provider's console: check that the machine booted NixOS and has network; then run " + status}
+	var se *sshexec.Error
+	if errors.As(err, &se) && se.Fix != "" {
+		d.Summary, d.Remedy = se.Summary, se.Fix+"; then run "+status
+	}
+	return d
+}
+
+// rebootLine says what the new system showed. nixos-version and
+// systemctl may be missing or say nothing; the line then says what is
+// known rather than leave blanks.
+func rebootLine(rep sshexec.RebootReport) string {
+	if rep.NixOSVersion != "" && rep.SystemState != "" {
+		return fmt.Sprintf("bigbang: NixOS %s is up (%s); host key %s matches", rep.NixOSVersion, rep.SystemState, rep.HostKey.Fingerprint)
+	}
+	parts := []string{"bigbang: the new system answered with the expected host key " + rep.HostKey.Fingerprint}
+	if rep.NixOSVersion == "" {
+		parts = append(parts, "nixos-version is not available")
+	} else {
+		parts = append(parts, "it runs NixOS "+rep.NixOSVersion)
+	}
+	if rep.SystemState == "" {
+		parts = append(parts, "systemctl is-system-running gave no answer")
+	} else {
+		parts = append(parts, "systemctl is-system-running says "+rep.SystemState)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// installReceipt is the record of an install: the target, the flake and
+// its revision and disko layout (when the preflight evaluated it), the
+// verified host key, the phases' times and the transcript. The backups of
+// an earlier receipt of the host are kept.
+func installReceipt(req ui.InstallRequest, out ui.InstallResult, phases []receipt.PhaseTime) receipt.Receipt {
+	cfg := req.Config
+	r := receipt.Receipt{
+		Host: cfg.Host, User: cfg.User, Port: cfg.Port, Identity: cfg.Identity, InstalledAt: time.Now().UTC(),
+		Flake: cfg.Flake, ExtraFiles: cfg.ExtraFiles, BuildOn: req.Plan.BuildOn,
+		HostKeyFingerprint: out.HostKeyFingerprint, Phases: phases, Log: out.Log,
+	}
+	if info := req.Flake; info != nil {
+		r.System = info.Config.System
+		if info.Config.Revision != nil {
+			r.FlakeRevision = *info.Config.Revision
+		}
+		r.Disko = reinstall.FromDisko(info.Config.Disko)
+	}
+	if old, err := receipt.Read(cfg.Host); err == nil {
+		r.Backups = old.Backups
+	}
+	return r
+}
+
+// phaseClock follows the phase events of an install: when each phase
+// started and how and when it ended, for the receipt.
+type phaseClock struct {
+	mu    sync.Mutex
+	order []steps.PhaseID
+	start map[steps.PhaseID]time.Time
+	end   map[steps.PhaseID]time.Time
+	state map[steps.PhaseID]steps.PhaseState
+	last  steps.PhaseID
+}
+
+func newPhaseClock() *phaseClock {
+	return &phaseClock{start: map[steps.PhaseID]time.Time{}, end: map[steps.PhaseID]time.Time{}, state: map[steps.PhaseID]steps.PhaseState{}}
+}
+
+func (c *phaseClock) observe(e steps.Event) {
+	if e.Type != steps.EventPhase {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, seen := c.state[e.Phase]; !seen {
+		c.order = append(c.order, e.Phase)
+	}
+	c.state[e.Phase] = e.State
+	switch e.State {
+	case steps.StateRunning:
+		if c.start[e.Phase].IsZero() {
+			c.start[e.Phase] = e.Time
+		}
+		c.last = e.Phase
+	case steps.StateDone, steps.StateFailed:
+		c.end[e.Phase] = e.Time
+	}
+}
+
+// lastPhase is the phase that started last.
+func (c *phaseClock) lastPhase() steps.PhaseID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// times lists every phase of the plan in the order the events named them,
+// with its final state and how long it ran.
+func (c *phaseClock) times() []receipt.PhaseTime {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []receipt.PhaseTime{}
+	for _, p := range c.order {
+		pt := receipt.PhaseTime{Phase: p, State: c.state[p]}
+		if s, e := c.start[p], c.end[p]; !s.IsZero() && !e.IsZero() && e.After(s) {
+			pt.Seconds = e.Sub(s).Round(time.Millisecond).Seconds()
+		}
+		out = append(out, pt)
+	}
+	return out
 }

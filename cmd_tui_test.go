@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
@@ -79,5 +84,78 @@ func TestTargetDefaultsFromReceipt(t *testing.T) {
 	}
 	if len(notes) == 0 || !strings.Contains(notes[0], "last install of 198.51.100.4") {
 		t.Errorf("notes %q", notes)
+	}
+}
+
+// TestRebootLine: the line after the verified reboot says what is known,
+// and never leaves blanks when nixos-version or systemctl say nothing.
+func TestRebootLine(t *testing.T) {
+	hk := sshexec.HostKeyInfo{Fingerprint: "SHA256:abc"}
+	tests := []struct {
+		name, version, state, want string
+	}{
+		{"both known", "25.05.20250601.abcdef0 (Warbler)", "running", "bigbang: NixOS 25.05.20250601.abcdef0 (Warbler) is up (running); host key SHA256:abc matches"},
+		{"no nixos-version", "", "degraded", "bigbang: the new system answered with the expected host key SHA256:abc; nixos-version is not available; systemctl is-system-running says degraded"},
+		{"neither", "", "", "bigbang: the new system answered with the expected host key SHA256:abc; nixos-version is not available; systemctl is-system-running gave no answer"},
+		{"no system state", "25.05", "", "bigbang: the new system answered with the expected host key SHA256:abc; it runs NixOS 25.05; systemctl is-system-running gave no answer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := rebootLine(sshexec.RebootReport{HostKey: hk, NixOSVersion: tc.version, SystemState: tc.state})
+			if got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+			if strings.Contains(got, "  ") || strings.Contains(got, "()") {
+				t.Errorf("blanks in %q", got)
+			}
+		})
+	}
+}
+
+// TestPhaseClock: the receipt's phase times follow the events: the first
+// start, the last end, the final state, in the order the phases appeared.
+func TestPhaseClock(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	c := newPhaseClock()
+	for _, e := range []steps.Event{
+		{Time: at(0), Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StatePending},
+		{Time: at(0), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StatePending},
+		{Time: at(0), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StatePending},
+		{Time: at(1), Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateRunning},
+		{Time: at(3), Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateDone},
+		{Time: at(3), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StateRunning},
+		{Time: at(5), Type: steps.EventLine, Phase: steps.PhaseInstall, Text: "copying path"},
+		{Time: at(9), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StateFailed},
+	} {
+		c.observe(e)
+	}
+	want := []receipt.PhaseTime{
+		{Phase: steps.PhaseConnect, State: steps.StateDone, Seconds: 2},
+		{Phase: steps.PhaseInstall, State: steps.StateFailed, Seconds: 6},
+		{Phase: steps.PhaseReboot, State: steps.StatePending},
+	}
+	if got := c.times(); !reflect.DeepEqual(got, want) {
+		t.Errorf("times %+v\nwant  %+v", got, want)
+	}
+	if c.lastPhase() != steps.PhaseInstall {
+		t.Errorf("last phase %s", c.lastPhase())
+	}
+}
+
+// TestRebootDiagnosis: sshexec's errors say what happened and what to do;
+// the diagnosis keeps both apart, and a timeout points at the serial
+// console.
+func TestRebootDiagnosis(t *testing.T) {
+	err := fmt.Errorf("verifying the reboot: %w", &sshexec.Error{Kind: sshexec.ErrRebootTimeout,
+		Summary: "127.0.0.1:22 did not come back within 10m0s", Fix: "open the provider's serial console"})
+	d := rebootDiagnosis(err, "203.0.113.7")
+	if d.ID != "reboot.verify" || d.Summary != "127.0.0.1:22 did not come back within 10m0s" ||
+		d.Remedy != "open the provider's serial console; then run bigbang status --host 203.0.113.7" {
+		t.Errorf("diagnosis %+v", d)
+	}
+	d = rebootDiagnosis(errors.New("verifying the reboot: system state probe: EOF"), "203.0.113.7")
+	if d.Summary != "verifying the reboot: system state probe: EOF" || !strings.Contains(d.Remedy, "provider's console") {
+		t.Errorf("diagnosis %+v", d)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/ui"
 )
@@ -39,6 +40,7 @@ const e2eFlake = `{
         _type = "configuration";
         config = {
           nixpkgs.hostPlatform = { system = "@SYSTEM@"; };
+          system.configurationRevision = "e2e0123abcd";
           boot.loader = if efi
             then { systemd-boot.enable = true; efi.canTouchEfiVariables = true; grub.enable = false; }
             else { grub = { enable = true; efiSupport = false; device = device; }; systemd-boot.enable = false; };
@@ -138,6 +140,8 @@ func newE2E(t *testing.T) *e2e {
 type e2eRun struct {
 	keys, knownHosts, log, copy, pidFile, hostKeyPub string
 	otherHosts                                       []string
+	// state is XDG_STATE_HOME of the run: the receipts go there.
+	state string
 }
 
 // newRun prepares an install: the extra-files tree with a new host key
@@ -148,7 +152,9 @@ func (x *e2e) newRun(t *testing.T) *e2eRun {
 	t.Helper()
 	dir := t.TempDir()
 	r := &e2eRun{keys: filepath.Join(dir, "keys"), knownHosts: filepath.Join(dir, "known_hosts"),
-		log: filepath.Join(dir, "logs", "install.log"), copy: filepath.Join(dir, "printed"), pidFile: filepath.Join(dir, "pid")}
+		log: filepath.Join(dir, "logs", "install.log"), copy: filepath.Join(dir, "printed"), pidFile: filepath.Join(dir, "pid"),
+		state: filepath.Join(dir, "state")}
+	t.Setenv("XDG_STATE_HOME", r.state)
 	sshDir := filepath.Join(r.keys, "persistent", "etc", "ssh")
 	app := filepath.Join(r.keys, "persistent", "var", "lib", "app")
 	for _, d := range []string{sshDir, app} {
@@ -398,6 +404,24 @@ func TestInstallEndToEnd(t *testing.T) {
 		if !strings.Contains(stderr, "log in with: ssh -p "+x.h.PortString()+" root@"+x.h.IP) {
 			t.Errorf("stderr does not say how to log in: %s", stderr)
 		}
+
+		// The test host is Debian: no nixos-version. The line says what is
+		// known instead of leaving blanks.
+		var said string
+		for _, e := range evs {
+			if e.Type == "line" && e.Phase == "reboot" && strings.Contains(e.Text, "host key") && !strings.Contains(e.Text, "waiting for") {
+				said = e.Text
+			}
+		}
+		if !strings.Contains(said, "the new system answered with the expected host key "+fingerprint(t, r.hostKeyPub)) ||
+			!strings.Contains(said, "nixos-version is not available") || strings.Contains(said, "()") {
+			t.Errorf("the reboot line does not say what is known: %q", said)
+		}
+
+		checkReceipt(t, x, r, fingerprint(t, r.hostKeyPub), "done")
+		if p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"); !strings.Contains(stderr, "bigbang: receipt: "+p) {
+			t.Errorf("stderr does not name the receipt %s: %s", p, stderr)
+		}
 	})
 
 	t.Run("failure at disko", func(t *testing.T) {
@@ -416,6 +440,18 @@ func TestInstallEndToEnd(t *testing.T) {
 		if !strings.Contains(stderr, "bigbang explain "+r.log) {
 			t.Errorf("stderr does not point at the transcript: %s", stderr)
 		}
+		var resume struct {
+			Resume string `json:"resume"`
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &resume); err != nil {
+			t.Fatal(err)
+		}
+		if want := "bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString() + " -i " + x.h.ClientKey; !strings.HasPrefix(resume.Resume, want) ||
+			!strings.HasSuffix(resume.Resume, " --phases disko,install,keys,reboot --skip-preflight --log "+r.log+" --output json --yes-wipe "+x.h.IP) {
+			t.Errorf("resume %q", resume.Resume)
+		}
+		checkReceipt(t, x, r, "", "failed")
 		if got := treeModes(t, x.h.Root); len(got) != 0 {
 			t.Errorf("files reached the target although disko failed: %v", got)
 		}
@@ -440,6 +476,8 @@ func TestInstallEndToEnd(t *testing.T) {
 			"\n<== Disko FAILED in ",
 			"in phase Disko (exit status 1).\n  What happened: ",
 			"\n  Transcript:    " + r.log + "\n",
+			"\n  Resume with:   bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString(),
+			" --phases disko,install,keys,reboot --skip-preflight --log " + r.log + " --output plain --yes-wipe " + x.h.IP + "\n",
 		} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("plain output lacks %q", want)
@@ -532,6 +570,30 @@ func TestInstallEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("changed host key refused, with the command that forgets the old one", func(t *testing.T) {
+		r := x.newRun(t)
+		_, other, err := testhost.GenerateKey(t.TempDir(), "impostor", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(other)
+		pinned := fmt.Sprintf("[%s]:%d %s %s\n", x.h.IP, x.h.Port, f[0], f[1])
+		if err := os.WriteFile(r.knownHosts, []byte(pinned), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		want := fmt.Sprintf("ssh-keygen -R '[%s]:%d' -f %s", x.h.IP, x.h.Port, r.knownHosts)
+		if code != exitFailed || !strings.Contains(stderr, want) {
+			t.Fatalf("exit %d, want 1 with %q\n%s", code, want, stderr)
+		}
+		if _, err := os.Stat(r.pidFile); err == nil {
+			t.Error("nixos-anywhere ran")
+		}
+		if readFile(t, r.knownHosts) != pinned {
+			t.Error("known_hosts changed")
+		}
+	})
+
 	t.Run("blocking check refused before anything runs", func(t *testing.T) {
 		r := x.newRun(t)
 		args := x.args(r, "--output", "json")
@@ -554,6 +616,44 @@ func TestInstallEndToEnd(t *testing.T) {
 		t.Setenv("STANDIN_HANG_PHASE", "install")
 		testInterrupt(t, x, r)
 	})
+}
+
+// checkReceipt reads the receipt of run r's install: mode 0600, the
+// target, the flake's revision and disko layout as the preflight evaluated
+// them, the host key (fp, "" when the reboot was not verified), the
+// transcript, and the reboot phase ending in rebootState.
+func checkReceipt(t *testing.T, x *e2e, r *e2eRun, fp string, rebootState steps.PhaseState) {
+	t.Helper()
+	p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json")
+	fi, err := os.Stat(p)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("receipt %s: %v %v, want mode 0600", p, fi, err)
+	}
+	var rec receipt.Receipt
+	if err := json.Unmarshal([]byte(readFile(t, p)), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Host != x.h.IP || rec.Port != x.h.Port || rec.Flake != x.flakeDir+"#machine" || rec.FlakeRevision != "e2e0123abcd" ||
+		rec.HostKeyFingerprint != fp || rec.Log != r.log || rec.InstalledAt.IsZero() {
+		t.Errorf("receipt %+v", rec)
+	}
+	if len(rec.Disko) != 1 || rec.Disko[0].Device != thisMachineDisk(t) || len(rec.Disko[0].Partitions) != 2 {
+		t.Errorf("receipt's disko layout %+v", rec.Disko)
+	}
+	states := map[steps.PhaseID]receipt.PhaseTime{}
+	for _, pt := range rec.Phases {
+		states[pt.Phase] = pt
+	}
+	if c := states[steps.PhaseConnect]; c.State != steps.StateDone || c.Seconds <= 0 {
+		t.Errorf("receipt's connect phase %+v", c)
+	}
+	want := rebootState
+	if rebootState == steps.StateFailed {
+		want = steps.StatePending // the install failed before the reboot
+	}
+	if got := states[steps.PhaseReboot].State; got != want {
+		t.Errorf("receipt's reboot phase %q, want %q (%+v)", got, want, rec.Phases)
+	}
 }
 
 // testInterrupt runs bigbang as its own process (this test binary, see

@@ -65,7 +65,7 @@ func TestWizardProcess(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	err := runWizard(ctx, &cfg, waivedBackend{newRealBackend(ctx, cfg)})
+	err := runWizard(ctx, &cfg, installFlags{}, func(b ui.Backend) ui.Backend { return waivedBackend{b} })
 	if err != nil && !errors.Is(err, errSilentFailure) {
 		fmt.Fprintln(os.Stderr, "bigbang:", err)
 	}
@@ -80,7 +80,7 @@ func (x *e2e) wizardTerm(t *testing.T, r *e2eRun, w, h int, env ...string) (*tmu
 	args := []string{"--host", x.h.IP, "--port", x.h.PortString(), "--user", x.h.User, "-i", x.h.ClientKey,
 		"--known-hosts", r.knownHosts, "--flake", x.flakeDir + "#machine", "--extra-files", r.keys,
 		"--nixos-anywhere", x.standin, "--log", r.log}
-	vars := []string{wizardArgsEnv + "=" + strings.Join(args, "\x1f"), "XDG_STATE_HOME=" + t.TempDir()}
+	vars := []string{wizardArgsEnv + "=" + strings.Join(args, "\x1f"), "XDG_STATE_HOME=" + r.state}
 	for _, k := range []string{"XDG_CACHE_HOME", "SSH_AUTH_SOCK", "PATH", "HOME"} {
 		vars = append(vars, k+"="+os.Getenv(k))
 	}
@@ -248,6 +248,9 @@ func TestWizardEndToEnd(t *testing.T) {
 		if strings.Contains(s, "trust this key") {
 			t.Errorf("a changed key is offered for trust:\n%s", s)
 		}
+		if want := fmt.Sprintf("ssh-keygen -R '[%s]:%d'", x.h.IP, x.h.Port); !strings.Contains(strings.Join(strings.Fields(s), " "), want) {
+			t.Errorf("the changed-key screen lacks %q:\n%s", want, s)
+		}
 		tm.keys("Enter") // must not continue
 		time.Sleep(300 * time.Millisecond)
 		if s := tm.screen(false); strings.Contains(s, "Where to build") {
@@ -270,7 +273,7 @@ func TestWizardEndToEnd(t *testing.T) {
 		s := tm.waitFor(wait, "NixOS is installed on "+x.h.IP)
 		login := "ssh -p " + x.h.PortString() + " root@" + x.h.IP
 		shipped := fingerprint(t, r.hostKeyPub)
-		for _, want := range []string{login, shipped, "✓ Connect", "✓ Disko", "✓ Key copy", "✓ Reboot"} {
+		for _, want := range []string{login, shipped, "✔ Connect", "✔ Disko", "✔ Key copy", "✔ Reboot"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("the result screen lacks %q:\n%s", want, s)
 			}
@@ -289,10 +292,14 @@ func TestWizardEndToEnd(t *testing.T) {
 		if strings.Count(kh, "["+x.h.IP+"]:"+x.h.PortString()+" ") != 1 || !strings.Contains(kh, entry) {
 			t.Errorf("known_hosts does not pin the new key once as %q:\n%s", entry, kh)
 		}
+		if p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"); !strings.Contains(strings.Join(strings.Fields(s), ""), "Receipt"+p) {
+			t.Errorf("the result screen does not name the receipt %s:\n%s", p, s)
+		}
 		tm.keys("q")
 		if code := tm.wait(wait); code != "0" {
 			t.Errorf("exit %s, want 0; screen:\n%s", code, tm.screen(false))
 		}
+		checkReceipt(t, x, r, shipped, "done")
 		if s := tm.screen(false); !strings.Contains(s, "the transcript is in") {
 			t.Errorf("the transcript's path is not left in the terminal:\n%s", s)
 		}

@@ -70,9 +70,11 @@ func newRoot(cfg *steps.Config) *cobra.Command {
 	}
 	// `bigbang` alone is `bigbang install`: the wizard on a terminal, the
 	// non-interactive install with --yes-wipe or without a terminal.
+	var inst installFlags
+	addInstallFlags(root, &inst)
 	root.Args = cobra.NoArgs
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
-		return runInstall(cmd, *cfg, installFlags{})
+		return runInstall(cmd, *cfg, inst)
 	}
 	return root
 }

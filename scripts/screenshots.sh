@@ -4,6 +4,12 @@
 #
 #   scripts/screenshots.sh            # needs tmux and freeze:
 #   go install github.com/charmbracelet/freeze@v0.2.2
+#
+# The screens use DESIGN.md's glyphs (✔ ⚠ ✘), which freeze's built-in font
+# (JetBrains Mono) lacks. They are rendered with DejaVu Sans Mono (Debian's
+# fonts-dejavu-core), which has them: freeze embeds it (--font.file) and
+# hands the SVG to rsvg-convert (librsvg2-bin), which draws with it; freeze's
+# own converter only ever draws with its built-in font.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +18,12 @@ W=${W:-100}
 H=${H:-32}
 SPEED=${SPEED:-5}
 OUT=screenshots
+FONT=${FONT:-/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf}
+FONT_FAMILY=${FONT_FAMILY:-DejaVu Sans Mono}
 command -v tmux >/dev/null || { echo "tmux is missing: apt-get install tmux" >&2; exit 1; }
 [ -x "$FREEZE" ] || { echo "freeze is missing: go install github.com/charmbracelet/freeze@v0.2.2" >&2; exit 1; }
+[ -r "$FONT" ] || { echo "the font $FONT is missing: apt-get install fonts-dejavu-core" >&2; exit 1; }
+command -v rsvg-convert >/dev/null || { echo "rsvg-convert is missing (freeze needs it to draw with $FONT): apt-get install librsvg2-bin" >&2; exit 1; }
 
 work=$(mktemp -d)
 sock="bigbang-shots-$$"
@@ -52,6 +62,7 @@ render() {
   # colour: spell the default out as the theme's foreground instead.
   sed -e 's/\x1b\[39m/\x1b[38;2;201;209;217m/g' -e 's/\x1b\[49m//g' "$work/$name.ansi" >"$work/$name.fixed"
   "$FREEZE" --language ansi --window --padding 20 --margin 0 --font.size 14 \
+    --font.file "$FONT" --font.family "$FONT_FAMILY" \
     --background '#0d1117' -o "$OUT/$name.png" <"$work/$name.fixed" >/dev/null
   echo "$OUT/$name.png"
 }

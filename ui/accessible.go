@@ -63,7 +63,7 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 			continue
 		}
 		if rep.HostKey.Status == HostKeyChanged {
-			return InstallResult{}, fmt.Errorf("the host key of %s changed: if the VPS was rebuilt, remove the old key with ssh-keygen -R %s", cfg.Host, steps.ShellQuote(cfg.Host))
+			return InstallResult{}, fmt.Errorf("the host key of %s changed: if the VPS was rebuilt, remove the old key with %s", cfg.Host, ForgetHostKeyCommand(cfg))
 		}
 		if rep.SudoNeedsPassword && !opts.Auto {
 			var pw string
@@ -124,7 +124,13 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 	}
 	logPath := opts.Backend.LogPath(cfg)
 	fmt.Fprintln(w, "Log: "+logPath)
-	res, err := opts.Backend.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: report.Disks}, textout.Plain(w))
+	res, err := opts.Backend.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: report.Disks, Flake: report.Flake}, textout.Plain(w))
+	for _, n := range res.Notes {
+		fmt.Fprintln(w, "Note: "+n)
+	}
+	if res.Receipt != "" {
+		fmt.Fprintln(w, "Receipt: "+res.Receipt)
+	}
 	if err == nil && res.Outcome != steps.OutcomeSuccess {
 		fmt.Fprintln(w, "Resume: "+ResumeCommand(opts.Command, cfg, plan, res.FailedPhase))
 	}

@@ -2,8 +2,11 @@ package ui
 
 import (
 	"context"
+	"strconv"
+	"strings"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
 )
 
 // Backend is how the wizard reaches the world: the real one dials the
@@ -76,6 +79,10 @@ type Report struct {
 	// LocalBuildNote says why (same system, binfmt emulation with
 	// extra-platforms, or what is missing).
 	LocalBuildNote string
+	// Flake is the evaluation of the flake the preflight checked, nil when
+	// it did not evaluate; the install's receipt records its revision and
+	// disko layout.
+	Flake *flake.Info
 }
 
 // Blocking is the number of checks that stop an install.
@@ -87,6 +94,8 @@ type InstallRequest struct {
 	Plan   steps.Plan
 	Log    string
 	Disks  []Disk
+	// Flake is the preflight's evaluation of the flake (nil: none).
+	Flake *flake.Info
 }
 
 // InstallResult is how an install ended, with what the result screen shows.
@@ -98,4 +107,31 @@ type InstallResult struct {
 	ExitCode           int
 	HostKeyFingerprint string // the new system's key, now in known_hosts
 	SSHCommand         string // the exact line to log in
+	// Receipt is the file that records this install ("" when none was
+	// written).
+	Receipt string
+	// Notes are what the operator must know besides the outcome, such as
+	// a transcript that could not be written whole.
+	Notes []string
+}
+
+// KnownHostsName is the name known_hosts files the target under: the host
+// alone on port 22, "[host]:port" on any other.
+func KnownHostsName(host string, port int) string {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if port == 0 || port == 22 {
+		return host
+	}
+	return "[" + host + "]:" + strconv.Itoa(port)
+}
+
+// ForgetHostKeyCommand is the exact command that removes the target's old
+// host key from known_hosts (the operator's file, or --known-hosts), for
+// a VPS that was rebuilt.
+func ForgetHostKeyCommand(cfg steps.Config) string {
+	argv := []string{"ssh-keygen", "-R", KnownHostsName(cfg.Host, cfg.Port)}
+	if cfg.KnownHosts != "" {
+		argv = append(argv, "-f", cfg.KnownHosts)
+	}
+	return steps.ShellJoin(argv)
 }

@@ -165,7 +165,7 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 		d.WriteString(indent(st.Fail.Render(glyphFail+" ")+wrap(p.err.Error(), tw-2), 1) + "\n")
 	case p.hostKeyChanged:
 		d.WriteString(indent(st.Fail.Bold(true).Render(glyphFail+" The host key of "+p.cfg.Host+" has CHANGED."), 1) + "\n")
-		d.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: ssh-keygen -R "+steps.ShellQuote(p.cfg.Host), tw), 3) + "\n")
+		d.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: "+ForgetHostKeyCommand(p.cfg), tw), 3) + "\n")
 		d.WriteString(indent(st.Dim.Render("now: "+p.report.HostKey.Fingerprint), 3) + "\n")
 	case p.askHostKey:
 		d.WriteString(indent(st.Warn.Render(glyphWarn+" ")+st.Bold.Render("First connection to "+p.cfg.Host+": is this its host key?"), 1) + "\n")

@@ -54,10 +54,17 @@ func lastCR(s string) string {
 // the phase that failed. Before the disk is touched (connect, kexec) the
 // whole install is simply run again.
 func ResumeCommand(command string, cfg steps.Config, plan steps.Plan, failed steps.PhaseID) string {
-	argv := []string{}
 	if command == "" {
 		command = "bigbang"
 	}
+	return command + " " + steps.ShellJoin(ResumeArgs(cfg, plan, failed))
+}
+
+// ResumeArgs are the flags of ResumeCommand: the target and the choices
+// that differ from the defaults, and --phases from the failed phase on
+// when the disk may already have been touched.
+func ResumeArgs(cfg steps.Config, plan steps.Plan, failed steps.PhaseID) []string {
+	argv := []string{}
 	add := func(flag, v, def string) {
 		if v != "" && v != def {
 			argv = append(argv, flag, v)
@@ -74,6 +81,27 @@ func ResumeCommand(command string, cfg steps.Config, plan steps.Plan, failed ste
 	add("--extra-files", cfg.ExtraFiles, d.ExtraFiles)
 	add("--build-on", plan.BuildOn, "")
 	add("--nixos-anywhere", cfg.NixosAnywhere, d.NixosAnywhere)
+	// The verified reboot pins the new key in this file: the resumed run
+	// must use the same one.
+	add("--known-hosts", cfg.KnownHosts, "")
+	for _, o := range cfg.SSHOptions {
+		argv = append(argv, "--ssh-option", o)
+	}
+	if rest := ResumePhases(plan, failed); len(rest) > 0 {
+		argv = append(argv, "--phases", strings.Join(rest, ","))
+	}
+	return argv
+}
+
+// ResumePhases are the phases a resumed install runs, from the failed one
+// on; none (run it all again) when the failure came before the disk was
+// touched.
+func ResumePhases(plan steps.Plan, failed steps.PhaseID) []string {
+	switch failed {
+	case steps.PhaseBuild, steps.PhaseConnect, steps.PhaseKexec, "":
+		// Nothing on the disk changed yet: run it all again.
+		return nil
+	}
 	var rest []string
 	from := false
 	for _, id := range plan.Phases {
@@ -84,15 +112,7 @@ func ResumeCommand(command string, cfg steps.Config, plan steps.Plan, failed ste
 			rest = append(rest, string(id))
 		}
 	}
-	switch failed {
-	case steps.PhaseBuild, steps.PhaseConnect, steps.PhaseKexec, "":
-		// Nothing on the disk changed yet: run it all again.
-	default:
-		if len(rest) > 0 {
-			argv = append(argv, "--phases", strings.Join(rest, ","))
-		}
-	}
-	return command + " " + steps.ShellJoin(argv)
+	return rest
 }
 
 func (s *resultScreen) view(st styles, w, h int) string {
@@ -114,6 +134,12 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		if s.res.Log != "" {
 			b.WriteString(indent(st.Header.Render("Log      ")+" "+st.Dim.Render(s.res.Log), 1) + "\n")
 		}
+		if s.res.Receipt != "" {
+			// A path is never cut: it wraps under itself.
+			p := strings.ReplaceAll(wrap(s.res.Receipt, tw-10), "\n", "\n"+strings.Repeat(" ", 10))
+			b.WriteString(indent(st.Header.Render("Receipt  ")+" "+st.Dim.Render(p), 1) + "\n")
+		}
+		b.WriteString(s.notes(st, tw))
 		b.WriteString("\n" + indent(st.Header.Render("What happens next"), 1) + "\n")
 		next := []string{
 			"The system now runs your flake; its secrets are decrypted with the host key you shipped.",
@@ -151,7 +177,18 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
 	}
 	b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+	b.WriteString(s.notes(st, tw))
 	b.WriteString("\n" + s.times(st))
+	return b.String()
+}
+
+// notes shows what the operator must know besides the outcome (a
+// transcript that is incomplete, a receipt that could not be written).
+func (s *resultScreen) notes(st styles, tw int) string {
+	var b strings.Builder
+	for _, n := range s.res.Notes {
+		b.WriteString(indent(st.Warn.Render(glyphWarn+" ")+wrap(n, tw-4), 1) + "\n")
+	}
 	return b.String()
 }
 

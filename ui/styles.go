@@ -9,7 +9,7 @@ import (
 // styles holds every colour and text style of the wizard, in one place, so
 // the light and dark themes differ only here. NO_COLOR is honoured by Bubble
 // Tea's renderer, which drops colours but keeps bold, faint and reverse; the
-// glyphs (✓ ⚠ ✗) carry the meaning on their own.
+// glyphs (✔ ⚠ ✘) carry the meaning on their own.
 type styles struct {
 	dark bool
 
@@ -61,13 +61,13 @@ func newStyles(dark bool) styles {
 	return s
 }
 
-// The state glyphs. They are drawn from characters that common terminal
-// fonts and the screenshot font (JetBrains Mono, in freeze) both have:
-// ✓ and ✗ rather than ✔ and ✘, which that font lacks.
+// The state glyphs of DESIGN.md. Common terminal fonts have them; the
+// screenshots are rendered with DejaVu Sans Mono, which has them too
+// (scripts/screenshots.sh).
 const (
-	glyphOK      = "✓"
+	glyphOK      = "✔"
 	glyphWarn    = "⚠"
-	glyphFail    = "✗"
+	glyphFail    = "✘"
 	glyphPending = "○"
 	glyphSkip    = "-"
 )

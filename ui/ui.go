@@ -523,7 +523,7 @@ func (m *model) startInstall() tea.Cmd {
 	m.screen = screenProgress
 	m.now = time.Now()
 	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
-	req := InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]Disk(nil), m.report.Disks...)}
+	req := InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]Disk(nil), m.report.Disks...), Flake: m.report.Flake}
 	b, q := m.backend, m.queue
 	run := func() tea.Msg {
 		res, err := b.Install(ctx, req, func(e steps.Event) { q.push(e) })

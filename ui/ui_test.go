@@ -378,9 +378,15 @@ func TestResumeCommand(t *testing.T) {
 		{steps.PhaseConnect, "bigbang --host 203.0.113.7 -i /k/id --build-on remote"},
 		{steps.PhaseDisko, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases disko,install,keys,reboot"},
 		{steps.PhaseReboot, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases reboot"},
+		{"own known_hosts and ssh options", "bigbang --host 203.0.113.7 -i /k/id --build-on remote --known-hosts '/k/known hosts' --ssh-option ProxyJump=bastion --phases install,keys,reboot"},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.failed), func(t *testing.T) {
+			cfg := cfg
+			if tc.failed == "own known_hosts and ssh options" {
+				cfg.KnownHosts, cfg.SSHOptions = "/k/known hosts", []string{"ProxyJump=bastion"}
+				tc.failed = steps.PhaseInstall
+			}
 			if got := ResumeCommand("bigbang", cfg, plan, tc.failed); got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
@@ -488,5 +494,101 @@ func TestGolden(t *testing.T) {
 		snap("progress")
 		m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7", Log: "/tmp/bigbang/203.0.113.7.log"}})
 		snap("result")
+	}
+}
+
+func TestForgetHostKeyCommand(t *testing.T) {
+	tests := []struct {
+		name       string
+		host       string
+		port       int
+		knownHosts string
+		want       string
+	}{
+		{"port 22", "203.0.113.7", 22, "", "ssh-keygen -R 203.0.113.7"},
+		{"no port given", "vps.example.org", 0, "", "ssh-keygen -R vps.example.org"},
+		{"another port", "203.0.113.7", 2222, "", "ssh-keygen -R '[203.0.113.7]:2222'"},
+		{"IPv6 on another port", "[2001:db8::1]", 2222, "", "ssh-keygen -R '[2001:db8::1]:2222'"},
+		{"IPv6 on port 22", "2001:db8::1", 22, "", "ssh-keygen -R 2001:db8::1"},
+		{"own known_hosts", "203.0.113.7", 2222, "/home/op/my hosts", "ssh-keygen -R '[203.0.113.7]:2222' -f '/home/op/my hosts'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := steps.DefaultConfig()
+			cfg.Host, cfg.Port, cfg.KnownHosts = tc.host, tc.port, tc.knownHosts
+			if got := ForgetHostKeyCommand(cfg); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestChangedHostKeyHint: the hint on the preflight screen names the
+// known_hosts entry as OpenSSH writes it for a port other than 22.
+func TestChangedHostKeyHint(t *testing.T) {
+	for _, tc := range []struct {
+		port int
+		want string
+	}{
+		{22, "ssh-keygen -R 203.0.113.7"},
+		{2222, "ssh-keygen -R '[203.0.113.7]:2222'"},
+	} {
+		t.Run(itoa(tc.port), func(t *testing.T) {
+			m := testModel(t, 120, 30)
+			m.cfg = m.target.apply(m.cfg)
+			m.cfg.Port = tc.port
+			m.startPreflight()
+			r := Report{HostKey: HostKey{Fingerprint: "SHA256:xyz", Type: "ssh-ed25519", Status: HostKeyChanged}}
+			m.Update(preflightDoneMsg{gen: m.preflightGen, report: r})
+			if v := strings.Join(strings.Fields(view(m)), " "); !strings.Contains(v, tc.want+" ") && !strings.HasSuffix(v, tc.want) {
+				t.Errorf("the changed-key screen lacks %q:\n%s", tc.want, view(m))
+			}
+		})
+	}
+}
+
+// TestResultNotes: what the operator must know besides the outcome (a
+// transcript that is incomplete) and the receipt are on the result screen,
+// after a success and after a failure.
+func TestResultNotes(t *testing.T) {
+	for _, outcome := range []steps.Outcome{steps.OutcomeSuccess, steps.OutcomeFailed} {
+		t.Run(string(outcome), func(t *testing.T) {
+			m := testModel(t, 120, 40)
+			toProgress(t, m)
+			m.Update(eventsMsg(installEvents()))
+			res := InstallResult{Outcome: outcome, Log: "/tmp/x.log", Receipt: "/state/bigbang/hosts/203.0.113.7.json",
+				Notes: []string{"the transcript is incomplete: write /tmp/x.log: no space left on device"}}
+			if outcome != steps.OutcomeSuccess {
+				res.FailedPhase = steps.PhaseDisko
+			}
+			m.Update(installDoneMsg{result: res})
+			v := view(m)
+			want := []string{glyphWarn + " the transcript is incomplete: write /tmp/x.log: no space left on device"}
+			if outcome == steps.OutcomeSuccess {
+				want = append(want, "Receipt   /state/bigbang/hosts/203.0.113.7.json")
+			}
+			for _, w := range want {
+				if !strings.Contains(v, w) {
+					t.Errorf("the result screen lacks %q:\n%s", w, v)
+				}
+			}
+		})
+	}
+}
+
+// TestGlyphsAreDesigns: the state glyphs are DESIGN.md's.
+func TestGlyphsAreDesigns(t *testing.T) {
+	m := testModel(t, 120, 40)
+	toProgress(t, m)
+	m.Update(eventsMsg(installEvents()))
+	v := view(m)
+	for _, want := range []string{"✔ Connect", "✔ Kexec"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("progress lacks %q:\n%s", want, v)
+		}
+	}
+	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko}})
+	if v := view(m); !strings.Contains(v, "✘ The install failed in Disko") {
+		t.Errorf("failure screen lacks ✘:\n%s", v)
 	}
 }

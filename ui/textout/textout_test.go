@@ -197,3 +197,59 @@ func TestFormatDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestResume: with Options.Resume, a failed run ends with the command
+// that resumes it, as "Resume with:" in plain and "resume" in JSON; a
+// success has none.
+func TestResume(t *testing.T) {
+	const cmd = "bigbang install --host 203.0.113.7 --phases disko,install,keys,reboot --skip-preflight --yes-wipe 203.0.113.7"
+	opts := Options{Resume: func(e steps.Event) string {
+		if e.Outcome == steps.OutcomeSuccess {
+			return ""
+		}
+		return cmd
+	}}
+	success := []steps.Event{{Time: at(1), Type: steps.EventResult, Outcome: steps.OutcomeSuccess, Log: "/l"}}
+	for _, tc := range []struct {
+		name   string
+		events []steps.Event
+		want   bool
+	}{
+		{"failed", failedRun, true},
+		{"success", success, false},
+	} {
+		t.Run(tc.name+"/plain", func(t *testing.T) {
+			var b bytes.Buffer
+			sink := PlainWith(&b, opts)
+			for _, e := range tc.events {
+				sink(e)
+			}
+			got := strings.HasSuffix(b.String(), "  Resume with:   "+cmd+"\n")
+			if got != tc.want || strings.Contains(b.String(), "Resume with:") != tc.want {
+				t.Errorf("resume line shown: %v, want %v:\n%s", got, tc.want, b.String())
+			}
+		})
+		t.Run(tc.name+"/json", func(t *testing.T) {
+			var b bytes.Buffer
+			sink := JSONWith(&b, opts)
+			for _, e := range tc.events {
+				sink(e)
+			}
+			lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+			var res map[string]any
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+				t.Fatal(err)
+			}
+			r, has := res["resume"]
+			if has != tc.want || tc.want && r != cmd {
+				t.Errorf("resume field %v (present %v), want present %v", r, has, tc.want)
+			}
+			if res["type"] != "result" || res["log"] == "" || res["outcome"] == nil {
+				t.Errorf("the result lost its fields: %v", res)
+			}
+			if strings.Count(b.String(), `"resume"`) > 1 {
+				t.Error("resume on more than the result")
+			}
+		})
+	}
+}
