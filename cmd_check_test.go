@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 )
@@ -189,5 +191,84 @@ func TestCheckHumanOutput(t *testing.T) {
 	want := "✔ remote.os    Linux\n✘ remote.ram   0.5 GiB RAM\n               fix: bigger shape\n– remote.uefi  not compared\n\n1 problem blocks the install: fix it and run bigbang check again.\n"
 	if buf.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+// TestCheckSSHOptions checks that --ssh-option reaches bigbang's own dial
+// as it reaches nixos-anywhere: the port and user given only there, and a
+// ProxyJump refused with what to do rather than bypassed.
+func TestCheckSSHOptions(t *testing.T) {
+	h := testhost.Start(t, testhost.Options{})
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	h.WriteKnownHosts(kh)
+	tests := []struct {
+		name     string
+		options  []string
+		wantAuth steps.Status
+		wantText string // in the remote.auth summary or fix
+	}{
+		{name: "port and user", options: []string{"Port=" + h.PortString(), "User=" + h.User}, wantAuth: steps.StatusOK},
+		{name: "proxy jump refused", options: []string{"Port=" + h.PortString(), "User=" + h.User, "ProxyJump=bastion"},
+			wantAuth: steps.StatusFail, wantText: "ProxyJump=none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			withLocalChecks(t, nil)
+			args := []string{"--host", h.IP, "-i", h.ClientKey, "--known-hosts", kh, "--output", "json"}
+			for _, o := range tt.options {
+				args = append(args, "--ssh-option", o)
+			}
+			_, stdout, msg := runCheckCmd(args...)
+			var rep checkJSON
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("stdout is not one JSON object: %v\n%s\n%s", err, stdout, msg)
+			}
+			var auth steps.Check
+			for _, c := range rep.Checks {
+				if c.ID == remote.IDAuth {
+					auth = c
+				}
+			}
+			if auth.Status != tt.wantAuth || !strings.Contains(auth.Summary+" "+auth.Fix, tt.wantText) {
+				t.Errorf("remote.auth = %s: %s (fix: %s); want %s mentioning %q", auth.Status, auth.Summary, auth.Fix, tt.wantAuth, tt.wantText)
+			}
+		})
+	}
+}
+
+// TestTargetDialOptions checks the one builder of dial options that the
+// wizard, the install's preflight and reboot verification use.
+func TestTargetDialOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  steps.Config
+		want sshexec.Target
+	}{
+		{"port 22 left to ssh, as nixos-anywhere gets no -p",
+			steps.Config{Host: "vps", User: "opc", Port: 22, SSHOptions: []string{"Port=2222"}},
+			sshexec.Target{Host: "vps", User: "opc", Options: []string{"Port=2222"}}},
+		{"other port, key",
+			steps.Config{Host: "vps", User: "opc", Port: 2200, Identity: "/k/id"},
+			sshexec.Target{Host: "vps", User: "opc", Port: 2200, Identity: "/k/id"}},
+		{"resumed after kexec: the installer takes root",
+			steps.Config{Host: "vps", User: "opc", Port: 22, Phases: "disko,install,reboot"},
+			sshexec.Target{Host: "vps", User: "root"}},
+		{"resumed with kexec: still the login user",
+			steps.Config{Host: "vps", User: "opc", Port: 22, Phases: "kexec,disko,install,reboot"},
+			sshexec.Target{Host: "vps", User: "opc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.KnownHosts, tt.cfg.AcceptNewHostKey = "/k/known_hosts", true
+			o := targetDialOptions(tt.cfg, nil)
+			if !reflect.DeepEqual(o.Target, tt.want) || o.KnownHosts != "/k/known_hosts" || !o.AcceptNewHostKey {
+				t.Errorf("got %+v\nwant target %+v", o, tt.want)
+			}
+			root := tt.want
+			root.User = "root"
+			if got := rebootTarget(tt.cfg); !reflect.DeepEqual(got, root) {
+				t.Errorf("rebootTarget = %+v, want %+v", got, root)
+			}
+		})
 	}
 }

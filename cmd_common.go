@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,27 +101,64 @@ func connectTarget(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, t
 	return c, nil
 }
 
-// dialOptions builds the SSH options from the flags. The port and user go
-// to ssh only when given (or, for the user, when ~/.ssh/config names none),
-// so that a Host block for the target still applies.
+// sshTarget is the target of bigbang's own connections, reached as
+// nixos-anywhere's ssh reaches it with the plan's argv: the user as in its
+// user@host, the port only when the plan passes -p (not for 22, so that a
+// Port of the ssh configuration or of --ssh-option applies to both), the
+// key, and the --ssh-option values.
+func sshTarget(cfg steps.Config) sshexec.Target {
+	t := sshexec.Target{Host: cfg.Host, User: cfg.User, Identity: cfg.Identity, Options: cfg.SSHOptions}
+	if cfg.Port != 22 {
+		t.Port = cfg.Port
+	}
+	// A run resumed after kexec meets the installer, which nixos-anywhere
+	// (and so the plan) logs in to as root whatever user was given; the
+	// installer kept the old system's host keys, so known_hosts still fits.
+	if phases, err := steps.ParsePhases(cfg.Phases); err == nil && len(phases) > 0 && !slices.Contains(phases, steps.PhaseKexec) {
+		t.User = "root"
+	}
+	return t
+}
+
+// rebootTarget is sshTarget for the new system, which is logged in to as
+// root.
+func rebootTarget(cfg steps.Config) sshexec.Target {
+	t := sshTarget(cfg)
+	t.User = "root"
+	return t
+}
+
+// targetDialOptions is the one builder of the options of a dial to the
+// target: every command and the wizard start from it, so that they all
+// honour the same flags.
+func targetDialOptions(cfg steps.Config, prompt sshexec.HostKeyPrompt) sshexec.Options {
+	return sshexec.Options{
+		Target:           sshTarget(cfg),
+		KnownHosts:       cfg.KnownHosts,
+		AcceptNewHostKey: cfg.AcceptNewHostKey,
+		PromptHostKey:    prompt,
+	}
+}
+
+// dialOptions builds the SSH options of the commands that only log in
+// (check, status, drift) from the flags. The port and user go to ssh only
+// when given (or, for the user, when neither the ssh configuration nor
+// --ssh-option names one), so that a Host block for the target still
+// applies.
 func dialOptions(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, f connectFlags, interactive bool) sshexec.Options {
-	t := sshexec.Target{Host: cfg.Host, Identity: cfg.Identity}
+	o := targetDialOptions(*cfg, nil)
+	o.HashKnownHosts, o.Timeout = f.hashKnownHosts, f.timeout
+	t := &o.Target
+	t.User, t.Port = "", 0
 	if cmd.Flags().Changed("port") {
 		t.Port = cfg.Port
 	}
 	if cmd.Flags().Changed("user") {
 		t.User = cfg.User
-	} else if r, err := sshexec.Resolve(ctx, t); err == nil {
+	} else if r, err := sshexec.Resolve(ctx, *t); err == nil {
 		if u, err := user.Current(); err != nil || r.User == u.Username {
 			t.User = cfg.User // ssh's own fallback: the config named no user
 		}
-	}
-	o := sshexec.Options{
-		Target:           t,
-		KnownHosts:       cfg.KnownHosts,
-		AcceptNewHostKey: cfg.AcceptNewHostKey,
-		HashKnownHosts:   f.hashKnownHosts,
-		Timeout:          f.timeout,
 	}
 	if interactive {
 		errw := cmd.ErrOrStderr()

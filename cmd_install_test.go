@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,51 +19,6 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
-
-var (
-	standinOnce sync.Once
-	standinBin  string
-	standinErr  error
-)
-
-// buildStandin builds the stand-in nixos-anywhere once per test binary.
-func buildStandin(t *testing.T) string {
-	t.Helper()
-	standinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "standin")
-		if err != nil {
-			standinErr = err
-			return
-		}
-		standinBin = filepath.Join(dir, "nixos-anywhere")
-		out, err := exec.Command("go", "build", "-o", standinBin, "./testdata/standin-nixos-anywhere").CombinedOutput()
-		if err != nil {
-			standinErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if standinErr != nil {
-		t.Fatalf("building the stand-in: %v", standinErr)
-	}
-	return standinBin
-}
-
-// runBigbang runs the command line in-process and returns its exit code
-// and outputs.
-func runBigbang(ctx context.Context, args ...string) (code int, stdout, stderr string) {
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	root.SilenceUsage = true
-	err := root.ExecuteContext(ctx)
-	if err != nil {
-		errb.WriteString(err.Error())
-	}
-	return exitCode(ctx, err), out.String(), errb.String()
-}
 
 func installArgs(t *testing.T, extra ...string) (args []string, logPath, marker string) {
 	dir := t.TempDir()
@@ -105,7 +58,7 @@ func TestInstallRefusesBeforeRunning(t *testing.T) {
 			if tc.name == "nix missing" {
 				t.Setenv("PATH", t.TempDir())
 			}
-			code, stdout, stderr := runBigbang(context.Background(), args...)
+			code, stdout, stderr := runRoot(context.Background(), "", args...)
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantCode, stderr)
 			}
@@ -138,19 +91,6 @@ type jsonEvent struct {
 	Time        time.Time       `json:"time"`
 }
 
-func parseEvents(t *testing.T, out string) []jsonEvent {
-	t.Helper()
-	var evs []jsonEvent
-	for i, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		var e jsonEvent
-		if err := json.Unmarshal([]byte(l), &e); err != nil {
-			t.Fatalf("line %d is not a JSON event: %v: %q", i+1, err, l)
-		}
-		evs = append(evs, e)
-	}
-	return evs
-}
-
 func TestInstallJSON(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -169,14 +109,14 @@ func TestInstallJSON(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			args, logPath, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", "json", "--skip-preflight")
-			code, stdout, stderr := runBigbang(context.Background(), args...)
+			code, stdout, stderr := runRoot(context.Background(), "", args...)
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.wantCode, stderr)
 			}
 			if !strings.Contains(stderr, logPath) {
 				t.Fatalf("stderr does not name the transcript: %q", stderr)
 			}
-			evs := parseEvents(t, stdout)
+			evs := parseJSONLines[jsonEvent](t, stdout)
 			if evs[0].Type != "phase" || evs[0].State != "pending" || evs[0].Phase != "connect" {
 				t.Fatalf("first event %+v, want connect pending", evs[0])
 			}
@@ -212,7 +152,7 @@ func TestInstallJSON(t *testing.T) {
 func TestInstallPlain(t *testing.T) {
 	t.Setenv("STANDIN_FAIL_PHASE", "disko")
 	args, logPath, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", "plain", "--skip-preflight")
-	code, stdout, _ := runBigbang(context.Background(), args...)
+	code, stdout, _ := runRoot(context.Background(), "", args...)
 	if code != exitFailed {
 		t.Fatalf("exit %d, want 1", code)
 	}
@@ -266,23 +206,6 @@ func (w *triggerWriter) String() string {
 	return w.b.String()
 }
 
-// runBigbangTo runs the command line in-process with standard output going
-// to out, and returns the exit code and standard error.
-func runBigbangTo(ctx context.Context, out io.Writer, args ...string) (code int, stderr string) {
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	var errb bytes.Buffer
-	root.SetOut(out)
-	root.SetErr(&errb)
-	root.SetArgs(args)
-	root.SilenceUsage = true
-	err := root.ExecuteContext(ctx)
-	if err != nil {
-		errb.WriteString(err.Error())
-	}
-	return exitCode(ctx, err), errb.String()
-}
-
 // unreachableTarget is an install whose nixos-anywhere (the stand-in,
 // offline) succeeds, and whose new system never answers: the extra files
 // hold a host key, so bigbang waits for the reboot, on a loopback port that
@@ -328,7 +251,7 @@ func TestInstallInterruptedDuringReboot(t *testing.T) {
 	var stderr string
 	go func() {
 		defer close(done)
-		code, stderr = runBigbangTo(ctx, out, args...)
+		code, stderr = runRootTo(ctx, "", out, args...)
 	}()
 	select {
 	case <-done:
@@ -342,7 +265,7 @@ func TestInstallInterruptedDuringReboot(t *testing.T) {
 	if !strings.Contains(stderr, "interrupted; the transcript is in "+logPath) {
 		t.Errorf("stderr does not say it was interrupted and where the transcript is: %s", stderr)
 	}
-	evs := parseEvents(t, out.String())
+	evs := parseJSONLines[jsonEvent](t, out.String())
 	res, prev := evs[len(evs)-1], evs[len(evs)-2]
 	if res.Type != "result" || res.Outcome != "aborted" || res.FailedPhase != "reboot" || res.Diagnosis.ID == "reboot.verify" {
 		t.Errorf("result %+v, want aborted in reboot", res)
@@ -359,7 +282,7 @@ func TestInstallRebootTimeout(t *testing.T) {
 		t.Run(output, func(t *testing.T) {
 			args, logPath := unreachableTarget(t, "--output", output, "--reboot-timeout", "1500ms")
 			start := time.Now()
-			code, stdout, stderr := runBigbang(context.Background(), args...)
+			code, stdout, stderr := runRoot(context.Background(), "", args...)
 			if code != exitFailed {
 				t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
 			}
@@ -405,7 +328,7 @@ func TestInstallTranscriptIncomplete(t *testing.T) {
 	for _, output := range []string{"plain", "json"} {
 		t.Run(output, func(t *testing.T) {
 			args, _, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", output, "--skip-preflight", "--log", "/dev/full")
-			code, stdout, stderr := runBigbang(context.Background(), args...)
+			code, stdout, stderr := runRoot(context.Background(), "", args...)
 			if code != exitOK {
 				t.Fatalf("exit %d, want 0 (the install went on)\n%s\n%s", code, stdout, stderr)
 			}
@@ -419,7 +342,7 @@ func TestInstallTranscriptIncomplete(t *testing.T) {
 				}
 				return
 			}
-			evs := parseEvents(t, stdout)
+			evs := parseJSONLines[jsonEvent](t, stdout)
 			var said bool
 			for _, e := range evs[:len(evs)-1] {
 				said = said || e.Type == "line" && strings.HasPrefix(e.Text, note)
@@ -444,7 +367,7 @@ func TestInstallWritesReceipt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("STANDIN_FAIL_PHASE", tc.fail)
 			args, logPath, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", "json", "--skip-preflight")
-			code, stdout, stderr := runBigbang(context.Background(), args...)
+			code, stdout, stderr := runRoot(context.Background(), "", args...)
 			if (code == exitOK) != (tc.fail == "") {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 			}

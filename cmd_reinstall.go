@@ -22,6 +22,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/runner"
+	"github.com/bigbang-nix/bigbang/ui"
 	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
@@ -99,15 +100,19 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 		}
 		return restoreOnly(ctx, cmd, &cfg, f, w)
 	}
-	if err := cfg.Validate(); err != nil {
-		return usageErr(err)
-	}
 	if f.backupDir == "" {
 		d, err := defaultBackupDir()
 		if err != nil {
 			return failErr(err)
 		}
 		f.backupDir = d
+	}
+	if wantsWizard(cmd, cfg) && !ui.Accessible() {
+		// On a terminal: the install's wizard with the reinstall's steps.
+		return wizard(ctx, &cfg, f.wait, nil, &f)
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageErr(err)
 	}
 	ask := interactive(&cfg)
 	if !ask {
@@ -149,15 +154,13 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	}
 
 	stage(w, "Backup of %s:%s into %s", cfg.Host, f.source, f.backupDir)
-	archive, err := reinstall.Backup(ctx, c, reinstall.BackupOptions{
-		Host: cfg.Host, HostKeyFingerprint: c.HostKey.Fingerprint, Source: f.source, Dir: f.backupDir, Sudo: sudo,
-	}, progressPrinter(w))
+	archive, note, err := backupSource(ctx, c, cfg.Host, f, progressPrinter(w))
 	endProgress(w)
 	if err != nil {
-		return failErr(fmt.Errorf("reinstall stopped before anything was wiped: %w", err))
+		return failErr(err)
 	}
-	if err := receipt.AddBackup(cfg.Host, receipt.BackupFromArchive(archive)); err != nil {
-		notef(cmd, "bigbang: could not record the backup in the receipt: %v\n", err)
+	if note != "" {
+		notef(cmd, "bigbang: %s\n", note)
 	}
 	m := archive.Manifest
 	fmt.Fprintf(w, "Backup verified: %s\n  %d entries, %s of files, %s compressed, sha256 %s\n  It holds the machine's secrets: keep it as safe as the host key.\n",
@@ -395,17 +398,151 @@ func installForReinstall(ctx context.Context, cmd *cobra.Command, cfg steps.Conf
 }
 
 // restoreArchive logs in to the new system with the pinned host key and
-// restores the archive.
+// restores the archive, with the progress line.
 func restoreArchive(ctx context.Context, w io.Writer, target sshexec.Target, hostPub []byte, a reinstall.Archive, f reinstallFlags, host string) error {
+	stage(w, "Restore of %s into %s:%s", a.Path, host, f.source)
+	res, err := restoreNewSystem(ctx, target, hostPub, a, f, host, progressPrinter(w))
+	endProgress(w)
+	if err != nil {
+		return err
+	}
+	restoredLine(w, f.source, res)
+	return nil
+}
+
+// backupSource takes the verified backup of f.source and records it in
+// the host's receipt: the one backup step of the guided reinstall and the
+// wizard. note says what the operator must know when the receipt could not
+// be updated.
+func backupSource(ctx context.Context, c *sshexec.Client, host string, f reinstallFlags, progress func(reinstall.Progress)) (reinstall.Archive, string, error) {
+	a, err := reinstall.Backup(ctx, c, reinstall.BackupOptions{
+		Host: host, HostKeyFingerprint: c.HostKey.Fingerprint, Source: f.source, Dir: f.backupDir, Sudo: needsSudo(c),
+	}, progress)
+	if err != nil {
+		return a, "", fmt.Errorf("reinstall stopped before anything was wiped: %w", err)
+	}
+	if err := receipt.AddBackup(host, receipt.BackupFromArchive(a)); err != nil {
+		return a, fmt.Sprintf("could not record the backup in the receipt: %v", err), nil
+	}
+	return a, "", nil
+}
+
+// restoreNewSystem logs in to the new system with the pinned host key and
+// restores the archive into f.source: the restore step of the guided
+// reinstall and the wizard. Its error says how to run the restore again.
+func restoreNewSystem(ctx context.Context, target sshexec.Target, hostPub []byte, a reinstall.Archive, f reinstallFlags, host string, progress func(reinstall.Progress)) (reinstall.RestoreResult, error) {
 	c, _, err := sshexec.WaitForHost(ctx, sshexec.RebootOptions{Target: target, ExpectedHostKey: hostPub, Timeout: f.wait})
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return reinstall.RestoreResult{}, fmt.Errorf("restore: %w; the backup is safe: run again with --restore %s", err, steps.ShellQuote(a.Path))
 	}
 	defer c.Close()
-	if err := restoreInto(ctx, w, c, a, f, host); err != nil {
-		return fmt.Errorf("%w; run again with --restore %s", err, steps.ShellQuote(a.Path))
+	res, err := restoreOver(ctx, c, a, f, host, progress)
+	if err != nil {
+		return res, fmt.Errorf("%w; run again with --restore %s", err, steps.ShellQuote(a.Path))
 	}
-	return nil
+	return res, nil
+}
+
+// restoreOver restores the archive into f.source over c, the services of
+// f stopped and started again, and compares the tree with the archive.
+func restoreOver(ctx context.Context, c *sshexec.Client, a reinstall.Archive, f reinstallFlags, host string, progress func(reinstall.Progress)) (reinstall.RestoreResult, error) {
+	return reinstall.Restore(ctx, c, a, reinstall.RestoreOptions{
+		Host: host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
+	}, progress)
+}
+
+// restoredLine says what the comparison with the archive found.
+func restoredLine(w io.Writer, source string, res reinstall.RestoreResult) {
+	fmt.Fprintf(w, "Restored and compared with the archive: %s holds %d entries, %s of files.\n", source, res.Entries, steps.FormatBytes(res.Bytes))
+}
+
+// markRestored records in the host's receipt that the backup at a was
+// restored (adding it when the receipt did not list it) and returns the
+// receipt's path.
+func markRestored(host string, a reinstall.Archive) (string, error) {
+	r, err := receipt.Read(host)
+	if err != nil {
+		return "", err
+	}
+	found := false
+	for i := range r.Backups {
+		if r.Backups[i].Path == a.Path {
+			r.Backups[i].Restored, found = true, true
+		}
+	}
+	if !found {
+		b := receipt.BackupFromArchive(a)
+		b.Restored = true
+		r.Backups = append(r.Backups, b)
+	}
+	return receipt.Write(r)
+}
+
+// Prepare is the wizard's host key step and drift: the same keepHostKey
+// and driftFor as the guided reinstall, over a connection of its own.
+func (b realBackend) Prepare(ctx context.Context, cfg steps.Config) (ui.Drift, error) {
+	c, err := sshexec.Dial(ctx, b.dialOptions(cfg, nil))
+	if err != nil {
+		return ui.Drift{}, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
+	}
+	defer c.Close()
+	pending := b.flake
+	if pending == nil || b.flakeRef != cfg.Flake {
+		pending = flake.Start(ctx, cfg.Flake)
+	}
+	var note bytes.Buffer
+	d := ui.Drift{HostKeyFingerprint: c.HostKey.Fingerprint}
+	if _, err := keepHostKey(ctx, c, cfg.ExtraFiles, needsSudo(c), &note); err != nil {
+		return d, fmt.Errorf("reinstall: %w", err)
+	}
+	d.HostKey = "Host key " + c.HostKey.Fingerprint + ": " + strings.TrimSpace(note.String())
+	rep, _, _, err := driftFor(ctx, c, pending, cfg.Flake)
+	if err != nil {
+		return d, fmt.Errorf("reinstall: %w", err)
+	}
+	d.Report = rep
+	return d, nil
+}
+
+// Backup is the wizard's backup step: backupSource over a connection of
+// its own.
+func (b realBackend) Backup(ctx context.Context, cfg steps.Config, progress func(reinstall.Progress)) (reinstall.Archive, error) {
+	c, err := sshexec.Dial(ctx, b.dialOptions(cfg, nil))
+	if err != nil {
+		return reinstall.Archive{}, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
+	}
+	defer c.Close()
+	a, _, err := backupSource(ctx, c, cfg.Host, b.reinstall, progress)
+	// A receipt that could not record the backup is written again by the
+	// restore (markRestored adds the backup).
+	return a, err
+}
+
+// Restore is the wizard's restore step: restoreNewSystem with the host
+// key of the extra-files tree (the machine's own, which Prepare made
+// sure of), then the receipt marks the backup restored.
+func (b realBackend) Restore(ctx context.Context, cfg steps.Config, a reinstall.Archive, progress func(reinstall.Progress)) (ui.Restored, error) {
+	keyFile := sshexec.ExpectedHostKeyFile(cfg.ExtraFiles)
+	pub, err := sshexec.ReadExpectedHostKey(keyFile)
+	if err != nil {
+		return ui.Restored{}, fmt.Errorf("restore: %w; the backup is safe: run again with --restore %s", err, steps.ShellQuote(a.Path))
+	}
+	f := b.reinstall
+	if f.wait == 0 {
+		f.wait = b.rebootTimeout
+	}
+	target := sshexec.Target{Host: cfg.Host, Port: cfg.Port, User: cfg.User, Identity: cfg.Identity}
+	res, err := restoreNewSystem(ctx, target, pub, a, f, cfg.Host, progress)
+	if err != nil {
+		return ui.Restored{}, err
+	}
+	out := ui.Restored{Result: res}
+	if p, err := markRestored(cfg.Host, a); err != nil {
+		out.Notes = append(out.Notes, "the receipt could not record the restore: "+err.Error())
+	} else {
+		out.Receipt = p
+	}
+	return out, nil
 }
 
 // restoreOnly is `reinstall --restore ARCHIVE`: the last step alone.
@@ -435,13 +572,11 @@ func restoreOnly(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, f r
 // progress line, and says what the comparison with the archive found.
 func restoreInto(ctx context.Context, w io.Writer, c *sshexec.Client, a reinstall.Archive, f reinstallFlags, host string) error {
 	stage(w, "Restore of %s into %s:%s", a.Path, host, f.source)
-	res, err := reinstall.Restore(ctx, c, a, reinstall.RestoreOptions{
-		Host: host, HostKeyFingerprint: c.HostKey.Fingerprint, Target: f.source, Services: f.services, Sudo: needsSudo(c),
-	}, progressPrinter(w))
+	res, err := restoreOver(ctx, c, a, f, host, progressPrinter(w))
 	endProgress(w)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "Restored and compared with the archive: %s holds %d entries, %s of files.\n", f.source, res.Entries, steps.FormatBytes(res.Bytes))
+	restoredLine(w, f.source, res)
 	return nil
 }

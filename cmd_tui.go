@@ -33,10 +33,16 @@ func runTUI(ctx context.Context, cfg *steps.Config, flags installFlags) error {
 // the welcome screen and fills in the form. wrap, when not nil, wraps the
 // real backend (tests).
 func runWizard(ctx context.Context, cfg *steps.Config, flags installFlags, wrap func(ui.Backend) ui.Backend) error {
+	return wizard(ctx, cfg, flags.rebootTimeout, wrap, nil)
+}
+
+// wizard runs the wizard over the real backend (wrapped by wrap when not
+// nil); re, when not nil, makes it a reinstall with those flags.
+func wizard(ctx context.Context, cfg *steps.Config, rebootTimeout time.Duration, wrap func(ui.Backend) ui.Backend, re *reinstallFlags) error {
 	c := *cfg
 	notes := targetDefaults(ctx, &c)
 	b := newRealBackend(ctx, c)
-	b.rebootTimeout = flags.rebootTimeout
+	b.rebootTimeout = rebootTimeout
 	var backend ui.Backend = b
 	if wrap != nil {
 		backend = wrap(b)
@@ -47,6 +53,19 @@ func runWizard(ctx context.Context, cfg *steps.Config, flags installFlags, wrap 
 		Backend:     backend,
 		Welcome:     ui.Welcome{Flake: c.Flake, Found: describeFolder(wd), Folder: wd},
 		TargetNotes: notes,
+	}
+	if re != nil {
+		b.reinstall = *re
+		opts.Reinstall = &ui.ReinstallOptions{Backend: b, Source: re.source, Services: re.services, Force: re.force}
+		res, err := ui.Run(ctx, opts)
+		if res.Log != "" {
+			fmt.Fprintf(os.Stderr, "bigbang: %s; the transcript is in %s\n", reinstallOutcomeText(res), res.Log)
+		}
+		if errors.Is(err, ui.ErrNothingToReinstall) {
+			fmt.Fprintf(os.Stderr, "bigbang: %v.\n", err)
+			return nil
+		}
+		return tuiExit(res, err)
 	}
 	if ui.Accessible() {
 		res, err := ui.RunAccessible(ctx, opts, os.Stdin, os.Stdout)
@@ -151,6 +170,9 @@ type realBackend struct {
 	// rebootTimeout bounds the wait for the new system after the reboot
 	// (--reboot-timeout); zero is sshexec's default.
 	rebootTimeout time.Duration
+	// reinstall holds the flags of `bigbang reinstall` for its steps
+	// (Prepare, Backup, Restore).
+	reinstall reinstallFlags
 }
 
 // newRealBackend starts evaluating cfg's flake in the background under ctx.
@@ -162,12 +184,7 @@ func newRealBackend(ctx context.Context, cfg steps.Config) realBackend {
 }
 
 func (realBackend) dialOptions(cfg steps.Config, prompt sshexec.HostKeyPrompt) sshexec.Options {
-	return sshexec.Options{
-		Target:           sshexec.Target{Host: cfg.Host, User: cfg.User, Port: cfg.Port, Identity: cfg.Identity},
-		KnownHosts:       cfg.KnownHosts,
-		AcceptNewHostKey: cfg.AcceptNewHostKey,
-		PromptHostKey:    prompt,
-	}
+	return targetDialOptions(cfg, prompt)
 }
 
 // Preflight evaluates the flake in the background while it reaches the
@@ -411,7 +428,7 @@ func (b realBackend) verify(ctx context.Context, req ui.InstallRequest, out *ui.
 	}
 	line("bigbang: waiting for " + cfg.Host + " to come back with the host key from " + keyFile + "…")
 	rep, err := sshexec.VerifyReboot(ctx, sshexec.RebootOptions{
-		Target:          sshexec.Target{Host: cfg.Host, User: "root", Port: cfg.Port, Identity: cfg.Identity},
+		Target:          rebootTarget(cfg),
 		ExpectedHostKey: want,
 		KnownHosts:      cfg.KnownHosts,
 		Timeout:         b.rebootTimeout,
@@ -554,4 +571,18 @@ func (c *phaseClock) times() []receipt.PhaseTime {
 		out = append(out, pt)
 	}
 	return out
+}
+
+// reinstallOutcomeText is outcomeText for a reinstall, whose failure may
+// come after the install (in the restore).
+func reinstallOutcomeText(res ui.InstallResult) string {
+	switch {
+	case res.Outcome == steps.OutcomeSuccess:
+		return "reinstalled"
+	case res.Diagnosis != nil && res.Diagnosis.ID == "restore":
+		return "reinstalled, but the restore did not complete (the backup is kept)"
+	case res.Outcome == steps.OutcomeAborted:
+		return "interrupted"
+	}
+	return "the reinstall failed"
 }

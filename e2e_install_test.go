@@ -203,6 +203,22 @@ func (x *e2e) args(r *e2eRun, extra ...string) []string {
 		"--nixos-anywhere", x.standin, "--yes-wipe", h.IP, "--log", r.log}, extra...)
 }
 
+// runFailing runs the install with --output json, which must fail (exit
+// status 1), and returns its events, the last one the result, and its
+// standard error.
+func (x *e2e) runFailing(ctx context.Context, t *testing.T, r *e2eRun) (evs []e2eEvent, stderr string) {
+	t.Helper()
+	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
+	if code != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	evs = parseJSONLines[e2eEvent](t, stdout)
+	if len(evs) == 0 || evs[len(evs)-1].Type != "result" {
+		t.Fatalf("the install did not end with a result:\n%s", stdout)
+	}
+	return evs, stderr
+}
+
 // waiveContainer lets the preflight pass on a machine that is itself a
 // container (as CI runners are): remote.container then fails about this
 // machine, which the stand-in never kexecs. The check becomes a warning
@@ -236,19 +252,7 @@ type e2eEvent struct {
 	ID      string `json:"id"`
 	Status  string `json:"status"`
 	Summary string `json:"summary"`
-}
-
-func parseE2E(t *testing.T, out string) []e2eEvent {
-	t.Helper()
-	var evs []e2eEvent
-	for i, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
-		var e e2eEvent
-		if err := json.Unmarshal([]byte(l), &e); err != nil {
-			t.Fatalf("line %d is not a JSON event: %v: %q", i+1, err, l)
-		}
-		evs = append(evs, e)
-	}
-	return evs
+	Resume  string `json:"resume"`
 }
 
 // treeModes lists every file and folder under dir (but dir itself) with
@@ -303,7 +307,7 @@ func TestInstallEndToEnd(t *testing.T) {
 
 	t.Run("success: files copied, reboot verified, key pinned", func(t *testing.T) {
 		r := x.newRun(t)
-		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
 		if code != exitOK {
 			ents, _ := os.ReadDir(x.h.Dir)
 			var names []string
@@ -312,7 +316,7 @@ func TestInstallEndToEnd(t *testing.T) {
 			}
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nsshd: %s\nfiles: %v", code, stdout, stderr, readFile(t, x.h.LogFile()), names)
 		}
-		evs := parseE2E(t, stdout)
+		evs := parseJSONLines[e2eEvent](t, stdout)
 
 		// check…, phase pending…, running/done…, result success.
 		firstPhase, checks := -1, 0
@@ -428,11 +432,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		r := x.newRun(t)
 		t.Setenv("STANDIN_FAIL_PHASE", "disko")
 		before := readFile(t, r.knownHosts)
-		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
-		if code != exitFailed {
-			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
-		}
-		evs := parseE2E(t, stdout)
+		evs, stderr := x.runFailing(ctx, t, r)
 		res := evs[len(evs)-1]
 		if res.Type != "result" || res.Outcome != "failed" || res.FailedPhase != "disko" || res.Diagnosis.ID != "disko-layout" || res.ExitCode != 1 {
 			t.Fatalf("result %+v", res)
@@ -440,16 +440,9 @@ func TestInstallEndToEnd(t *testing.T) {
 		if !strings.Contains(stderr, "bigbang explain "+r.log) {
 			t.Errorf("stderr does not point at the transcript: %s", stderr)
 		}
-		var resume struct {
-			Resume string `json:"resume"`
-		}
-		lines := strings.Split(strings.TrimSpace(stdout), "\n")
-		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &resume); err != nil {
-			t.Fatal(err)
-		}
-		if want := "bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString() + " -i " + x.h.ClientKey; !strings.HasPrefix(resume.Resume, want) ||
-			!strings.HasSuffix(resume.Resume, " --phases disko,install,keys,reboot --skip-preflight --log "+r.log+" --output json --yes-wipe "+x.h.IP) {
-			t.Errorf("resume %q", resume.Resume)
+		if want := "bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString() + " -i " + x.h.ClientKey; !strings.HasPrefix(res.Resume, want) ||
+			!strings.HasSuffix(res.Resume, " --phases disko,install,keys,reboot --skip-preflight --log "+r.log+" --output json --yes-wipe "+x.h.IP) {
+			t.Errorf("resume %q", res.Resume)
 		}
 		checkReceipt(t, x, r, "", "failed")
 		if got := treeModes(t, x.h.Root); len(got) != 0 {
@@ -463,7 +456,7 @@ func TestInstallEndToEnd(t *testing.T) {
 	t.Run("failure at disko, plain output", func(t *testing.T) {
 		r := x.newRun(t)
 		t.Setenv("STANDIN_FAIL_PHASE", "disko")
-		code, stdout, _ := runBigbang(ctx, x.args(r, "--output", "plain")...)
+		code, stdout, _ := runRoot(ctx, "", x.args(r, "--output", "plain")...)
 		if code != exitFailed {
 			t.Fatalf("exit %d, want 1\n%s", code, stdout)
 		}
@@ -495,11 +488,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		r := x.newRun(t)
 		// The target has no /mnt to unpack into (say, disko mounted nothing).
 		t.Setenv("STANDIN_TARGET_ROOT", filepath.Join(x.h.Root, "not-mounted"))
-		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
-		if code != exitFailed {
-			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
-		}
-		evs := parseE2E(t, stdout)
+		evs, _ := x.runFailing(ctx, t, r)
 		res := evs[len(evs)-1]
 		// GNU tar exits 2 when it cannot change into the folder; ssh passes
 		// the remote status on, and nixos-anywhere's pipefail keeps it.
@@ -525,11 +514,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		}
 		t.Setenv("STANDIN_HOSTKEY_PATH", filepath.Join(x.h.Root, "persistent", "etc", "ssh", "ssh_host_other_key"))
 		before := readFile(t, r.knownHosts)
-		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
-		if code != exitFailed {
-			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
-		}
-		evs := parseE2E(t, stdout)
+		evs, _ := x.runFailing(ctx, t, r)
 		res := evs[len(evs)-1]
 		if res.Type != "result" || res.Outcome != "failed" || res.FailedPhase != "reboot" || res.Diagnosis.ID != "reboot.verify" ||
 			!strings.Contains(res.Diagnosis.Summary, "expected key is") {
@@ -548,12 +533,12 @@ func TestInstallEndToEnd(t *testing.T) {
 		if err := os.WriteFile(r.knownHosts, []byte(strings.Join(r.otherHosts, "\n")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, stdout, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
 		if code != exitFailed || !strings.Contains(stderr, "remote.hostkey") || !strings.Contains(stderr, "--accept-new-host-key") {
 			t.Fatalf("exit %d, want 1 naming remote.hostkey and the flag\n%s", code, stderr)
 		}
 		var refused bool
-		for _, e := range parseE2E(t, stdout) {
+		for _, e := range parseJSONLines[e2eEvent](t, stdout) {
 			if e.Type != "check" {
 				t.Fatalf("%s event although the install was refused", e.Type)
 			}
@@ -581,7 +566,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		if err := os.WriteFile(r.knownHosts, []byte(pinned), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		code, _, stderr := runBigbang(ctx, x.args(r, "--output", "json")...)
+		code, _, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
 		want := fmt.Sprintf("ssh-keygen -R '[%s]:%d' -f %s", x.h.IP, x.h.Port, r.knownHosts)
 		if code != exitFailed || !strings.Contains(stderr, want) {
 			t.Fatalf("exit %d, want 1 with %q\n%s", code, want, stderr)
@@ -602,7 +587,7 @@ func TestInstallEndToEnd(t *testing.T) {
 				args[i] = x.flakeDir + "#wrong-disk"
 			}
 		}
-		code, _, stderr := runBigbang(ctx, args...)
+		code, _, stderr := runRoot(ctx, "", args...)
 		if code != exitFailed || !strings.Contains(stderr, "remote.disk (disko expects /dev/bigbang-no-such-disk") {
 			t.Fatalf("exit %d, want 1 naming remote.disk\n%s", code, stderr)
 		}
@@ -711,7 +696,7 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 	if msg := strings.Join(strings.Fields(stderr.String()), " "); !strings.Contains(strings.ToLower(msg), "interrupted; the transcript is in "+strings.ToLower(r.log)) {
 		t.Errorf("stderr does not name the transcript:\n%s", stderr.String())
 	}
-	evs := parseE2E(t, stdout.String())
+	evs := parseJSONLines[e2eEvent](t, stdout.String())
 	if res := evs[len(evs)-1]; res.Type != "result" || res.Outcome != "aborted" || res.Log != r.log {
 		t.Errorf("result %+v", res)
 	}

@@ -77,6 +77,13 @@ func TestWizardProcess(t *testing.T) {
 // ends, the script records the terminal's modes in r's folder (stty -a).
 func (x *e2e) wizardTerm(t *testing.T, r *e2eRun, w, h int, env ...string) (*tmuxTerm, string) {
 	t.Helper()
+	return x.processTerm(t, r, w, h, "TestWizardProcess", env...)
+}
+
+// processTerm starts the test process proc (TestWizardProcess,
+// TestReinstallWizardProcess) for run r in a w×h tmux window.
+func (x *e2e) processTerm(t *testing.T, r *e2eRun, w, h int, proc string, env ...string) (*tmuxTerm, string) {
+	t.Helper()
 	args := []string{"--host", x.h.IP, "--port", x.h.PortString(), "--user", x.h.User, "-i", x.h.ClientKey,
 		"--known-hosts", r.knownHosts, "--flake", x.flakeDir + "#machine", "--extra-files", r.keys,
 		"--nixos-anywhere", x.standin, "--log", r.log}
@@ -97,7 +104,7 @@ func (x *e2e) wizardTerm(t *testing.T, r *e2eRun, w, h int, env ...string) (*tmu
 		fmt.Fprintf(&script, "export %s=%s\n", k, steps.ShellQuote(v))
 	}
 	stty := filepath.Join(t.TempDir(), "stty")
-	fmt.Fprintf(&script, "%s -test.run='^TestWizardProcess$'\ncode=$?\nstty -a > %s\n(exit $code)", steps.ShellQuote(os.Args[0]), steps.ShellQuote(stty))
+	fmt.Fprintf(&script, "%s -test.run='^%s$'\ncode=$?\nstty -a > %s\n(exit $code)", steps.ShellQuote(os.Args[0]), proc, steps.ShellQuote(stty))
 	return newTerm(t, w, h, script.String()), stty
 }
 

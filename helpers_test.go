@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
@@ -18,18 +22,71 @@ import (
 // and returns the exit code, the standard output, and the standard error
 // followed by the returned error's text.
 func runRoot(ctx context.Context, stdin string, args ...string) (code int, stdout, stderr string) {
+	var out bytes.Buffer
+	code, stderr = runRootTo(ctx, stdin, &out, args...)
+	return code, out.String(), stderr
+}
+
+// runRootTo is runRoot with the standard output going to out, for a test
+// that acts on the output while the command runs. Like fang in main, it
+// prints no usage after an error.
+func runRootTo(ctx context.Context, stdin string, out io.Writer, args ...string) (code int, stderr string) {
 	var cfg steps.Config
 	root := newRoot(&cfg)
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
+	var errOut bytes.Buffer
+	root.SetOut(out)
 	root.SetErr(&errOut)
 	root.SetIn(strings.NewReader(stdin))
 	root.SetArgs(args)
+	root.SilenceUsage = true
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		errOut.WriteString(err.Error())
 	}
-	return exitCode(ctx, err), out.String(), errOut.String()
+	return exitCode(ctx, err), errOut.String()
+}
+
+// parseJSONLines reads out as one JSON object a line (--output json),
+// failing the test at the first line that is not one.
+func parseJSONLines[T any](t *testing.T, out string) []T {
+	t.Helper()
+	var vs []T
+	for i, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var v T
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("line %d is not a JSON object: %v: %q", i+1, err, l)
+		}
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+var (
+	standinOnce sync.Once
+	standinBin  string
+	standinErr  error
+)
+
+// buildStandin builds the stand-in nixos-anywhere of
+// testdata/standin-nixos-anywhere once per test binary.
+func buildStandin(t *testing.T) string {
+	t.Helper()
+	standinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "standin")
+		if err != nil {
+			standinErr = err
+			return
+		}
+		standinBin = filepath.Join(dir, "nixos-anywhere")
+		out, err := exec.Command("go", "build", "-o", standinBin, "./testdata/standin-nixos-anywhere").CombinedOutput()
+		if err != nil {
+			standinErr = fmt.Errorf("%w\n%s", err, out)
+		}
+	})
+	if standinErr != nil {
+		t.Fatalf("building the stand-in: %v", standinErr)
+	}
+	return standinBin
 }
 
 // startTestHost starts the real-sshd test host and writes a known_hosts

@@ -99,7 +99,7 @@ func addCommonFlags(root *cobra.Command, cfg *steps.Config) {
 	f.StringVar(&cfg.Output, "output", "", "output style: tui, plain or json (default tui on a terminal, plain otherwise)")
 	f.StringVar(&cfg.Log, "log", "", "transcript file (default $XDG_STATE_HOME/bigbang/logs/<host>-<time>.log)")
 	f.StringVar(&cfg.YesWipe, "yes-wipe", "", "confirm the disk wipe for scripts: must equal the target host")
-	f.StringArrayVar(&cfg.SSHOptions, "ssh-option", nil, "extra ssh option for nixos-anywhere, KEY=VALUE (repeatable)")
+	f.StringArrayVar(&cfg.SSHOptions, "ssh-option", nil, "extra ssh option, KEY=VALUE, for nixos-anywhere's ssh and bigbang's own connections (repeatable)")
 	f.StringVar(&cfg.Phases, "phases", "", "run only these phases, e.g. disko,install,reboot (resume)")
 }
 

@@ -3,12 +3,15 @@ package sshexec
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
@@ -433,5 +436,95 @@ func TestKeepaliveNoticesBlackHole(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("noticed after %s", d)
+	}
+}
+
+// TestDialSSHOptions dials the real sshd with the port, user and host key
+// alias given only as --ssh-option values, as nixos-anywhere's ssh gets
+// them, and checks a proxy is refused before anything is dialled.
+func TestDialSSHOptions(t *testing.T) {
+	h := testhost.Start(t, testhost.Options{})
+	f := strings.Fields(h.HostKeyPub())
+	tests := []struct {
+		name       string
+		options    []string
+		knownHosts string // the line in the known_hosts file
+		wantAddr   string // the known_hosts address the dial used
+		wantErr    error
+	}{
+		{name: "port and user", options: []string{"Port=" + h.PortString(), "User=" + h.User},
+			knownHosts: h.KnownHostsLine(), wantAddr: "[" + h.IP + "]:" + h.PortString()},
+		{name: "host key alias", options: []string{"Port=" + h.PortString(), "HostKeyAlias=vps-new"},
+			knownHosts: "vps-new " + f[0] + " " + f[1], wantAddr: "vps-new"},
+		{name: "host key alias without an entry", options: []string{"Port=" + h.PortString(), "HostKeyAlias=vps-other"},
+			knownHosts: h.KnownHostsLine(), wantErr: ErrHostKeyUnknown},
+		{name: "proxy jump", options: []string{"Port=" + h.PortString(), "ProxyJump=bastion"},
+			knownHosts: h.KnownHostsLine(), wantErr: ErrUnsupportedOption},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			if err := os.WriteFile(kh, []byte(tt.knownHosts+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o := opts(h, "")
+			o.Target.Port, o.Target.User = 0, ""
+			o.Target.Options = append([]string{"UserKnownHostsFile=" + kh}, tt.options...)
+			if tt.wantErr != nil {
+				_, err := Dial(context.Background(), o)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			c := dial(t, o)
+			if c.HostKey.Address != tt.wantAddr || c.KnownHostsFile != kh || c.Resolved.User != h.User {
+				t.Errorf("address %q, known_hosts %q, user %q; want %q, %q, %q",
+					c.HostKey.Address, c.KnownHostsFile, c.Resolved.User, tt.wantAddr, kh, h.User)
+			}
+		})
+	}
+}
+
+// TestHostKeyLookupAddress checks the known_hosts lookup of a host on
+// port 22 (written without a port) and of a HostKeyAlias: the knownhosts
+// callback refuses an address without a port.
+func TestHostKeyLookupAddress(t *testing.T) {
+	_, pub, err := testhost.GenerateKey(t.TempDir(), "host_ed25519", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(pub)
+	tests := []struct {
+		name string
+		r    Resolved
+		line string
+	}{
+		{"port 22", Resolved{HostName: "203.0.113.7", Port: 22}, "203.0.113.7 " + f[0] + " " + f[1]},
+		{"other port", Resolved{HostName: "203.0.113.7", Port: 2222}, "[203.0.113.7]:2222 " + f[0] + " " + f[1]},
+		{"alias", Resolved{HostName: "203.0.113.7", Port: 2222, HostKeyAlias: "vps"}, "vps " + f[0] + " " + f[1]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			if err := os.WriteFile(kh, []byte(tt.line+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h, err := newHostKeyCheck(tt.r, Options{KnownHosts: kh}, nil, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			remoteAddr := &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: tt.r.Port}
+			if err := h.check(remoteAddr, key); err != nil || h.outcome != remote.HostKeyKnown {
+				t.Errorf("check: %v (outcome %q)", err, h.outcome)
+			}
+			if algs := h.algorithms(remoteAddr); len(algs) != 1 || algs[0] != key.Type() {
+				t.Errorf("algorithms = %v, want [%s]", algs, key.Type())
+			}
+		})
 	}
 }

@@ -39,6 +39,10 @@ var (
 	// ErrConnectionLost: keepalives went unanswered and the connection was
 	// closed.
 	ErrConnectionLost = errors.New("connection lost")
+	// ErrUnsupportedOption: the ssh configuration or --ssh-option asks for
+	// something the dial cannot do (a ProxyJump or ProxyCommand); nothing
+	// was dialled.
+	ErrUnsupportedOption = errors.New("unsupported ssh option")
 	// ErrRemoteCommand: a remote command exited non-zero.
 	ErrRemoteCommand = errors.New("remote command failed")
 

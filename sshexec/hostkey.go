@@ -24,11 +24,28 @@ import (
 // DefaultKnownHosts returns ~/.ssh/known_hosts.
 func DefaultKnownHosts() string { return expandHome("~/.ssh/known_hosts") }
 
+// dialKnownHosts is the known_hosts file of a dial: the one the caller
+// names (--known-hosts), else a UserKnownHostsFile of --ssh-option, else
+// the default.
+func dialKnownHosts(named string, r Resolved) string {
+	switch {
+	case named != "":
+		return named
+	case r.KnownHostsFile != "":
+		return r.KnownHostsFile
+	}
+	return DefaultKnownHosts()
+}
+
 // hostKeyCheck is the host key policy of one dial: known_hosts with trust
 // on first use through the operator, or a single pinned key.
 type hostKeyCheck struct {
-	opts    Options
-	addr    string // known_hosts address
+	opts Options
+	addr string // known_hosts address
+	// dbAddr is addr as the knownhosts callback takes it: always with a
+	// port (it refuses a bare host, which is how port 22 and an alias are
+	// written).
+	dbAddr  string
 	file    string
 	db      ssh.HostKeyCallback
 	pinned  ssh.PublicKey
@@ -42,8 +59,7 @@ type hostKeyCheck struct {
 }
 
 func newHostKeyCheck(r Resolved, opts Options, conn net.Conn, timeout time.Duration) (*hostKeyCheck, error) {
-	h := &hostKeyCheck{opts: opts, conn: conn, timeout: timeout,
-		addr: knownhosts.Normalize(net.JoinHostPort(r.HostName, fmt.Sprint(r.Port)))}
+	h := &hostKeyCheck{opts: opts, conn: conn, timeout: timeout, addr: r.KnownHostsAddress(), dbAddr: r.knownHostsDBAddress()}
 	if len(opts.ExpectedHostKey) > 0 {
 		k, _, _, _, err := ssh.ParseAuthorizedKey(opts.ExpectedHostKey)
 		if err != nil {
@@ -52,10 +68,7 @@ func newHostKeyCheck(r Resolved, opts Options, conn net.Conn, timeout time.Durat
 		h.pinned = k
 		return h, nil
 	}
-	h.file = opts.KnownHosts
-	if h.file == "" {
-		h.file = DefaultKnownHosts()
-	}
+	h.file = dialKnownHosts(opts.KnownHosts, r)
 	files := []string{}
 	if _, err := os.Stat(h.file); err == nil {
 		files = append(files, h.file)
@@ -85,7 +98,7 @@ func (h *hostKeyCheck) algorithms(remoteAddr net.Addr) []string {
 		return algorithmsFor(h.pinned.Type())
 	}
 	var ke *knownhosts.KeyError
-	if err := h.db(h.addr, remoteAddr, probeKey{}); !errors.As(err, &ke) || len(ke.Want) == 0 {
+	if err := h.db(h.dbAddr, remoteAddr, probeKey{}); !errors.As(err, &ke) || len(ke.Want) == 0 {
 		return nil
 	}
 	var out []string
@@ -126,7 +139,7 @@ func (h *hostKeyCheck) check(remoteAddr net.Addr, key ssh.PublicKey) error {
 			"%s answered with host key %s but the expected key is %s", h.addr, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(h.pinned))
 		return e
 	}
-	err := h.db(h.addr, remoteAddr, key)
+	err := h.db(h.dbAddr, remoteAddr, key)
 	if err == nil {
 		h.outcome = remote.HostKeyKnown
 		return nil

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -132,12 +130,8 @@ func VerifyReboot(ctx context.Context, opts RebootOptions) (RebootReport, error)
 	if err != nil {
 		return rep, err
 	}
-	rep.KnownHostsFile = opts.KnownHosts
-	if rep.KnownHostsFile == "" {
-		rep.KnownHostsFile = DefaultKnownHosts()
-	}
-	addr := net.JoinHostPort(c.Resolved.HostName, strconv.Itoa(c.Resolved.Port))
-	rep.KnownHostsBackup, err = ReplaceKnownHost(rep.KnownHostsFile, addr, key, opts.HashKnownHosts)
+	rep.KnownHostsFile = dialKnownHosts(opts.KnownHosts, c.Resolved)
+	rep.KnownHostsBackup, err = ReplaceKnownHost(rep.KnownHostsFile, c.Resolved.KnownHostsAddress(), key, opts.HashKnownHosts)
 	if err != nil {
 		return rep, fmt.Errorf("verifying the reboot: pinning the host key: %w", err)
 	}

@@ -35,6 +35,26 @@ func screenKeys(m *model) [][2]string {
 		return [][2]string{{"l", "full log"}, {"ctrl+c", "stop"}, help}
 	case screenResult:
 		return [][2]string{{"l", "full log"}, {"q", "quit"}, help}
+	case screenDrift:
+		switch r := m.rs; {
+		case r.driftRunning:
+			return [][2]string{{"esc", "back"}, {"ctrl+c", "quit"}, help}
+		case r.proceed():
+			return [][2]string{{"enter", "back up"}, {"esc", "back"}, {"q", "quit"}, help}
+		case r.nothingToDo():
+			return [][2]string{{"enter", "done"}, {"q", "quit"}, help}
+		}
+		return [][2]string{{"r", "try again"}, {"esc", "back"}, {"q", "quit"}, help}
+	case screenBackup:
+		switch r := m.rs; {
+		case r.backup.running:
+			return [][2]string{{"ctrl+c", "stop the backup"}, help}
+		case r.archive.Path != "":
+			return [][2]string{{"enter", "continue"}, {"q", "quit"}, help}
+		}
+		return [][2]string{{"r", "back up again"}, {"q", "quit"}, help}
+	case screenRestore:
+		return [][2]string{{"l", "install log"}, {"ctrl+c", "stop"}, help}
 	}
 	return nil
 }
@@ -58,6 +78,9 @@ var helpText = map[screen][][2]string{
 	screenWipe:      {{"type the host", "confirms the wipe"}, {"any key", "stops the countdown"}, {"esc", "back to the plan"}},
 	screenProgress:  {{"l", "open the full log (/ search, n next)"}, {"w", "keep waiting after a stall warning"}, {"c / ctrl+c", "stop the install (asks first)"}},
 	screenResult:    {{"l", "open the full log"}, {"q", "quit"}},
+	screenDrift:     {{"enter", "back up and go on (when a reinstall is needed)"}, {"r", "read the layout again"}, {"esc", "back to the preflight"}, {"q", "quit"}},
+	screenBackup:    {{"enter", "go on once the backup is verified"}, {"r", "back up again after a failure"}, {"q", "quit; nothing is wiped"}},
+	screenRestore:   {{"l", "open the install's log"}, {"ctrl+c", "stop the restore (asks first)"}},
 }
 
 func helpView(st styles, s screen, w, h int) string {

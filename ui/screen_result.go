@@ -16,6 +16,10 @@ type resultScreen struct {
 	panes  []*pane
 	resume string
 	last   []string
+	// A reinstall's backup file and what the restore verified ("" for an
+	// install); restoreLater is the command that restores the backup
+	// when the install did not get there.
+	backup, restore, restoreLater string
 }
 
 func newResultScreen(r InstallResult, cfg steps.Config, plan steps.Plan, ps *progressScreen, command string) resultScreen {
@@ -120,7 +124,11 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	var b strings.Builder
 	b.WriteString("\n")
 	if s.res.Outcome == steps.OutcomeSuccess {
-		b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is installed on "+s.cfg.Host+" and answered with the expected host key."), 1) + "\n\n")
+		if s.restore != "" {
+			b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is reinstalled on "+s.cfg.Host+": same host key, data restored."), 1) + "\n\n")
+		} else {
+			b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is installed on "+s.cfg.Host+" and answered with the expected host key."), 1) + "\n\n")
+		}
 		b.WriteString(s.times(st))
 		b.WriteString("\n")
 		if s.res.HostKeyFingerprint != "" {
@@ -133,6 +141,13 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		b.WriteString(indent(st.Header.Render("Log in   ")+" "+st.Code.Render(ssh), 1) + "\n")
 		if s.res.Log != "" {
 			b.WriteString(indent(st.Header.Render("Log      ")+" "+st.Dim.Render(s.res.Log), 1) + "\n")
+		}
+		if s.backup != "" {
+			p := strings.ReplaceAll(wrap(s.backup, tw-10), "\n", "\n"+strings.Repeat(" ", 10))
+			b.WriteString(indent(st.Header.Render("Backup   ")+" "+st.Dim.Render(p), 1) + "\n")
+		}
+		if s.restore != "" {
+			b.WriteString(indent(st.Header.Render("Restore  ")+" "+wrap(s.restore, tw-10), 1) + "\n")
 		}
 		if s.res.Receipt != "" {
 			// A path is never cut: it wraps under itself.
@@ -158,6 +173,9 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	if s.res.FailedPhase != "" {
 		title += " in " + s.res.FailedPhase.Title()
 	}
+	if d := s.res.Diagnosis; d != nil && d.ID == "restore" {
+		title = glyphFail + " NixOS is reinstalled, but the restore did not complete"
+	}
 	b.WriteString(indent(st.Fail.Bold(true).Render(title), 1) + "\n\n")
 	if d := s.res.Diagnosis; d != nil {
 		b.WriteString(indent(st.Header.Render("What went wrong  ")+wrap(d.Summary, tw-18), 1) + "\n")
@@ -177,6 +195,12 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
 	}
 	b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+	if s.backup != "" {
+		b.WriteString(indent(st.Header.Render("Backup  ")+" "+s.backup+st.Dim.Render(" (kept)"), 1) + "\n")
+	}
+	if s.restoreLater != "" {
+		b.WriteString(indent(st.Header.Render("Restore ")+" "+st.Code.Render(wrap(s.restoreLater, tw-10)), 1) + "\n")
+	}
 	b.WriteString(s.notes(st, tw))
 	b.WriteString("\n" + s.times(st))
 	return b.String()

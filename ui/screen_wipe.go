@@ -28,6 +28,9 @@ type wipeScreen struct {
 	err      string
 	stopped  bool
 	auto     bool
+	// backup is the verified backup a reinstall restores from ("" for an
+	// install): the confirmation names it.
+	backup string
 }
 
 type (
@@ -139,6 +142,9 @@ func (s *wipeScreen) view(st styles, w, h int) string {
 			b.WriteString(st.Dim.Render(pl) + "\n")
 		}
 	}
+	if s.backup != "" {
+		b.WriteString("\n" + wrap("The data comes back from the backup "+s.backup+" after the install.", bw-4) + "\n")
+	}
 	b.WriteString("\n" + wrap("The running system, its files and its partitions are gone for good once disko starts. There is no undo.", bw-4) + "\n")
 	box := st.Danger.Width(bw).Render(strings.TrimRight(b.String(), "\n"))
 
@@ -148,7 +154,11 @@ func (s *wipeScreen) view(st styles, w, h int) string {
 	case s.counting:
 		out.WriteString(indent(st.Fail.Bold(true).Render(fmt.Sprintf("Wiping %s in %d…", s.host, s.left))+"  "+st.Dim.Render("press any key to stop"), 1) + "\n")
 	default:
-		out.WriteString(indent("Type the host "+st.Bold.Render(s.host)+" to wipe it:", 1) + "\n")
+		if s.backup != "" {
+			out.WriteString(indent(wrap("Type the host "+st.Bold.Render(s.host)+" to wipe it and restore "+s.backup+":", max(bw-2, 20)), 1) + "\n")
+		} else {
+			out.WriteString(indent("Type the host "+st.Bold.Render(s.host)+" to wipe it:", 1) + "\n")
+		}
 		out.WriteString(indent(s.input.View(), 1) + "\n")
 		if s.err != "" {
 			out.WriteString(indent(st.Fail.Render(glyphFail+" "+s.err), 1) + "\n")

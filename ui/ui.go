@@ -25,15 +25,18 @@ const (
 	screenWelcome screen = iota
 	screenTarget
 	screenPreflight
+	screenDrift  // reinstall only
+	screenBackup // reinstall only
 	screenBuild
 	screenPlan
 	screenWipe
 	screenProgress
+	screenRestore // reinstall only
 	screenResult
 )
 
 func (s screen) title() string {
-	return [...]string{"Welcome", "Target", "Preflight", "RAM and build", "Plan", "Wipe warning", "Install", "Result"}[s]
+	return [...]string{"Welcome", "Target", "Preflight", "Disk layout", "Backup", "RAM and build", "Plan", "Wipe warning", "Install", "Restore", "Result"}[s]
 }
 
 // Welcome is what the welcome screen says about the folder bigbang runs in.
@@ -67,6 +70,9 @@ type Options struct {
 	Output  io.Writer
 	// ProgramOptions are added to the Bubble Tea program (tests, bench).
 	ProgramOptions []tea.ProgramOption
+	// Reinstall, when set, makes the wizard a reinstall: after the
+	// preflight the drift and the backup, after the install the restore.
+	Reinstall *ReinstallOptions
 }
 
 // ErrAborted is returned when the operator leaves the wizard before the
@@ -103,6 +109,9 @@ func Run(ctx context.Context, opts Options) (InstallResult, error) {
 	}
 	if ctx.Err() != nil && fm.result.Outcome == "" {
 		return fm.result, ctx.Err()
+	}
+	if fm.stopErr != nil && fm.result.Outcome == "" {
+		return fm.result, fm.stopErr
 	}
 	if fm.result.Outcome == "" {
 		return fm.result, ErrAborted
@@ -166,6 +175,12 @@ type model struct {
 	cancelInstall   context.CancelFunc
 	cancelPreflight context.CancelFunc
 	preflightGen    int
+
+	// rs is the reinstall's state; nil for an install.
+	rs *reinstallState
+	// stopErr is why the operator left a reinstall before the install
+	// (nothing to reinstall, a refused host key, a failed backup).
+	stopErr error
 }
 
 func newModel(ctx context.Context, opts Options) *model {
@@ -185,6 +200,9 @@ func newModel(ctx context.Context, opts Options) *model {
 		height:  24,
 		st:      newStyles(true),
 		now:     time.Now(),
+	}
+	if opts.Reinstall != nil {
+		m.rs = &reinstallState{opts: *opts.Reinstall}
 	}
 	m.target = newTargetScreen(m.cfg, opts.Auto)
 	m.target.notes = opts.TargetNotes
@@ -250,15 +268,19 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		return nil, true
 	}
 	if key == "ctrl+c" {
-		if m.screen == screenProgress && !m.stopping {
+		if (m.screen == screenProgress || m.screen == screenRestore) && !m.stopping {
 			m.confirmQuit = true
 			return nil, true
 		}
-		if m.screen == screenProgress {
+		if m.screen == screenProgress || m.screen == screenRestore {
 			return nil, true // already stopping; the result follows
 		}
 		if m.cancelPreflight != nil {
 			m.cancelPreflight()
+		}
+		if m.cancelInstall != nil {
+			// A backup stops; its partial file is named incomplete.
+			m.cancelInstall()
 		}
 		return tea.Quit, true
 	}
@@ -284,7 +306,7 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		m.showHelp = true
 		return nil, true
 	case "l":
-		if m.logPath != "" && (m.screen == screenProgress || m.screen == screenResult) {
+		if m.logPath != "" && (m.screen == screenProgress || m.screen == screenRestore || m.screen == screenResult) {
 			m.logv = newLogView()
 			return loadLogCmd(m.logPath), true
 		}
@@ -341,18 +363,19 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			m.result.Log = m.logPath
 		}
 		m.progress.finish(m.result, m.now)
-		m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
-		m.screen = screenResult
-		var cmds []tea.Cmd
-		if m.opts.ExitAfter > 0 {
-			cmds = append(cmds, tea.Tick(m.opts.ExitAfter, func(time.Time) tea.Msg { return exitMsg{} }))
+		if m.rs != nil && m.result.Outcome == steps.OutcomeSuccess && !m.stopping {
+			return m.startRestore()
 		}
-		return tea.Batch(cmds...)
+		return m.showResult()
 	case autoMsg:
 		if msg.at != m.screen {
 			return nil
 		}
 		return m.autoAdvance()
+	}
+
+	if cmd, ok := m.updateReinstall(msg); ok {
+		return cmd
 	}
 
 	switch m.screen {
@@ -379,6 +402,9 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		it, pw := m.preflight.update(msg)
 		switch it {
 		case intentNext:
+			if m.rs != nil {
+				return m.startDrift()
+			}
 			m.build = newBuildScreen(m.cfg, m.report)
 			return m.goTo(screenBuild)
 		case intentBack:
@@ -417,12 +443,18 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			m.plan = newPlanScreen(p, m.report, m.logPath)
 			return m.goTo(screenPlan)
 		case intentBack:
+			if m.rs != nil {
+				return m.goTo(screenBackup)
+			}
 			return m.goTo(screenPreflight)
 		}
 	case screenPlan:
 		switch m.plan.update(msg) {
 		case intentNext:
 			m.wipe = newWipeScreen(m.cfg.Host, m.report.Disks, m.opts.Auto)
+			if m.rs != nil {
+				m.wipe.backup = m.rs.archive.Path
+			}
 			return m.goTo(screenWipe)
 		case intentBack:
 			return m.goTo(screenBuild)
@@ -456,6 +488,28 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		}
 	}
 	return nil
+}
+
+// showResult ends the wizard on the result screen.
+func (m *model) showResult() tea.Cmd {
+	m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
+	if r := m.rs; r != nil {
+		m.resultS.backup = r.archive.Path
+		m.resultS.restore = r.restoreSummary()
+		if r.restore.err != nil || (m.result.Outcome != steps.OutcomeSuccess && r.archive.Path != "") {
+			if r.restore.err != nil {
+				m.resultS.resume = m.restoreCommand()
+			} else {
+				m.resultS.restoreLater = m.restoreCommand()
+			}
+		}
+	}
+	m.screen = screenResult
+	var cmds []tea.Cmd
+	if m.opts.ExitAfter > 0 {
+		cmds = append(cmds, tea.Tick(m.opts.ExitAfter, func(time.Time) tea.Msg { return exitMsg{} }))
+	}
+	return tea.Batch(cmds...)
 }
 
 // goTo switches screens and starts what the new screen needs.
@@ -592,8 +646,19 @@ func (m *model) autoAdvance() tea.Cmd {
 			m.cfg.AcceptNewHostKey = true
 			return m.startPreflight()
 		case m.report.Blocking() == 0 && m.preflight.err == nil:
+			if m.rs != nil {
+				return m.startDrift()
+			}
 			m.build = newBuildScreen(m.cfg, m.report)
 			return m.goTo(screenBuild)
+		}
+	case screenDrift:
+		if m.rs.proceed() {
+			return m.startBackup()
+		}
+	case screenBackup:
+		if m.rs.archive.Path != "" {
+			return m.updateScreen(tea.KeyPressMsg{Code: tea.KeyEnter})
 		}
 	case screenBuild:
 		return m.updateScreen(tea.KeyPressMsg{Code: tea.KeyEnter})
@@ -653,6 +718,12 @@ func (m *model) screenView(w, h int) string {
 		return m.wipe.view(m.st, w, h)
 	case screenProgress:
 		return m.progress.view(m.st, m.now, w, h)
+	case screenDrift:
+		return m.driftView(w, h)
+	case screenBackup:
+		return m.backupView(w, h)
+	case screenRestore:
+		return m.restoreView(w, h)
 	case screenResult:
 		return m.resultS.view(m.st, w, h)
 	}
@@ -717,6 +788,15 @@ func (m *model) progressBar() *tea.ProgressBar {
 			state = tea.ProgressBarWarning
 		}
 		return tea.NewProgressBar(state, m.progress.percent())
+	case screenBackup, screenRestore:
+		t := &m.rs.backup
+		if m.screen == screenRestore {
+			t = &m.rs.restore
+		}
+		if t.p.Total > 0 {
+			return tea.NewProgressBar(tea.ProgressBarDefault, int(100*min(t.p.Bytes, t.p.Total)/t.p.Total))
+		}
+		return tea.NewProgressBar(tea.ProgressBarIndeterminate, 0)
 	case screenResult:
 		if m.result.Outcome != steps.OutcomeSuccess {
 			return tea.NewProgressBar(tea.ProgressBarError, m.progress.percent())

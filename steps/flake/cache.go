@@ -156,6 +156,11 @@ func (p *Pending) Done() <-chan struct{} { return p.done }
 // Wait returns the result of the evaluation, or ctx's error if ctx ends
 // first (the evaluation goes on under the context Start was given).
 func (p *Pending) Wait(ctx context.Context) (*Info, error) {
+	// A caller that has already given up gets its own error, even when the
+	// result happens to be ready (select would pick either at random).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	select {
 	case <-p.done:
 		return p.info, p.err

@@ -181,7 +181,18 @@ func (p *plain) result(b *bufio.Writer, e steps.Event) {
 		if e.FailedPhase != "" {
 			fmt.Fprintf(b, " in phase %s", e.FailedPhase.Title())
 		}
-		fmt.Fprintf(b, " (exit status %d).\n", e.ExitCode)
+		// The exit status explains a failure only when nixos-anywhere
+		// failed; after a clean exit the failure is bigbang's check of the
+		// new system (or the transcript's), and "exit status 0" would only
+		// confuse.
+		switch {
+		case e.ExitCode != 0:
+			fmt.Fprintf(b, " (exit status %d).\n", e.ExitCode)
+		case e.FailedPhase == steps.PhaseReboot:
+			b.WriteString(": nixos-anywhere finished, but the new system could not be verified.\n")
+		default:
+			b.WriteString(".\n")
+		}
 	}
 	if d := e.Diagnosis; d != nil && (d.Summary != "" || d.Remedy != "") {
 		if d.Summary != "" {

@@ -87,6 +87,27 @@ func TestPlain(t *testing.T) {
 Install finished in 12s.
   Transcript:    /l
 `},
+		{"reboot not verified after nixos-anywhere exited 0", []steps.Event{
+			phase(0, steps.PhaseReboot, steps.StateRunning),
+			phase(600, steps.PhaseReboot, steps.StateFailed),
+			{Time: at(600), Type: steps.EventResult, Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseReboot, ExitCode: 0,
+				Diagnosis: &steps.Diagnosis{ID: "reboot.verify", Summary: "203.0.113.7 did not come back within 10m0s", Remedy: "open the serial console"}, Log: "/l"},
+		}, `==> Reboot
+<== Reboot FAILED in 10m
+
+Install FAILED after 10m in phase Reboot: nixos-anywhere finished, but the new system could not be verified.
+  What happened: 203.0.113.7 did not come back within 10m0s
+  What to do:    open the serial console
+  Transcript:    /l
+`},
+		{"failed with exit status 0 elsewhere", []steps.Event{
+			phase(0, steps.PhaseInstall, steps.StateRunning),
+			{Time: at(5), Type: steps.EventResult, Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseInstall, Log: "/l"},
+		}, `==> Install
+
+Install FAILED after 5s in phase Install.
+  Transcript:    /l
+`},
 		{"interrupted", []steps.Event{
 			phase(0, steps.PhaseKexec, steps.StateRunning),
 			{Time: at(61), Type: steps.EventResult, Outcome: steps.OutcomeAborted, FailedPhase: steps.PhaseKexec, ExitCode: 130, Log: "/l"},

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/bigbang-nix/bigbang/ui"
+)
+
+// reinstallSourceEnv and reinstallBackupsEnv carry --source and
+// --backup-dir into TestReinstallWizardProcess.
+const (
+	reinstallSourceEnv  = "BIGBANG_REINSTALL_SOURCE"
+	reinstallBackupsEnv = "BIGBANG_REINSTALL_BACKUPS"
+)
+
+// TestReinstallWizardProcess is `bigbang reinstall` on a terminal in a
+// process of its own, started in a tmux window by
+// TestReinstallWizardEndToEnd; it does nothing in a normal run.
+func TestReinstallWizardProcess(t *testing.T) {
+	args, ok := os.LookupEnv(wizardArgsEnv)
+	if !ok {
+		t.Skip("runs only inside the terminal of TestReinstallWizardEndToEnd")
+	}
+	var cfg steps.Config
+	root := newRoot(&cfg)
+	if err := root.PersistentFlags().Parse(strings.Split(args, "\x1f")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(exitUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	f := reinstallFlags{source: os.Getenv(reinstallSourceEnv), backupDir: os.Getenv(reinstallBackupsEnv), wait: 20 * time.Second}
+	err := wizard(ctx, &cfg, f.wait, func(b ui.Backend) ui.Backend { return waivedBackend{b} }, &f)
+	if err != nil && !errors.Is(err, errSilentFailure) {
+		fmt.Fprintln(os.Stderr, "bigbang:", err)
+	}
+	os.Exit(exitCode(ctx, err))
+}
+
+// TestReinstallWizardEndToEnd drives `bigbang reinstall` in a real terminal
+// against the real-sshd test host whose key the extra-files tree holds, and
+// the stand-in nixos-anywhere: drift, backup, the wipe warning naming the
+// backup, the install, the restore (a file deleted after the backup comes
+// back), the result.
+func TestReinstallWizardEndToEnd(t *testing.T) {
+	x := newE2E(t)
+	const wait = 60 * time.Second
+	r := x.newRun(t)
+	copyHostKey(t, x.h, r.keys)
+	src := filepath.Join(t.TempDir(), "persistent")
+	db := filepath.Join(src, "var", "lib", "app", "db")
+	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, []byte("rows"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	backups := t.TempDir()
+	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups)
+	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
+
+	tm.waitFor(wait, "Install NixOS onto a fresh VPS")
+	tm.keys("Enter")
+	tm.waitFor(wait, "Where should NixOS go?")
+	for i := 0; i < 6; i++ {
+		tm.keys("Enter")
+	}
+	tm.waitFor(wait, "continue")
+	tm.keys("Enter")
+	s := tm.waitFor(wait, "Reinstall required")
+	for _, want := range []string{"holds the machine's host key", fingerprint(t, x.h.HostKeyPub()), "reinstall required because"} {
+		if !strings.Contains(flat(s), flat(want)) {
+			t.Errorf("the drift screen lacks %q:\n%s", want, s)
+		}
+	}
+	tm.keys("Enter")
+	s = tm.waitFor(wait, "Backup verified")
+	if !strings.Contains(s, "It holds the machine's secrets") {
+		t.Errorf("the backup screen does not warn about secrets:\n%s", s)
+	}
+	r0, err := receipt.Read(x.h.IP)
+	if err != nil {
+		t.Fatalf("the backup is not in the receipt: %v", err)
+	}
+	archive, ok := r0.LastBackup()
+	if !ok || !strings.HasPrefix(archive.Path, backups) || !strings.Contains(flat(s), flat(archive.Path)) {
+		t.Fatalf("the backup screen does not name the backup %+v:\n%s", archive, s)
+	}
+	// What the wipe takes away: the restore must bring it back.
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	tm.keys("Enter")
+	tm.waitFor(wait, "Where to build")
+	tm.keys("Enter")
+	tm.waitFor(wait, "Plan")
+	tm.keys("Enter")
+	s = tm.waitFor(wait, "to wipe it and restore")
+	if !strings.Contains(flat(s), "towipeitandrestore"+flat(archive.Path)) {
+		t.Errorf("the typed confirmation does not name the backup %s:\n%s", archive.Path, s)
+	}
+	tm.typeText(x.h.IP)
+	tm.keys("Enter")
+	s = tm.waitFor(wait, "NixOS is reinstalled on "+x.h.IP)
+	for _, want := range []string{"Backup" + flat(archive.Path), "compared with the archive", "Receipt", "✔Reboot"} {
+		if !strings.Contains(flat(s), flat(want)) {
+			t.Errorf("the result screen lacks %q:\n%s", want, s)
+		}
+	}
+	if b, err := os.ReadFile(db); err != nil || string(b) != "rows" {
+		t.Errorf("the restore did not bring back %s: %q, %v", db, b, err)
+	}
+	tm.keys("q")
+	if code := tm.wait(wait); code != "0" {
+		t.Errorf("exit %s, want 0; screen:\n%s", code, tm.screen(false))
+	}
+	rec, err := receipt.Read(x.h.IP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last, ok := rec.LastBackup(); !ok || last.Path != archive.Path || !last.Restored || len(rec.Phases) == 0 {
+		t.Errorf("the receipt does not record the restored backup: %+v", rec)
+	}
+}

@@ -1,0 +1,257 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+)
+
+// fakeReinstall answers the reinstall steps; the tests feed the model the
+// messages its commands would send, so it is never called.
+type fakeReinstall struct{}
+
+func (fakeReinstall) Prepare(context.Context, steps.Config) (Drift, error) { return Drift{}, nil }
+func (fakeReinstall) Backup(context.Context, steps.Config, func(reinstall.Progress)) (reinstall.Archive, error) {
+	return reinstall.Archive{}, nil
+}
+func (fakeReinstall) Restore(context.Context, steps.Config, reinstall.Archive, func(reinstall.Progress)) (Restored, error) {
+	return Restored{}, nil
+}
+
+const testArchive = "/home/op/.local/state/bigbang/backups/203.0.113.7-20260114T104200Z.tar.zst"
+
+func reinstallModel(t *testing.T, force bool) *model {
+	t.Helper()
+	cfg := steps.DefaultConfig()
+	cfg.Host = "203.0.113.7"
+	cfg.ExtraFiles = ""
+	m := newModel(context.Background(), Options{Config: cfg, Backend: fakeBackend{report: a1Report()},
+		Reinstall: &ReinstallOptions{Backend: fakeReinstall{}, Source: "/persistent", Services: []string{"postgresql.service"}, Force: force}})
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	m.now = t0
+	m.cfg = m.target.apply(m.cfg)
+	m.startPreflight()
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
+	m.Update(key("enter"))
+	if m.screen != screenDrift || !m.rs.driftRunning {
+		t.Fatalf("after the preflight: screen %v, want the drift running; view:\n%s", m.screen, view(m))
+	}
+	return m
+}
+
+var (
+	driftChanged = reinstall.Report{Verdict: reinstall.VerdictReinstall,
+		Changes:   []reinstall.Change{{Kind: reinstall.KindChanged, What: "partition disk-main-ESP", Live: "32M vfat", Flake: "64M vfat"}},
+		Unchanged: []string{"disk main"}}
+	driftNone = reinstall.Report{Verdict: reinstall.VerdictNone, Unchanged: []string{"disk main", "partition disk-main-ESP"}}
+)
+
+func TestDriftScreen(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		rep       reinstall.Report
+		err       error
+		force     bool
+		want      []string
+		next      screen // after enter
+		quitErr   error  // after q
+		wantsQuit bool
+	}{
+		{name: "layout changed", rep: driftChanged,
+			want: []string{"~ partition disk-main-ESP: 32M vfat → 64M vfat", "= disk main: unchanged", "Reinstall required", "reinstall required because partition disk-main-ESP changes from 32M vfat to 64M vfat", "Host key SHA256:kept"},
+			next: screenBackup},
+		{name: "no change", rep: driftNone,
+			want: []string{"No reinstall needed", "nh os switch", "nixos-rebuild", "--force reinstalls anyway"},
+			next: screenDrift, quitErr: ErrNothingToReinstall, wantsQuit: true},
+		{name: "no change, forced", rep: driftNone, force: true,
+			want: []string{"No reinstall needed", "--force: reinstalling although"},
+			next: screenBackup},
+		{name: "host key refused", err: errors.New("reinstall: the host key in keys/ssh_host_ed25519_key.pub (SHA256:other) is not the one 203.0.113.7 serves"),
+			want: []string{"is not the one 203.0.113.7 serves", "Nothing was changed"},
+			next: screenDrift},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := reinstallModel(t, tc.force)
+			if v := view(m); !strings.Contains(v, "reading the live disks") {
+				t.Errorf("the running drift says nothing:\n%s", v)
+			}
+			d := Drift{Report: tc.rep}
+			if tc.err == nil {
+				d.HostKey = "Host key SHA256:kept: the extra-files tree holds the machine's host key"
+			}
+			m.Update(driftDoneMsg{drift: d, err: tc.err})
+			v := view(m)
+			for _, w := range tc.want {
+				if !strings.Contains(strings.Join(strings.Fields(v), " "), strings.Join(strings.Fields(w), " ")) {
+					t.Errorf("the drift screen lacks %q:\n%s", w, v)
+				}
+			}
+			_, cmd := m.Update(key("enter"))
+			if tc.wantsQuit {
+				if cmd == nil || m.stopErr != tc.quitErr {
+					t.Errorf("enter on no change: stopErr %v, want %v and a quit", m.stopErr, tc.quitErr)
+				}
+				return
+			}
+			if m.screen != tc.next {
+				t.Fatalf("after enter: screen %v, want %v:\n%s", m.screen, tc.next, view(m))
+			}
+			if tc.next == screenDrift && tc.err != nil {
+				m.Update(key("q"))
+				if !errors.Is(m.stopErr, tc.err) {
+					t.Errorf("q after a refused key: stopErr %v, want the refusal", m.stopErr)
+				}
+			}
+		})
+	}
+}
+
+// toBackup drives a reinstall to the running backup.
+func toBackup(t *testing.T) *model {
+	t.Helper()
+	m := reinstallModel(t, false)
+	m.Update(driftDoneMsg{drift: Drift{Report: driftChanged}})
+	m.Update(key("enter"))
+	if m.screen != screenBackup || !m.rs.backup.running || m.cancelInstall == nil {
+		t.Fatalf("screen %v, running %v", m.screen, m.rs.backup.running)
+	}
+	m.rs.backup.start = t0.Add(-3 * time.Second)
+	m.now = t0
+	return m
+}
+
+func TestBackupProgress(t *testing.T) {
+	m := toBackup(t)
+	p := reinstall.Progress{Bytes: 12 << 20, Total: 48 << 20, Rate: 4 << 20, ETA: 9 * time.Second}
+	_, cmd := m.Update(transferMsg{gen: m.rs.feed.gen, p: p})
+	if cmd == nil {
+		t.Error("the progress feed is not read again")
+	}
+	m.now = t0
+	v := view(m)
+	for _, w := range []string{"Backup of 203.0.113.7:/persistent", "12.0 MiB of 48.0 MiB", "25%", "4.0 MiB/s", "ETA 9s", "███████████████░░░"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the backup pane lacks %q:\n%s", w, v)
+		}
+	}
+	if pb := m.View().ProgressBar; pb == nil || pb.Value != 25 {
+		t.Errorf("terminal progress %+v, want 25%%", pb)
+	}
+	// A stale feed's figures are dropped.
+	m.Update(transferMsg{gen: m.rs.feed.gen - 1, p: reinstall.Progress{Bytes: 1, Total: 2}})
+	if m.rs.backup.p.Bytes != p.Bytes {
+		t.Error("a stale progress message changed the figures")
+	}
+	m.Update(key("enter"))
+	if m.screen != screenBackup {
+		t.Fatal("enter left a running backup")
+	}
+
+	a := reinstall.Archive{Path: testArchive, Manifest: reinstall.Manifest{Entries: 1234, Bytes: 48 << 20, ArchiveBytes: 20 << 20, SHA256: "ab12cd"}}
+	m.Update(backupDoneMsg{archive: a})
+	v = view(m)
+	for _, w := range []string{"Backup verified", testArchive, "1234 entries, 48.0 MiB of files, 20.0 MiB compressed", "sha256 ab12cd", "It holds the machine's secrets"} {
+		if !strings.Contains(strings.Join(strings.Fields(v), " "), w) && !strings.Contains(strings.Join(strings.Fields(v), ""), strings.ReplaceAll(w, " ", "")) {
+			t.Errorf("the verified backup lacks %q:\n%s", w, v)
+		}
+	}
+	m.Update(key("enter"))
+	if m.screen != screenBuild {
+		t.Fatalf("after the backup: screen %v, want RAM and build", m.screen)
+	}
+}
+
+func TestBackupFailureStops(t *testing.T) {
+	m := toBackup(t)
+	err := &reinstall.IncompleteError{Path: testArchive + reinstall.IncompleteSuffix, Err: errors.New("connection lost")}
+	m.Update(backupDoneMsg{err: err})
+	v := strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"backup incomplete", "is not a backup", "Nothing was wiped"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the failed backup lacks %q:\n%s", w, v)
+		}
+	}
+	m.Update(key("enter"))
+	if m.screen != screenBackup {
+		t.Fatalf("went on after a failed backup: screen %v", m.screen)
+	}
+	m.Update(key("q"))
+	if !errors.Is(m.stopErr, reinstall.ErrIncomplete) {
+		t.Errorf("stopErr %v, want the incomplete backup", m.stopErr)
+	}
+}
+
+func TestReinstallWipeNamesBackupThenRestore(t *testing.T) {
+	m := toBackup(t)
+	a := reinstall.Archive{Path: testArchive, Manifest: reinstall.Manifest{Entries: 3, Bytes: 4}}
+	m.Update(backupDoneMsg{archive: a})
+	m.Update(key("enter")) // build
+	m.Update(key("enter")) // plan
+	m.Update(key("enter")) // wipe
+	if m.screen != screenWipe {
+		t.Fatalf("screen %v, want the wipe warning", m.screen)
+	}
+	v := strings.Join(strings.Fields(view(m)), "")
+	for _, w := range []string{"Typethehost203.0.113.7towipeitandrestore" + testArchive, "Thedatacomesbackfromthebackup", "┃" + testArchive + "┃"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the wipe warning lacks %q:\n%s", w, view(m))
+		}
+	}
+	for _, r := range "203.0.113.7" {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	m.Update(key("enter"))
+	for i := 0; i < wipeCountdown; i++ {
+		m.Update(wipeTickMsg{gen: m.wipe.gen})
+	}
+	if m.screen != screenProgress {
+		t.Fatalf("screen %v, want the install", m.screen)
+	}
+	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:kept", Receipt: "/state/hosts/203.0.113.7.json"}})
+	if m.screen != screenRestore || !m.rs.restore.running {
+		t.Fatalf("after the install: screen %v, want the restore running", m.screen)
+	}
+	m.rs.restore.start = t0
+	m.now = t0
+	m.Update(transferMsg{gen: m.rs.feed.gen, p: reinstall.Progress{Bytes: 2, Total: 4}})
+	v = view(m)
+	for _, w := range []string{"Restore of the backup into 203.0.113.7:/persistent", "2 B of 4 B", "50%", "Stops postgresql.service during the restore"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the restore pane lacks %q:\n%s", w, v)
+		}
+	}
+	m.Update(restoreDoneMsg{restored: Restored{Result: reinstall.RestoreResult{Entries: 3, Bytes: 4}, Receipt: "/state/hosts/203.0.113.7.json"}})
+	if m.screen != screenResult {
+		t.Fatalf("screen %v, want the result", m.screen)
+	}
+	v = strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"reinstalled on 203.0.113.7", "Backup " + testArchive, "/persistent holds 3 entries, 4 B of files: compared with the archive", "postgresql.service stopped and started again", "Receipt /state/hosts/203.0.113.7.json"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the result lacks %q:\n%s", w, view(m))
+		}
+	}
+}
+
+func TestRestoreFailureResult(t *testing.T) {
+	m := toBackup(t)
+	m.Update(backupDoneMsg{archive: reinstall.Archive{Path: testArchive}})
+	m.rs.archive.Path = testArchive
+	m.startRestore()
+	m.Update(restoreDoneMsg{err: errors.New("restore: stopping postgresql.service: exit status 5")})
+	v := strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"the restore did not complete", "stopping postgresql.service", "bigbang reinstall --host 203.0.113.7 --service postgresql.service --restore " + testArchive} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the failed restore lacks %q:\n%s", w, view(m))
+		}
+	}
+	if m.result.Outcome != steps.OutcomeFailed {
+		t.Errorf("outcome %q, want failed", m.result.Outcome)
+	}
+}
