@@ -20,6 +20,7 @@ import (
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/remote"
+	"github.com/bigbang-nix/bigbang/ui"
 )
 
 // What the commands that log in to the target (check, status, drift,
@@ -232,15 +233,7 @@ func pubFingerprint(line []byte) (string, error) {
 
 // glyph is the mark of a check's status in the text output.
 func glyph(s steps.Status) string {
-	switch s {
-	case steps.StatusOK:
-		return "✔"
-	case steps.StatusWarn:
-		return "⚠"
-	case steps.StatusFail:
-		return "✘"
-	}
-	return "–"
+	return ui.StatusGlyph(s, "–")
 }
 
 // writeChecks prints checks as a list, one line each with its glyph, ID and

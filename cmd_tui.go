@@ -356,23 +356,12 @@ func (b realBackend) Install(ctx context.Context, req ui.InstallRequest, sink st
 	}
 	// The runner's result and its "reboot done" wait for the verification
 	// of the new system.
-	var held *steps.Event
-	filter := func(e steps.Event) {
-		switch {
-		case e.Type == steps.EventResult:
-			held = &e
-		case e.Type == steps.EventPhase && e.Phase == steps.PhaseReboot && e.State == steps.StateDone:
-		default:
-			emit(e)
-		}
-	}
-	res, err := runner.Run(ctx, runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases}, filter)
+	verdict := runner.HoldVerdict(emit)
+	res, err := runner.Run(ctx, runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases}, verdict.Emit)
 	out := ui.InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
 	if err != nil {
 		// Nothing ran: no receipt either.
-		if held != nil {
-			sink(*held)
-		}
+		verdict.Release()
 		return out, err
 	}
 
@@ -405,10 +394,7 @@ func (b realBackend) Install(ctx context.Context, req ui.InstallRequest, sink st
 	if rebootEnd != "" {
 		sink(end)
 	}
-	result := steps.Event{Type: steps.EventResult}
-	if held != nil {
-		result = *held
-	}
+	result := verdict.Result()
 	result.Time = time.Now()
 	result.Outcome, result.FailedPhase, result.Diagnosis, result.Log, result.ExitCode = out.Outcome, out.FailedPhase, out.Diagnosis, out.Log, out.ExitCode
 	sink(result)

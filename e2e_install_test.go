@@ -21,7 +21,6 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
-	"github.com/bigbang-nix/bigbang/ui"
 )
 
 // e2eFlake is a fixture flake without inputs, shaped like a real NixOS
@@ -219,34 +218,6 @@ func (x *e2e) runFailing(ctx context.Context, t *testing.T, r *e2eRun) (evs []e2
 	return evs, stderr
 }
 
-// waiveContainer lets the preflight pass on a machine that is itself a
-// container (as CI runners are): remote.container then fails about this
-// machine, which the stand-in never kexecs. The check becomes a warning
-// that says so; every other check keeps its verdict.
-func waiveContainer(t testing.TB) {
-	saved := installPreflight
-	waive := func(c steps.Check) steps.Check {
-		if c.ID == remote.IDContainer && c.Status == steps.StatusFail {
-			c.Status = steps.StatusWarn
-			c.Summary = "waived by the test (the stand-in does not kexec): " + c.Summary
-		}
-		return c
-	}
-	installPreflight = func(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
-		rep, err := saved(ctx, cfg, func(e steps.Event) {
-			if e.Type == steps.EventCheck {
-				e.Check = waive(e.Check)
-			}
-			emit(e)
-		})
-		for i := range rep.Checks {
-			rep.Checks[i] = waive(rep.Checks[i])
-		}
-		return rep, err
-	}
-	t.Cleanup(func() { installPreflight = saved })
-}
-
 type e2eEvent struct {
 	jsonEvent
 	ID      string `json:"id"`
@@ -392,14 +363,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		}
 
 		// The host came back on the shipped key, and known_hosts pins it.
-		if f, w := strings.Fields(x.h.HostKeyPub()), strings.Fields(r.hostKeyPub); f[1] != w[1] {
-			t.Errorf("the host runs key %s, want the shipped %s", f[1], w[1])
-		}
-		kh := readFile(t, r.knownHosts)
-		entry := fmt.Sprintf("[%s]:%d %s", x.h.IP, x.h.Port, strings.Join(strings.Fields(r.hostKeyPub)[:2], " "))
-		if strings.Count(kh, "["+x.h.IP+"]:"+x.h.PortString()+" ") != 1 || !strings.Contains(kh, entry) {
-			t.Errorf("known_hosts does not pin the new key once as %q:\n%s", entry, kh)
-		}
+		kh := x.checkShippedKey(t, r)
 		for _, o := range r.otherHosts {
 			if !strings.Contains(kh, o+"\n") {
 				t.Errorf("known_hosts lost %q:\n%s", o, kh)
@@ -448,9 +412,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		if got := treeModes(t, x.h.Root); len(got) != 0 {
 			t.Errorf("files reached the target although disko failed: %v", got)
 		}
-		if readFile(t, r.knownHosts) != before {
-			t.Error("known_hosts changed")
-		}
+		r.keptKnownHosts(t, before)
 	})
 
 	t.Run("failure at disko, plain output", func(t *testing.T) {
@@ -523,16 +485,12 @@ func TestInstallEndToEnd(t *testing.T) {
 		if prev := evs[len(evs)-2]; prev.Type != "phase" || prev.Phase != "reboot" || prev.State != "failed" {
 			t.Errorf("event before the result %+v, want reboot failed", prev)
 		}
-		if after := readFile(t, r.knownHosts); after != before {
-			t.Errorf("known_hosts changed:\n%s\nwas:\n%s", after, before)
-		}
+		r.keptKnownHosts(t, before)
 	})
 
 	t.Run("unknown host key refused before anything runs", func(t *testing.T) {
 		r := x.newRun(t)
-		if err := os.WriteFile(r.knownHosts, []byte(strings.Join(r.otherHosts, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		r.unpinTarget(t)
 		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
 		if code != exitFailed || !strings.Contains(stderr, "remote.hostkey") || !strings.Contains(stderr, "--accept-new-host-key") {
 			t.Fatalf("exit %d, want 1 naming remote.hostkey and the flag\n%s", code, stderr)
@@ -557,15 +515,7 @@ func TestInstallEndToEnd(t *testing.T) {
 
 	t.Run("changed host key refused, with the command that forgets the old one", func(t *testing.T) {
 		r := x.newRun(t)
-		_, other, err := testhost.GenerateKey(t.TempDir(), "impostor", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := strings.Fields(other)
-		pinned := fmt.Sprintf("[%s]:%d %s %s\n", x.h.IP, x.h.Port, f[0], f[1])
-		if err := os.WriteFile(r.knownHosts, []byte(pinned), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		pinned := x.pinImpostor(t, r)
 		code, _, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
 		want := fmt.Sprintf("ssh-keygen -R '[%s]:%d' -f %s", x.h.IP, x.h.Port, r.knownHosts)
 		if code != exitFailed || !strings.Contains(stderr, want) {
@@ -574,9 +524,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		if _, err := os.Stat(r.pidFile); err == nil {
 			t.Error("nixos-anywhere ran")
 		}
-		if readFile(t, r.knownHosts) != pinned {
-			t.Error("known_hosts changed")
-		}
+		r.keptKnownHosts(t, pinned)
 	})
 
 	t.Run("blocking check refused before anything runs", func(t *testing.T) {
@@ -658,7 +606,7 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 	// Wait for the stand-in and its ssh to the test host.
 	pgid := 0
 	deadline := time.Now().Add(60 * time.Second)
-	for pgid == 0 || len(groupMembers(pgid)) < 2 || !strings.Contains(readFile(t, r.copy), "### Building the system closure ###") {
+	for pgid == 0 || len(testhost.GroupMembers(pgid)) < 2 || !strings.Contains(readFile(t, r.copy), "### Building the system closure ###") {
 		select {
 		case err := <-exited:
 			t.Fatalf("bigbang ended before the interrupt: %v\n%s\n%s", err, stdout.String(), stderr.String())
@@ -668,15 +616,9 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 			_ = cmd.Process.Kill()
 			t.Fatalf("the stand-in did not start its remote command\n%s", stderr.String())
 		}
-		if b, err := os.ReadFile(r.pidFile); err == nil {
-			for _, f := range strings.Fields(string(b)) {
-				if v, ok := strings.CutPrefix(f, "pgid="); ok {
-					pgid, _ = strconv.Atoi(v)
-				}
-			}
-		}
+		pgid = standinPgid(r.pidFile)
 	}
-	members := groupMembers(pgid)
+	members := testhost.GroupMembers(pgid)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -689,7 +631,7 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
 		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
 	}
-	if left := groupMembers(pgid); len(left) > 0 {
+	if left := testhost.GroupMembers(pgid); len(left) > 0 {
 		t.Errorf("processes of the stand-in's group %v (were %v) survived", left, members)
 	}
 	// The error is rendered in a box, wrapped and capitalised.
@@ -707,32 +649,6 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 	if logged != printed || !strings.Contains(logged, "### Building the system closure ###") {
 		t.Errorf("transcript differs from what was printed:\n--- transcript\n%q\n--- printed\n%q", logged, printed)
 	}
-}
-
-// groupMembers lists the processes in process group pgid.
-func groupMembers(pgid int) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		// Fields after the command name: state ppid pgrp …
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // TestInstallProcess is bigbang's main in a process of its own, for the

@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
-	"github.com/bigbang-nix/bigbang/ui"
 )
 
 // reinstallSourceEnv and reinstallBackupsEnv carry --source and
@@ -28,24 +23,10 @@ const (
 // process of its own, started in a tmux window by
 // TestReinstallWizardEndToEnd; it does nothing in a normal run.
 func TestReinstallWizardProcess(t *testing.T) {
-	args, ok := os.LookupEnv(wizardArgsEnv)
-	if !ok {
-		t.Skip("runs only inside the terminal of TestReinstallWizardEndToEnd")
-	}
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	if err := root.PersistentFlags().Parse(strings.Split(args, "\x1f")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(exitUsage)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	f := reinstallFlags{source: os.Getenv(reinstallSourceEnv), backupDir: os.Getenv(reinstallBackupsEnv), wait: 20 * time.Second}
-	err := wizard(ctx, &cfg, f.wait, func(b ui.Backend) ui.Backend { return waivedBackend{b} }, &f)
-	if err != nil && !errors.Is(err, errSilentFailure) {
-		fmt.Fprintln(os.Stderr, "bigbang:", err)
-	}
-	os.Exit(exitCode(ctx, err))
+	runTestProcess(t, "TestReinstallWizardEndToEnd", func(ctx context.Context, cfg *steps.Config) error {
+		f := reinstallFlags{source: os.Getenv(reinstallSourceEnv), backupDir: os.Getenv(reinstallBackupsEnv), wait: 20 * time.Second}
+		return wizard(ctx, cfg, f.wait, waived, &f)
+	})
 }
 
 // TestReinstallWizardEndToEnd drives `bigbang reinstall` in a real terminal
@@ -70,12 +51,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups)
 	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
 
-	tm.waitFor(wait, "Install NixOS onto a fresh VPS")
-	tm.keys("Enter")
-	tm.waitFor(wait, "Where should NixOS go?")
-	for i := 0; i < 6; i++ {
-		tm.keys("Enter")
-	}
+	toPreflight(tm, wait, nil)
 	tm.waitFor(wait, "continue")
 	tm.keys("Enter")
 	s := tm.waitFor(wait, "Reinstall required")
@@ -121,10 +97,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	if b, err := os.ReadFile(db); err != nil || string(b) != "rows" {
 		t.Errorf("the restore did not bring back %s: %q, %v", db, b, err)
 	}
-	tm.keys("q")
-	if code := tm.wait(wait); code != "0" {
-		t.Errorf("exit %s, want 0; screen:\n%s", code, tm.screen(false))
-	}
+	tm.quit(wait, "q", "0")
 	rec, err := receipt.Read(x.h.IP)
 	if err != nil {
 		t.Fatal(err)

@@ -2,74 +2,29 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/steps/remote"
-	"github.com/bigbang-nix/bigbang/ui"
 )
 
 // wizardArgsEnv carries the command line of the wizard into the test binary
 // that TestWizardProcess turns into bigbang.
 const wizardArgsEnv = "BIGBANG_WIZARD_ARGS"
 
-// waivedBackend is the real backend with remote.container turned into a
-// warning: the test host is this machine, which may itself be a container
-// (as CI runners are), and the stand-in never kexecs it.
-type waivedBackend struct{ ui.Backend }
-
-func (b waivedBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
-	waive := func(c steps.Check) steps.Check {
-		if c.ID == remote.IDContainer && c.Status == steps.StatusFail {
-			c.Status = steps.StatusWarn
-			c.Summary = "waived by the test (the stand-in does not kexec): " + c.Summary
-		}
-		return c
-	}
-	rep, err := b.Backend.Preflight(ctx, cfg, func(e steps.Event) {
-		if e.Type == steps.EventCheck {
-			e.Check = waive(e.Check)
-		}
-		emit(e)
-	})
-	for i := range rep.Checks {
-		rep.Checks[i] = waive(rep.Checks[i])
-	}
-	return rep, err
-}
-
 // TestWizardProcess is the wizard in a process of its own, started in a
 // tmux window by the end-to-end tests; it does nothing in a normal run.
 func TestWizardProcess(t *testing.T) {
-	args, ok := os.LookupEnv(wizardArgsEnv)
-	if !ok {
-		t.Skip("runs only inside the terminal of TestWizardEndToEnd")
-	}
-	var cfg steps.Config
-	root := newRoot(&cfg)
-	if err := root.PersistentFlags().Parse(strings.Split(args, "\x1f")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(exitUsage)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	err := runWizard(ctx, &cfg, installFlags{}, func(b ui.Backend) ui.Backend { return waivedBackend{b} })
-	if err != nil && !errors.Is(err, errSilentFailure) {
-		fmt.Fprintln(os.Stderr, "bigbang:", err)
-	}
-	os.Exit(exitCode(ctx, err))
+	runTestProcess(t, "TestWizardEndToEnd", func(ctx context.Context, cfg *steps.Config) error {
+		return runWizard(ctx, cfg, installFlags{}, waived)
+	})
 }
 
 // wizardTerm starts the wizard for run r in a w×h tmux window. env adds
@@ -163,14 +118,7 @@ func fingerprint(t *testing.T, pub string) string {
 func throughWipe(t *testing.T, x *e2e, tm *tmuxTerm, check func(name string)) {
 	t.Helper()
 	const wait = 30 * time.Second
-	tm.waitFor(wait, "Install NixOS onto a fresh VPS")
-	check("welcome")
-	tm.keys("Enter")
-	tm.waitFor(wait, "Where should NixOS go?")
-	check("target")
-	for i := 0; i < 6; i++ {
-		tm.keys("Enter")
-	}
+	toPreflight(tm, wait, check)
 	s := tm.waitFor(wait, "trust this key")
 	check("preflight: new host key")
 	if fp := fingerprint(t, x.h.HostKeyPub()); !strings.Contains(s, fp) {
@@ -201,30 +149,16 @@ func throughWipe(t *testing.T, x *e2e, tm *tmuxTerm, check func(name string)) {
 func TestWizardEndToEnd(t *testing.T) {
 	x := newE2E(t)
 	const wait = 60 * time.Second
-	unknownKey := func(r *e2eRun) {
-		t.Helper()
-		if err := os.WriteFile(r.knownHosts, []byte(strings.Join(r.otherHosts, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	t.Run("new host key refused", func(t *testing.T) {
 		r := x.newRun(t)
-		unknownKey(r)
+		r.unpinTarget(t)
 		tm, _ := x.wizardTerm(t, r, 100, 30)
-		tm.waitFor(wait, "Install NixOS onto a fresh VPS")
-		tm.keys("Enter")
-		tm.waitFor(wait, "Where should NixOS go?")
-		for i := 0; i < 6; i++ {
-			tm.keys("Enter")
-		}
+		toPreflight(tm, wait, nil)
 		tm.waitFor(wait, "trust this key")
 		tm.keys("n")
 		tm.waitFor(wait, "Where should NixOS go?")
-		tm.keys("C-c")
-		if code := tm.wait(wait); code != "130" {
-			t.Errorf("exit %s, want 130 (stopped before anything changed)", code)
-		}
+		tm.quit(wait, "C-c", "130") // stopped before anything changed
 		if kh := readFile(t, r.knownHosts); strings.Contains(kh, "["+x.h.IP+"]:"+x.h.PortString()) {
 			t.Errorf("known_hosts pins the refused key:\n%s", kh)
 		}
@@ -235,22 +169,9 @@ func TestWizardEndToEnd(t *testing.T) {
 
 	t.Run("changed host key refused", func(t *testing.T) {
 		r := x.newRun(t)
-		_, other, err := testhost.GenerateKey(t.TempDir(), "impostor", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := strings.Fields(other)
-		pinned := fmt.Sprintf("[%s]:%d %s %s\n", x.h.IP, x.h.Port, f[0], f[1])
-		if err := os.WriteFile(r.knownHosts, []byte(pinned), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		pinned := x.pinImpostor(t, r)
 		tm, _ := x.wizardTerm(t, r, 100, 30)
-		tm.waitFor(wait, "Install NixOS onto a fresh VPS")
-		tm.keys("Enter")
-		tm.waitFor(wait, "Where should NixOS go?")
-		for i := 0; i < 6; i++ {
-			tm.keys("Enter")
-		}
+		toPreflight(tm, wait, nil)
 		s := tm.waitFor(wait, "ssh-keygen -R")
 		if strings.Contains(s, "trust this key") {
 			t.Errorf("a changed key is offered for trust:\n%s", s)
@@ -263,18 +184,13 @@ func TestWizardEndToEnd(t *testing.T) {
 		if s := tm.screen(false); strings.Contains(s, "Where to build") {
 			t.Fatalf("went on past a changed host key:\n%s", s)
 		}
-		tm.keys("C-c")
-		if code := tm.wait(wait); code != "130" {
-			t.Errorf("exit %s, want 130", code)
-		}
-		if readFile(t, r.knownHosts) != pinned {
-			t.Error("known_hosts changed")
-		}
+		tm.quit(wait, "C-c", "130")
+		r.keptKnownHosts(t, pinned)
 	})
 
 	t.Run("success: keys copied, reboot verified, known_hosts updated", func(t *testing.T) {
 		r := x.newRun(t)
-		unknownKey(r)
+		r.unpinTarget(t)
 		tm, _ := x.wizardTerm(t, r, 120, 40)
 		throughWipe(t, x, tm, func(string) {})
 		s := tm.waitFor(wait, "NixOS is installed on "+x.h.IP)
@@ -291,21 +207,11 @@ func TestWizardEndToEnd(t *testing.T) {
 				t.Errorf("%s on the target: %q, want %q", p, got[p], v)
 			}
 		}
-		if f, w := strings.Fields(x.h.HostKeyPub()), strings.Fields(r.hostKeyPub); f[1] != w[1] {
-			t.Errorf("the host runs key %s, want the shipped %s", f[1], w[1])
-		}
-		kh := readFile(t, r.knownHosts)
-		entry := fmt.Sprintf("[%s]:%d %s", x.h.IP, x.h.Port, strings.Join(strings.Fields(r.hostKeyPub)[:2], " "))
-		if strings.Count(kh, "["+x.h.IP+"]:"+x.h.PortString()+" ") != 1 || !strings.Contains(kh, entry) {
-			t.Errorf("known_hosts does not pin the new key once as %q:\n%s", entry, kh)
-		}
+		x.checkShippedKey(t, r)
 		if p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"); !strings.Contains(strings.Join(strings.Fields(s), ""), "Receipt"+p) {
 			t.Errorf("the result screen does not name the receipt %s:\n%s", p, s)
 		}
-		tm.keys("q")
-		if code := tm.wait(wait); code != "0" {
-			t.Errorf("exit %s, want 0; screen:\n%s", code, tm.screen(false))
-		}
+		tm.quit(wait, "q", "0")
 		checkReceipt(t, x, r, shipped, "done")
 		if s := tm.screen(false); !strings.Contains(s, "the transcript is in") {
 			t.Errorf("the transcript's path is not left in the terminal:\n%s", s)
@@ -314,7 +220,7 @@ func TestWizardEndToEnd(t *testing.T) {
 
 	t.Run("failure at disko, 60x20, NO_COLOR", func(t *testing.T) {
 		r := x.newRun(t)
-		unknownKey(r)
+		r.unpinTarget(t)
 		before := ""
 		tm, _ := x.wizardTerm(t, r, 60, 20, "STANDIN_FAIL_PHASE=disko", "NO_COLOR=1")
 		throughWipe(t, x, tm, func(name string) {
@@ -336,54 +242,40 @@ func TestWizardEndToEnd(t *testing.T) {
 		if got := treeModes(t, x.h.Root); len(got) != 0 {
 			t.Errorf("files reached the target although disko failed: %v", got)
 		}
-		tm.keys("q")
-		if code := tm.wait(wait); code != "1" {
-			t.Errorf("exit %s, want 1", code)
-		}
-		if readFile(t, r.knownHosts) != before {
-			t.Error("known_hosts changed after the wipe screen")
-		}
+		tm.quit(wait, "q", "1")
+		r.keptKnownHosts(t, before) // as it was on the wipe screen
 	})
 
 	t.Run("ctrl+c during the install", func(t *testing.T) {
 		r := x.newRun(t)
-		unknownKey(r)
+		r.unpinTarget(t)
 		tm, stty := x.wizardTerm(t, r, 100, 30, "STANDIN_HANG_PHASE=install")
 		throughWipe(t, x, tm, func(string) {})
 		// Wait for the stand-in and its ssh to the test host.
 		pgid := 0
 		deadline := time.Now().Add(wait)
-		for pgid == 0 || len(groupMembers(pgid)) < 2 {
+		for pgid == 0 || len(testhost.GroupMembers(pgid)) < 2 {
 			if time.Now().After(deadline) {
 				t.Fatalf("the stand-in did not start its remote command; screen:\n%s", tm.screen(false))
 			}
 			time.Sleep(20 * time.Millisecond)
-			if b, err := os.ReadFile(r.pidFile); err == nil {
-				for _, f := range strings.Fields(string(b)) {
-					if v, ok := strings.CutPrefix(f, "pgid="); ok {
-						pgid, _ = strconv.Atoi(v)
-					}
-				}
-			}
+			pgid = standinPgid(r.pidFile)
 		}
 		tm.waitFor(wait, "Building the system closure")
 		tm.keys("C-c")
 		tm.waitFor(wait, "stop the install")
-		if left := groupMembers(pgid); len(left) == 0 {
+		if left := testhost.GroupMembers(pgid); len(left) == 0 {
 			t.Error("the install stopped before the operator confirmed")
 		}
 		tm.keys("y")
 		s := tm.waitFor(wait, "Log")
-		if left := groupMembers(pgid); len(left) > 0 {
+		if left := testhost.GroupMembers(pgid); len(left) > 0 {
 			t.Errorf("processes of the stand-in's group survived: %v", left)
 		}
 		if !strings.Contains(s, r.log) && !strings.Contains(strings.Join(strings.Fields(s), ""), r.log) {
 			t.Errorf("the result screen does not name the log %s:\n%s", r.log, s)
 		}
-		tm.keys("q")
-		if code := tm.wait(wait); code != "130" {
-			t.Errorf("exit %s, want 130", code)
-		}
+		tm.quit(wait, "q", "130")
 		modes := readFile(t, stty)
 		for _, m := range []string{"icanon", "echo", "isig"} {
 			if !regexp.MustCompile(`(^|\s)` + m + `(\s|$)`).MatchString(modes) {

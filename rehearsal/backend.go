@@ -229,25 +229,14 @@ func (b *Backend) LogPath(cfg steps.Config) string {
 // reboot. The reboot pane stays open until that check is done.
 func (b *Backend) Install(ctx context.Context, req ui.InstallRequest, sink steps.Sink) (ui.InstallResult, error) {
 	stall := time.Duration(float64(runner.DefaultStall) / b.opts.Speed)
-	var held *steps.Event
-	filter := func(e steps.Event) {
-		switch {
-		case e.Type == steps.EventResult:
-			held = &e
-		case e.Type == steps.EventPhase && e.Phase == steps.PhaseReboot && e.State == steps.StateDone:
-		default:
-			sink(e)
-		}
-	}
+	verdict := runner.HoldVerdict(sink)
 	res, err := runner.Run(ctx, runner.Options{
 		Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases,
 		DefaultStall: max(stall, time.Second),
-	}, filter)
+	}, verdict.Emit)
 	out := ui.InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
 	if err != nil || res.Outcome != steps.OutcomeSuccess {
-		if held != nil {
-			sink(*held)
-		}
+		verdict.Release()
 		return out, err
 	}
 	line := func(s string) {

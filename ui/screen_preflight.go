@@ -267,13 +267,14 @@ func fitChecks(st styles, blocks []string, checks []steps.Check, room int) strin
 }
 
 func checkGlyph(st styles, s steps.Status) string {
+	style := st.Dim
 	switch s {
 	case steps.StatusOK:
-		return st.OK.Render(glyphOK)
+		style = st.OK
 	case steps.StatusWarn:
-		return st.Warn.Render(glyphWarn)
+		style = st.Warn
 	case steps.StatusFail:
-		return st.Fail.Render(glyphFail)
+		style = st.Fail
 	}
-	return st.Dim.Render(glyphSkip)
+	return style.Render(StatusGlyph(s, glyphSkip))
 }

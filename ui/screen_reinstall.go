@@ -63,40 +63,40 @@ func (m *model) startDrift() tea.Cmd {
 // through a feed.
 func (m *model) startBackup() tea.Cmd {
 	r := m.rs
-	r.gen++
-	r.feed = newProgressFeed(r.gen)
-	m.now = time.Now()
-	r.backup = transfer{start: m.now, running: true}
 	r.archive = reinstall.Archive{}
-	m.screen = screenBackup
-	m.showHelp = false
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.cancelInstall = cancel
-	b, cfg, feed := r.opts.Backend, m.cfg, r.feed
-	run := func() tea.Msg {
-		a, err := b.Backup(ctx, cfg, feed.send)
+	b, cfg := r.opts.Backend, m.cfg
+	return m.startTransfer(screenBackup, &r.backup, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
+		a, err := b.Backup(ctx, cfg, send)
 		return backupDoneMsg{archive: a, err: err}
-	}
-	return tea.Batch(run, feed.wait(), m.startTicking())
+	})
 }
 
 // startRestore runs the restore onto the new system in a command.
 func (m *model) startRestore() tea.Cmd {
 	r := m.rs
+	b, cfg, a := r.opts.Backend, m.cfg, r.archive
+	return m.startTransfer(screenRestore, &r.restore, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
+		res, err := b.Restore(ctx, cfg, a, send)
+		return restoreDoneMsg{restored: res, err: err}
+	})
+}
+
+// startTransfer shows scr and runs a backup or a restore (run) in a
+// command: tr starts now, a new feed carries run's progress (a feed of an
+// earlier transfer is told apart by its generation), and the install's
+// cancel func stops it.
+func (m *model) startTransfer(scr screen, tr *transfer, run func(ctx context.Context, send func(reinstall.Progress)) tea.Msg) tea.Cmd {
+	r := m.rs
 	r.gen++
 	r.feed = newProgressFeed(r.gen)
 	m.now = time.Now()
-	r.restore = transfer{start: m.now, running: true}
-	m.screen = screenRestore
+	*tr = transfer{start: m.now, running: true}
+	m.screen = scr
 	m.showHelp = false
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelInstall = cancel
-	b, cfg, feed, a := r.opts.Backend, m.cfg, r.feed, r.archive
-	run := func() tea.Msg {
-		res, err := b.Restore(ctx, cfg, a, feed.send)
-		return restoreDoneMsg{restored: res, err: err}
-	}
-	return tea.Batch(run, feed.wait(), m.startTicking())
+	feed := r.feed
+	return tea.Batch(func() tea.Msg { return run(ctx, feed.send) }, feed.wait(), m.startTicking())
 }
 
 // updateReinstall handles the messages of the reinstall steps; handled

@@ -4,6 +4,8 @@ import (
 	"image/color"
 
 	"charm.land/lipgloss/v2"
+
+	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // styles holds every colour and text style of the wizard, in one place, so
@@ -71,3 +73,18 @@ const (
 	glyphPending = "○"
 	glyphSkip    = "-"
 )
+
+// StatusGlyph is the mark of a check's status: ✔ ok, ⚠ warn, ✘ fail, and
+// skip for a skipped check. The caller names the skip mark: the screens
+// and the text output mark a skipped check differently.
+func StatusGlyph(s steps.Status, skip string) string {
+	switch s {
+	case steps.StatusOK:
+		return glyphOK
+	case steps.StatusWarn:
+		return glyphWarn
+	case steps.StatusFail:
+		return glyphFail
+	}
+	return skip
+}

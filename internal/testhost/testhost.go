@@ -350,28 +350,8 @@ func (h *Host) kill() {
 // descendants lists the processes below pid: children, their children, ….
 func descendants(pid int) []int {
 	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the command name: state ppid …
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if ppid, err := strconv.Atoi(f[1]); err == nil {
-			children[ppid] = append(children[ppid], n)
-		}
+	for _, p := range procs() {
+		children[p.ppid] = append(children[p.ppid], p.pid)
 	}
 	var out []int
 	queue := []int{pid}
@@ -382,6 +362,58 @@ func descendants(pid int) []int {
 			out = append(out, c)
 			queue = append(queue, c)
 		}
+	}
+	return out
+}
+
+// GroupMembers lists the live (not zombie) processes of process group
+// pgid, for the tests that check that a stopped run leaves none behind.
+func GroupMembers(pgid int) []int {
+	var out []int
+	for _, p := range procs() {
+		if p.pgid == pgid && p.state != "Z" {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// proc is a process as /proc/<pid>/stat describes it.
+type proc struct {
+	pid, ppid, pgid int
+	state           string
+}
+
+// procs lists this machine's processes from /proc. The command name in
+// parentheses may hold spaces and parentheses, so the fields are counted
+// from the last ')'.
+func procs() []proc {
+	var out []proc
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		// Fields after the command name: state ppid pgrp …
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 3 {
+			continue
+		}
+		ppid, err1 := strconv.Atoi(f[1])
+		pgid, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		out = append(out, proc{pid: pid, ppid: ppid, pgid: pgid, state: f[0]})
 	}
 	return out
 }
