@@ -6,6 +6,7 @@ export PATH := $(shell $(GO) env GOPATH)/bin:$(PATH)
 .PHONY: test deps vet build demo
 
 test: deps vet
+	@[ "$$(id -u)" -eq 0 ] || echo "make test: not root, so the tests that need root (loop devices, a throwaway sudo user, the end-to-end install) are skipped"
 	BIGBANG_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 20m ./...
 
 deps:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"os"
 	"os/exec"
 	"strconv"
@@ -39,9 +40,9 @@ func TestFactsMatchThisMachine(t *testing.T) {
 	if f.Kernel != "Linux" || f.OSID == "" {
 		t.Errorf("kernel %q os_id %q", f.Kernel, f.OSID)
 	}
-	out, err := exec.Command("lsblk", "-J", "-b", "-o", "PATH,SIZE,TYPE").Output()
+	out, err := exec.Command(testutil.Need(t, "lsblk"), "-J", "-b", "-o", "PATH,SIZE,TYPE").Output()
 	if err != nil {
-		t.Skipf("lsblk: %v", err)
+		t.Fatalf("lsblk: %v", err)
 	}
 	var doc struct {
 		Blockdevices []struct {

@@ -18,7 +18,7 @@ type Check struct {
 	ID      string `json:"id"`
 	Status  Status `json:"status"`
 	Summary string `json:"summary"`
-	Fix     string `json:"fix,omitempty"`
+	Fix     string `json:"fix"`
 }
 
 // Blocking reports whether the check stops an install.

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -138,5 +139,17 @@ func TestFormatBytes(t *testing.T) {
 		if got := FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// TestCheckJSONHasFix keeps the check object of DESIGN.md whole: a passing
+// check still has its fix field, empty.
+func TestCheckJSONHasFix(t *testing.T) {
+	b, err := json.Marshal(Check{ID: "remote.ram", Status: StatusOK, Summary: "enough"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"remote.ram","status":"ok","summary":"enough","fix":""}`; string(b) != want {
+		t.Fatalf("got %s, want %s", b, want)
 	}
 }

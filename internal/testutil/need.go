@@ -29,8 +29,10 @@ func Need(t testing.TB, program string) string {
 	return ""
 }
 
-// NeedRoot skips (or, under BIGBANG_REQUIRE_TOOLS, fails) a test that needs
-// root, saying why.
+// NeedRoot skips a test that needs root, saying why; with
+// BIGBANG_REQUIRE_ROOT set it fails instead, for a run that must cover the
+// root-only tests. The README's test command says when it runs without root
+// (CI runs as root, where these tests always run).
 func NeedRoot(t testing.TB, why string) {
 	t.Helper()
 	if os.Geteuid() == 0 {

@@ -306,6 +306,11 @@ func ParseFacts(r io.Reader) (Facts, error) {
 	}
 	fillFromFallbacks(f.Disks, probes, mounts)
 	fillFromFallbacks(f.Loops, probes, mounts)
+	if f.Disks == nil {
+		// A target without disks reports an empty list, not null: readers
+		// of `check --output json` iterate over facts.disks.
+		f.Disks = []Disk{}
+	}
 	if !ended {
 		return f, fmt.Errorf("facts: %w: run again; if it persists, check that /bin/sh works for the login user", ErrTruncatedFacts)
 	}

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"encoding/json"
 	"reflect"
 	"strconv"
 	"strings"
@@ -238,5 +239,21 @@ func TestUnreached(t *testing.T) {
 	cs := Unreached(IDHostKey, "changed", "remove it")
 	if cs[0].Status != steps.StatusFail || cs[0].Fix != "remove it" || steps.CountBlocking(cs) != 1 {
 		t.Errorf("%+v", cs)
+	}
+}
+
+// TestParseFactsNoDisks: a target whose lsblk printed nothing still reports
+// a list of disks, empty, so that JSON readers can iterate over it.
+func TestParseFactsNoDisks(t *testing.T) {
+	f, err := ParseFacts(strings.NewReader("facts_version=1\narch=aarch64\nend=1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"disks":[]`) {
+		t.Fatalf("facts JSON without disks: %s", b)
 	}
 }
