@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +25,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/runner"
+	"github.com/bigbang-nix/bigbang/steps/secrets"
 	"github.com/bigbang-nix/bigbang/ui"
 	"github.com/bigbang-nix/bigbang/ui/textout"
 )
@@ -120,6 +124,8 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 			return usageErr(err)
 		}
 	}
+	// A first plan, before anything is known of the target, tells which
+	// command will run; the real plan is made after the preflight.
 	plan, err := steps.NewPlan(cfg, steps.PlanEnv{})
 	if err != nil {
 		return usageErr(err)
@@ -151,6 +157,15 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	if rep.Verdict == reinstall.VerdictNone && !f.force {
 		fmt.Fprintln(w, "Nothing to reinstall. (--force reinstalls anyway.)")
 		return nil
+	}
+
+	// The preflight of the install, before anything is copied: the
+	// machine is about to be wiped exactly as by `bigbang install`. It
+	// runs after the host key step, so that the sops checks see the key
+	// the new system will get.
+	stage(w, "Preflight of %s and %s", cfg.Host, cfg.Flake)
+	if plan, err = reinstallPreflight(ctx, cmd, cfg); err != nil {
+		return err
 	}
 
 	stage(w, "Backup of %s:%s into %s", cfg.Host, f.source, f.backupDir)
@@ -223,6 +238,37 @@ func runReinstall(cmd *cobra.Command, cfg steps.Config, f reinstallFlags) error 
 	return nil
 }
 
+// reinstallPreflight runs the preflight of `bigbang install`
+// (installPreflight) with its check events rendered as the install renders
+// them, refuses as the install does when a check blocks (refuseBlocked),
+// and returns the plan made with what the preflight learned of both
+// machines.
+func reinstallPreflight(ctx context.Context, cmd *cobra.Command, cfg steps.Config) (steps.Plan, error) {
+	var sink steps.Sink
+	if cfg.Output == "json" {
+		sink = textout.JSON(cmd.OutOrStdout())
+	} else {
+		sink = textout.Plain(cmd.OutOrStdout())
+	}
+	nothing := "nothing was backed up or wiped"
+	rep, err := installPreflight(ctx, cfg, func(e steps.Event) { sink(e) })
+	if ctx.Err() != nil {
+		return steps.Plan{}, &exitError{code: exitInterrupted, err: errors.New("interrupted during the preflight; " + nothing)}
+	}
+	if err != nil {
+		return steps.Plan{}, failErr(fmt.Errorf("reinstall: %w; %s (bigbang check --host %s shows the same)", err, nothing, steps.ShellQuote(cfg.Host)))
+	}
+	if err := refuseBlocked(cfg, rep, sink); err != nil {
+		return steps.Plan{}, failErr(fmt.Errorf("reinstall stopped before the backup: %w; %s", err, nothing))
+	}
+	plan, err := steps.NewPlan(cfg, steps.PlanEnv{LocalSystem: rep.LocalSystem, TargetSystem: rep.TargetSystem,
+		TargetRAM: rep.TargetRAM, TargetIsInstaller: rep.TargetIsInstaller})
+	if err != nil {
+		return steps.Plan{}, usageErr(fmt.Errorf("%w; %s", err, nothing))
+	}
+	return plan, nil
+}
+
 // progressPrinter redraws one progress line on a terminal, and writes a
 // line every ten seconds elsewhere (a log, a pipe).
 func progressPrinter(w io.Writer) func(reinstall.Progress) {
@@ -277,48 +323,107 @@ func typedConfirmation(cmd *cobra.Command, host, backup string) error {
 	return nil
 }
 
+// hostKeyDirs are the folders of the machine where keepHostKey looks for
+// its ed25519 host key, in order: the seed's impermanent layout first.
+// Tests point it at the test host's folder.
+var hostKeyDirs = []string{"/persistent/etc/ssh", "/etc/ssh"}
+
 // keepHostKey makes sure the extra-files tree holds the machine's current
-// ed25519 host key, so the reinstalled system keeps its identity (and sops
-// can still decrypt its secrets). A key already there must be the one the
-// machine serves; a missing one is copied from the machine (0600). It
-// returns the public key line.
+// ed25519 host key, private and public, so the reinstalled system keeps its
+// identity (and sops can still decrypt its secrets): the .pub alone would
+// let the new system make a key of its own, and the verified reboot would
+// refuse it after the wipe. A private key already there must parse and be
+// the one the machine serves (its .pub too, which is written when missing);
+// a missing private key is copied from the machine as root over c (0600),
+// after checking that it is the key the machine serves and the one of a
+// .pub already there. It returns the public key line. Every refusal comes
+// before the backup and says what to do.
 func keepHostKey(ctx context.Context, c *sshexec.Client, extraFiles string, sudo bool, w io.Writer) ([]byte, error) {
 	pubFile := sshexec.ExpectedHostKeyFile(extraFiles)
+	privFile := strings.TrimSuffix(pubFile, ".pub")
 	served, err := servedEd25519(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	host := c.Resolved.HostName
+	changes := func(file, fp string) error {
+		return fmt.Errorf("the host key in %s (%s) is not the one %s serves (%s): the reinstalled machine would change identity and lose its secrets; put the machine's own key there or move the key and its .pub away so bigbang copies them",
+			file, fp, host, served)
+	}
+	_, statErr := os.Stat(privFile)
+	switch {
+	case statErr == nil:
+		k, err := secrets.Inspect(privFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: put the machine's own ssh_host_ed25519_key there (unencrypted), or move it and its .pub away so bigbang copies them from %s", err, host)
+		}
+		if k.Fingerprint != served {
+			return nil, changes(privFile, k.Fingerprint)
+		}
+		if !k.ModeOK() {
+			return nil, fmt.Errorf("the host key %s has mode %04o: sshd ignores a host key others can read; run %s", privFile, k.Mode.Perm(), k.ModeFix())
+		}
+		pub := []byte(secrets.AuthorizedLine(k.Public, k.Comment) + "\n")
+		switch {
+		case errors.Is(k.PubErr, secrets.ErrPubMissing):
+			if err := os.WriteFile(pubFile, pub, 0o644); err != nil {
+				return nil, fmt.Errorf("writing %s: %w: check that %s is writable", pubFile, err, filepath.Dir(pubFile))
+			}
+		case k.PubErr != nil:
+			return nil, fmt.Errorf("%w: rewrite it: ssh-keygen -y -f %s > %s", k.PubErr, steps.ShellQuote(privFile), steps.ShellQuote(pubFile))
+		default:
+			if pub, err = os.ReadFile(pubFile); err != nil {
+				return nil, fmt.Errorf("reading %s: %w", pubFile, err)
+			}
+		}
+		fmt.Fprintf(w, "The extra-files tree holds the machine's host key: it keeps its identity.\n")
+		return pub, nil
+	case !errors.Is(statErr, fs.ErrNotExist):
+		return nil, fmt.Errorf("host key %s: %w: make it readable, or move it away so bigbang copies the machine's key", privFile, statErr)
+	}
+	// No private key: a .pub alone must at least name the machine's key.
 	if pub, err := os.ReadFile(pubFile); err == nil {
 		fp, err := pubFingerprint(pub)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w: put the machine's ssh_host_ed25519_key.pub there, or move the file away so bigbang copies the key", pubFile, err)
 		}
 		if fp != served {
-			return nil, fmt.Errorf("the host key in %s (%s) is not the one %s serves (%s): the reinstalled machine would change identity and lose its secrets; put the machine's own key there or move that file away so bigbang copies it",
-				pubFile, fp, c.Resolved.HostName, served)
+			return nil, changes(pubFile, fp)
 		}
-		fmt.Fprintf(w, "The extra-files tree holds the machine's host key: it keeps its identity.\n")
-		return pub, nil
 	}
-	privFile := strings.TrimSuffix(pubFile, ".pub")
-	script := `for d in /persistent/etc/ssh /etc/ssh; do if [ -s "$d/ssh_host_ed25519_key" ]; then cat "$d/ssh_host_ed25519_key.pub"; echo ---; cat "$d/ssh_host_ed25519_key"; exit 0; fi; done; exit 3`
-	var out bytes.Buffer
-	if err := c.Run(ctx, wrapSudo("sh -c "+steps.ShellQuote(script), sudo), nil, &out, io.Discard); err != nil {
-		return nil, fmt.Errorf("copying the host key from the machine: %w: put it into %s yourself", err, privFile)
+	priv, pub, err := fetchHostKey(ctx, c, sudo)
+	yourself := fmt.Sprintf("copy the machine's ssh_host_ed25519_key (from %s on %s) into %s yourself (chmod 600), then run again", strings.Join(hostKeyDirs, " or "), host, privFile)
+	if err != nil {
+		return nil, fmt.Errorf("copying the host key from the machine: %w: %s", err, yourself)
 	}
-	pub, priv, ok := bytes.Cut(out.Bytes(), []byte("---\n"))
-	if !ok {
-		return nil, fmt.Errorf("copying the host key from the machine: unexpected output: put it into %s yourself", privFile)
-	}
-	fp, err := pubFingerprint(pub)
-	if err != nil || fp != served {
-		return nil, fmt.Errorf("the machine's ssh_host_ed25519_key is not the key it serves (%s): put the right key into %s yourself", served, privFile)
+	if fp, err := pubFingerprint(pub); err != nil || fp != served {
+		return nil, fmt.Errorf("the machine's ssh_host_ed25519_key is not the key it serves (%s): %s", served, yourself)
 	}
 	if err := writeHostKey(privFile, pubFile, priv, pub); err != nil {
 		return nil, fmt.Errorf("copying the host key into the extra-files tree: %w: check that %s is writable", err, filepath.Dir(privFile))
 	}
 	fmt.Fprintf(w, "Copied the machine's host key into %s (0600): it keeps its identity.\n", privFile)
 	return pub, nil
+}
+
+// fetchHostKey reads the machine's ed25519 private host key as root over c
+// and returns it with the public key line derived from it (the .pub on the
+// machine is not trusted to match).
+func fetchHostKey(ctx context.Context, c *sshexec.Client, sudo bool) (priv, pub []byte, err error) {
+	dirs := make([]string, len(hostKeyDirs))
+	for i, d := range hostKeyDirs {
+		dirs[i] = steps.ShellQuote(d)
+	}
+	script := `for d in ` + strings.Join(dirs, " ") + `; do if [ -s "$d/ssh_host_ed25519_key" ]; then cat "$d/ssh_host_ed25519_key"; exit 0; fi; done; echo "no ssh_host_ed25519_key" >&2; exit 3`
+	var out bytes.Buffer
+	if err := c.Run(ctx, wrapSudo("sh -c "+steps.ShellQuote(script), sudo), nil, &out, io.Discard); err != nil {
+		return nil, nil, err
+	}
+	key, comment, err := secrets.ParsePrivate(out.Bytes())
+	if err != nil {
+		return nil, nil, err
+	}
+	return out.Bytes(), []byte(secrets.AuthorizedLine(key.Public().(ed25519.PublicKey), comment) + "\n"), nil
 }
 
 // writeHostKey writes the private key 0600 (also over a file that was
