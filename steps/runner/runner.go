@@ -179,8 +179,16 @@ func Run(ctx context.Context, opts Options, sink steps.Sink) (Result, error) {
 		}()
 	}
 
-	// Cancel: stop the group, then let the main path find the exit.
-	var aborted atomic.Bool
+	// Cancel: stop the group, then let the main path find the exit. The
+	// state decides between a cancel and the child's own end when both come
+	// at once: whichever claims it first wins, so a run that had already
+	// ended is never reported aborted, nor its reaped group signalled.
+	const (
+		running int32 = iota
+		cancelled
+		ended
+	)
+	var state atomic.Int32
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -189,8 +197,9 @@ func Run(ctx context.Context, opts Options, sink steps.Sink) (Result, error) {
 		case <-exited:
 			return
 		}
-		aborted.Store(true)
-		stopGroup(pgid, dur(opts.Grace, DefaultGrace), dur(opts.TermGrace, DefaultTermGrace))
+		if state.CompareAndSwap(running, cancelled) {
+			stopGroup(pgid, dur(opts.Grace, DefaultGrace), dur(opts.TermGrace, DefaultTermGrace))
+		}
 	}()
 
 	readerDone := make(chan struct{})
@@ -205,6 +214,7 @@ func Run(ctx context.Context, opts Options, sink steps.Sink) (Result, error) {
 	}()
 
 	waitErr := cmd.Wait()
+	state.CompareAndSwap(running, ended)
 	close(exited)
 	<-stopped
 	// A process left in the group after the child's end (a grandchild it
@@ -228,7 +238,7 @@ func Run(ctx context.Context, opts Options, sink steps.Sink) (Result, error) {
 	// a large one to disk would hold the operator for seconds.
 
 	code := exitStatus(cmd.ProcessState, waitErr)
-	res := r.finish(code, aborted.Load())
+	res := r.finish(code, state.Load() == cancelled)
 	res.Log = logPath
 	res.Elapsed = time.Since(start)
 	if e := r.logErr.Load(); e != nil {
