@@ -137,7 +137,11 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		if e.Outcome == steps.OutcomeSuccess {
 			return ""
 		}
-		return resumeCommand(cfg, plan, flags, e.FailedPhase)
+		// The resumed run appends to the transcript this one wrote, the
+		// default one included: one install keeps one transcript.
+		rc := cfg
+		rc.Log = logPath
+		return resumeCommand(rc, plan, flags, e.FailedPhase)
 	}}
 	var sink steps.Sink
 	if output == "json" {
@@ -207,7 +211,10 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 // non-interactive install from the phase that failed, non-interactive
 // too: the wizard's resume flags, then what a script needs.
 func resumeCommand(cfg steps.Config, plan steps.Plan, flags installFlags, failed steps.PhaseID) string {
-	argv := append([]string{"install"}, ui.ResumeArgs(cfg, plan, failed)...)
+	// --log goes with the flags a script needs, below.
+	wizardCfg := cfg
+	wizardCfg.Log = ""
+	argv := append([]string{"install"}, ui.ResumeArgs(wizardCfg, plan, failed)...)
 	// Past kexec the machine runs the NixOS installer, reached as root with
 	// a host key of its own: the preflight, made for the system before the
 	// wipe, would refuse it. It checked the machine before the wipe.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -219,12 +220,16 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 
 	var seen sshexec.HostKeyInfo
 	var mu sync.Mutex
-	c, err := sshexec.Dial(ctx, b.dialOptions(cfg, func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
+	opts := b.dialOptions(cfg, func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
 		mu.Lock()
 		seen = k
 		mu.Unlock()
 		return false, nil
-	}))
+	})
+	// After the operator's y, this connection trusts the key shown on the
+	// first one and nothing else.
+	opts.ApprovedHostKey = ui.ApprovedHostKey(ctx)
+	c, err := sshexec.Dial(ctx, opts)
 	lo := <-lc
 	checks := append([]steps.Check(nil), lo.checks...)
 	var wiped []string
@@ -238,6 +243,12 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 	case errors.Is(err, sshexec.ErrHostKeyUnknown):
 		hk.Status = ui.HostKeyNew
 		return ui.Report{Checks: checks, HostKey: hk}, nil
+	case errors.Is(err, sshexec.ErrHostKeyChangedSinceApproval):
+		// Not a known_hosts entry to forget: nothing was saved. The check
+		// blocks the install and says which two keys differ.
+		un := remote.Unreached(remote.IDHostKey, "the host key changed between the two connections: nothing was saved, bigbang refuses to go on", err.Error())
+		send(un)
+		return ui.Report{Checks: append(checks, un...), HostKey: ui.HostKey{Fingerprint: seen.Fingerprint, Type: seen.Type}}, nil
 	case errors.Is(err, sshexec.ErrHostKeyMismatch):
 		hk.Status = ui.HostKeyChanged
 		un := remote.Unreached(remote.IDHostKey, "the host key of "+cfg.Host+" changed", "if the VPS was rebuilt, remove the old key with: "+ui.ForgetHostKeyCommand(cfg))
@@ -401,6 +412,24 @@ func (b realBackend) Install(ctx context.Context, req ui.InstallRequest, sink st
 	return out, nil
 }
 
+// unverifiedDiagnosis is the reboot's failure when the extra-files tree
+// holds no pre-generated host key: nixos-anywhere finished, but nothing
+// proves that the machine that comes back is the one installed, and its
+// key was neither checked nor pinned.
+func unverifiedDiagnosis(cfg steps.Config, keyFile string) *steps.Diagnosis {
+	scan, login := []string{"ssh-keyscan", cfg.Host}, []string{"ssh", "root@" + cfg.Host}
+	if cfg.Port != 22 && cfg.Port != 0 {
+		port := strconv.Itoa(cfg.Port)
+		scan = []string{"ssh-keyscan", "-p", port, cfg.Host}
+		login = []string{"ssh", "-p", port, "root@" + cfg.Host}
+	}
+	return &steps.Diagnosis{ID: ui.DiagnosisRebootUnverified,
+		Summary: "nixos-anywhere finished, but the new system's host key was NOT verified and NOT pinned: there is no pre-generated host key at " + keyFile + " to compare it with",
+		Remedy: "do not run the install again. Compare the new system's fingerprint (" + steps.ShellJoin(scan) +
+			" | ssh-keygen -lf -) with the provider's console, remove the installer's old key with: " + ui.ForgetHostKeyCommand(cfg) +
+			", then connect with: " + steps.ShellJoin(login) + "; next time generate the host key first with: bigbang keys"}
+}
+
 // verify waits for the new system after nixos-anywhere's reboot and pins
 // its host key, the pre-generated one of the extra-files tree. It updates
 // out and returns the reboot phase's final state.
@@ -409,8 +438,14 @@ func (b realBackend) verify(ctx context.Context, req ui.InstallRequest, out *ui.
 	keyFile := sshexec.ExpectedHostKeyFile(cfg.ExtraFiles)
 	want, kerr := sshexec.ReadExpectedHostKey(keyFile)
 	if kerr != nil {
-		line("bigbang: no pre-generated host key at " + keyFile + "; the new system's key is not verified")
-		return steps.StateDone
+		// Without the shipped key there is nothing to prove the new
+		// system against: bigbang does not call that a success, and it
+		// does not trust whatever key answers now.
+		out.Outcome, out.FailedPhase = steps.OutcomeFailed, steps.PhaseReboot
+		out.Diagnosis = unverifiedDiagnosis(cfg, keyFile)
+		line("bigbang: " + out.Diagnosis.Summary)
+		line("bigbang: " + out.Diagnosis.Remedy)
+		return steps.StateFailed
 	}
 	line("bigbang: waiting for " + cfg.Host + " to come back with the host key from " + keyFile + "…")
 	rep, err := sshexec.VerifyReboot(ctx, sshexec.RebootOptions{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+	"github.com/bigbang-nix/bigbang/ui"
 )
 
 func receiptPathFor(host string) (string, error) { return receipt.Path(host) }
@@ -157,5 +161,67 @@ func TestRebootDiagnosis(t *testing.T) {
 	d = rebootDiagnosis(errors.New("verifying the reboot: system state probe: EOF"), "203.0.113.7")
 	if d.Summary != "verifying the reboot: system state probe: EOF" || !strings.Contains(d.Remedy, "provider's console") {
 		t.Errorf("diagnosis %+v", d)
+	}
+}
+
+// TestPreflightTrustsOnlyTheApprovedKey is the wizard's second connection
+// against a real sshd: after the operator's y it trusts the key shown on
+// the first connection and nothing else. When the host now offers another
+// key, the preflight refuses it with a blocking check and known_hosts keeps
+// its exact content; when it offers the approved key, the key is saved.
+func TestPreflightTrustsOnlyTheApprovedKey(t *testing.T) {
+	h := testhost.Start(t, testhost.Options{})
+	_, otherPub, err := testhost.GenerateKey(t.TempDir(), "other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFP := fingerprint(t, otherPub)
+	hostFP := fingerprint(t, h.HostKeyPub())
+	for _, tc := range []struct {
+		name      string
+		approved  string
+		wantBlock bool
+	}{
+		{"the host offers another key than the one approved", otherFP, true},
+		{"the host offers the approved key", hostFP, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			kh := filepath.Join(dir, "known_hosts")
+			const before = "unrelated.example " + "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+			if err := os.WriteFile(kh, []byte(before), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := steps.DefaultConfig()
+			cfg.Host, cfg.Port, cfg.User, cfg.Identity, cfg.KnownHosts = h.IP, h.Port, h.User, h.ClientKey, kh
+			cfg.Flake, cfg.ExtraFiles = filepath.Join(dir, "noflake")+"#vps", filepath.Join(dir, "keys")
+			cfg.SSHOptions = []string{"UserKnownHostsFile=" + kh}
+			ctx, cancel := context.WithTimeout(ui.WithApprovedHostKey(context.Background(), tc.approved), 60*time.Second)
+			defer cancel()
+			rep, err := realBackend{}.Preflight(ctx, cfg, func(steps.Event) {})
+			if err != nil && !tc.wantBlock {
+				t.Fatalf("preflight: %v", err)
+			}
+			var hk steps.Check
+			for _, c := range rep.Checks {
+				if c.ID == remote.IDHostKey {
+					hk = c
+				}
+			}
+			data, _ := os.ReadFile(kh)
+			if tc.wantBlock {
+				if hk.Status != steps.StatusFail || !strings.Contains(hk.Summary, "changed between the two connections") ||
+					!strings.Contains(hk.Fix, otherFP) || !strings.Contains(hk.Fix, hostFP) {
+					t.Fatalf("host key check %+v, want the change refused with both fingerprints", hk)
+				}
+				if string(data) != before {
+					t.Fatalf("known_hosts changed: %q", data)
+				}
+				return
+			}
+			if rep.HostKey.Status != ui.HostKeyKnown || !strings.Contains(string(data), strings.Fields(h.HostKeyPub())[1]) {
+				t.Fatalf("host key %+v, known_hosts %q: want the approved key saved", rep.HostKey, data)
+			}
+		})
 	}
 }

@@ -99,7 +99,9 @@ func New(opts Options) (*Backend, error) {
 		return fail(err)
 	}
 	b.sshConfig = filepath.Join(dir, "ssh_config")
-	conf := fmt.Sprintf("Host %s\n  HostName 127.0.0.1\n  Port %d\n", DemoHost, srv.Port())
+	// Every host name the operator may type leads to the simulated VPS:
+	// the demo touches nothing real.
+	conf := fmt.Sprintf("Host *\n  HostName 127.0.0.1\n  Port %d\n", srv.Port())
 	if err := os.WriteFile(b.sshConfig, []byte(conf), 0o600); err != nil {
 		return fail(err)
 	}
@@ -140,8 +142,12 @@ func (b *Backend) Config() steps.Config {
 	return cfg
 }
 
+// target is where every dial of the rehearsal goes: the simulated VPS,
+// whatever host the operator typed in the Target form. The ssh config maps
+// every name to it as well, and neither the port nor an --ssh-option of
+// the form reaches the dial.
 func (b *Backend) target(cfg steps.Config, user string) sshexec.Target {
-	return sshexec.Target{Host: cfg.Host, User: user, Identity: cfg.Identity, SSHConfig: b.sshConfig}
+	return sshexec.Target{Host: "127.0.0.1", Port: b.srv.Port(), User: user, Identity: cfg.Identity, SSHConfig: b.sshConfig}
 }
 
 // pause waits d at the rehearsal's speed, so the checklist fills in live.
@@ -172,7 +178,7 @@ func (b *Backend) Preflight(ctx context.Context, cfg steps.Config, emit func(ste
 		{ID: "local.lockout", Status: steps.StatusOK, Summary: "root and opc get your ssh key in the new system"},
 	}
 	for _, c := range local {
-		b.pause(ctx, 250*time.Millisecond*50)
+		b.pause(ctx, 250*time.Millisecond)
 		check(c)
 	}
 	var seen sshexec.HostKeyInfo
@@ -181,6 +187,7 @@ func (b *Backend) Preflight(ctx context.Context, cfg steps.Config, emit func(ste
 		Target:           b.target(cfg, cfg.User),
 		KnownHosts:       b.knownHosts,
 		AcceptNewHostKey: cfg.AcceptNewHostKey,
+		ApprovedHostKey:  ui.ApprovedHostKey(ctx),
 		PromptHostKey: func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
 			mu.Lock()
 			seen = k
@@ -205,7 +212,7 @@ func (b *Backend) Preflight(ctx context.Context, cfg steps.Config, emit func(ste
 	}
 	checks := remote.Checks(facts, expect(), c.CheckOptions())
 	for _, ch := range checks {
-		b.pause(ctx, 120*time.Millisecond*50)
+		b.pause(ctx, 120*time.Millisecond)
 		check(ch)
 	}
 	status := ui.HostKeyKnown

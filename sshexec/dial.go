@@ -39,6 +39,14 @@ type Options struct {
 	// PromptHostKey asks the operator about an unknown host's key. nil: an
 	// unknown key is refused unless AcceptNewHostKey is set.
 	PromptHostKey HostKeyPrompt
+	// ApprovedHostKey is the SHA256 fingerprint ("SHA256:…") of an unknown
+	// host's key that the operator approved on an earlier connection. When
+	// set, an unknown host is trusted (and saved to known_hosts) only if it
+	// offers exactly that key; any other key is refused with
+	// ErrHostKeyChangedSinceApproval and nothing is saved. It takes
+	// precedence over AcceptNewHostKey and PromptHostKey, so that a consent
+	// given to one key never extends to another.
+	ApprovedHostKey string
 	// ExpectedHostKey, when set (authorized_keys format), is the only key
 	// accepted; known_hosts is then neither read nor written.
 	ExpectedHostKey []byte

@@ -20,6 +20,11 @@ var (
 	// ErrHostKeyMismatch: the host offered a key other than the one known
 	// or expected. Nothing was run.
 	ErrHostKeyMismatch = errors.New("host key mismatch")
+	// ErrHostKeyChangedSinceApproval: the host offered a key other than the
+	// one the operator approved on the connection before (see
+	// Options.ApprovedHostKey). It comes wrapped with ErrHostKeyMismatch;
+	// nothing was saved or run.
+	ErrHostKeyChangedSinceApproval = errors.New("host key changed since it was approved")
 	// ErrAuthFailed: the server accepted none of the offered credentials.
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrTimeout: the dial (TCP, handshake and authentication) did not

@@ -165,6 +165,21 @@ func (h *hostKeyCheck) check(remoteAddr net.Addr, key ssh.PublicKey) error {
 			h.addr, strings.Join(known, ", "), key.Type(), ssh.FingerprintSHA256(key))
 	}
 	// Unknown host: trust on first use, with consent.
+	if h.opts.ApprovedHostKey != "" {
+		// The consent was given to one key, shown on an earlier
+		// connection: only that key is trusted now.
+		if h.info.Fingerprint != h.opts.ApprovedHostKey {
+			return newErr(ErrHostKeyMismatch, ErrHostKeyChangedSinceApproval,
+				"nothing was saved or run. Another machine may be answering on this address, or someone may be intercepting the connection; compare the key with the provider's console before you connect again",
+				"the host key changed between the two connections: you approved %s, but %s now offers %s %s",
+				h.opts.ApprovedHostKey, h.addr, key.Type(), h.info.Fingerprint)
+		}
+		if err := AppendKnownHost(h.file, h.addr, key, h.opts.HashKnownHosts); err != nil {
+			return err
+		}
+		h.outcome = remote.HostKeyAccepted
+		return nil
+	}
 	accept := h.opts.AcceptNewHostKey
 	if !accept && h.opts.PromptHostKey != nil {
 		// The operator's think time is not part of the dial deadline.

@@ -43,10 +43,15 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 	cfg = t.apply(cfg)
 
 	var report Report
+	approved := ""
 	for {
 		fmt.Fprintf(w, "Preflight of %s@%s and %s:\n", cfg.User, cfg.Host, cfg.Flake)
 		plain := textout.Plain(w)
-		rep, err := opts.Backend.Preflight(ctx, cfg, func(e steps.Event) { plain(e) })
+		pctx := ctx
+		if approved != "" {
+			pctx = WithApprovedHostKey(ctx, approved)
+		}
+		rep, err := opts.Backend.Preflight(pctx, cfg, func(e steps.Event) { plain(e) })
 		if err != nil {
 			return InstallResult{}, err
 		}
@@ -59,7 +64,8 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 			if !accept {
 				return InstallResult{}, ErrAborted
 			}
-			cfg.AcceptNewHostKey = true
+			// The next connection trusts this key and no other.
+			approved = rep.HostKey.Fingerprint
 			continue
 		}
 		if rep.HostKey.Status == HostKeyChanged {
@@ -132,7 +138,17 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 		fmt.Fprintln(w, "Receipt: "+res.Receipt)
 	}
 	if err == nil && res.Outcome != steps.OutcomeSuccess {
-		fmt.Fprintln(w, "Resume: "+ResumeCommand(opts.Command, cfg, plan, res.FailedPhase))
+		if d := res.Diagnosis; d != nil {
+			fmt.Fprintln(w, "What went wrong: "+d.Summary)
+			if d.Remedy != "" {
+				fmt.Fprintln(w, "What to do: "+d.Remedy)
+			}
+		}
+		if res.Diagnosis == nil || res.Diagnosis.ID != DiagnosisRebootUnverified {
+			// The resumed run appends to this run's transcript.
+			cfg.Log = logPath
+			fmt.Fprintln(w, "Resume: "+ResumeCommand(opts.Command, cfg, plan, res.FailedPhase))
+		}
 	}
 	return res, err
 }

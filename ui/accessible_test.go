@@ -42,13 +42,15 @@ func (l lineReader) Read(p []byte) (int, error) {
 type recordingBackend struct {
 	fakeBackend
 	preflights []steps.Config
+	approved   []string // the key each preflight was told was approved
 	installed  *InstallRequest
 }
 
-func (b *recordingBackend) Preflight(_ context.Context, cfg steps.Config, emit func(steps.Event)) (Report, error) {
+func (b *recordingBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (Report, error) {
 	b.preflights = append(b.preflights, cfg)
+	b.approved = append(b.approved, ApprovedHostKey(ctx))
 	rep := b.report
-	if cfg.AcceptNewHostKey {
+	if ApprovedHostKey(ctx) == rep.HostKey.Fingerprint {
 		rep.HostKey.Status = HostKeyKnown
 	}
 	for _, c := range rep.Checks {
@@ -83,7 +85,7 @@ func TestAccessibleFlow(t *testing.T) {
 			answers: "\n\n\n\n\n\ny\n\n\nwrong\n203.0.113.7\n", install: true, preflights: 2,
 			wantOut: []string{"Host [203.0.113.7]", "Preflight of opc@203.0.113.7 and .#vps-arm:", "trust it?",
 				"Plan:", "Command: ", "WIPED: /dev/sda", "type 203.0.113.7 exactly to wipe it", "Log: /tmp/bigbang/203.0.113.7.log",
-				"Resume: bigbang --host 203.0.113.7"}},
+				"Resume: bigbang --host 203.0.113.7", "--log /tmp/bigbang/203.0.113.7.log"}},
 		{name: "host key refused", answers: "\n\n\n\n\n\nn\n", wantErr: ErrAborted, preflights: 1,
 			wantOut: []string{"trust it?"}},
 		{name: "a field changed", answers: "198.51.100.9\nroot\n\n\n\n\ny\n\n\n198.51.100.9\n", install: true, preflights: 2,
@@ -116,8 +118,13 @@ func TestAccessibleFlow(t *testing.T) {
 			if !tc.install {
 				return
 			}
-			if got := b.installed.Config; !got.AcceptNewHostKey || got.Host != b.preflights[0].Host {
+			if got := b.installed.Config; got.AcceptNewHostKey || got.Host != b.preflights[0].Host {
 				t.Errorf("install config %+v", got)
+			}
+			// y approved the key shown, and only that one, for the second
+			// connection.
+			if want := []string{"", rep.HostKey.Fingerprint}; strings.Join(b.approved, ",") != strings.Join(want, ",") {
+				t.Errorf("approved keys per preflight %q, want %q", b.approved, want)
 			}
 			if res.Outcome != steps.OutcomeFailed || !strings.Contains(text, "Connect") {
 				t.Errorf("result %+v; the plain renderer's output:\n%s", res, text)

@@ -28,6 +28,24 @@ type Backend interface {
 	Install(ctx context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error)
 }
 
+type approvedHostKeyKey struct{}
+
+// WithApprovedHostKey returns ctx carrying the fingerprint ("SHA256:…") of
+// the host key the operator approved after the first connection of a
+// preflight. Backend.Preflight then trusts that exact key and refuses any
+// other, so that the consent given to the key shown never extends to the
+// key offered on the next connection.
+func WithApprovedHostKey(ctx context.Context, fingerprint string) context.Context {
+	return context.WithValue(ctx, approvedHostKeyKey{}, fingerprint)
+}
+
+// ApprovedHostKey is the fingerprint WithApprovedHostKey put into ctx, or
+// "" when the operator approved none.
+func ApprovedHostKey(ctx context.Context) string {
+	fp, _ := ctx.Value(approvedHostKeyKey{}).(string)
+	return fp
+}
+
 // HostKeyStatus says what known_hosts knows about the target's host key.
 type HostKeyStatus string
 

@@ -25,7 +25,14 @@ type resultScreen struct {
 func newResultScreen(r InstallResult, cfg steps.Config, plan steps.Plan, ps *progressScreen, command string) resultScreen {
 	s := resultScreen{res: r, cfg: cfg, plan: plan, panes: ps.panes}
 	if r.Outcome != steps.OutcomeSuccess {
-		s.resume = ResumeCommand(command, cfg, plan, r.FailedPhase)
+		if r.Log != "" {
+			cfg.Log = r.Log
+		}
+		// Running the install again cannot verify a system that has no
+		// pre-generated key to compare with; the diagnosis says what to do.
+		if r.Diagnosis == nil || r.Diagnosis.ID != DiagnosisRebootUnverified {
+			s.resume = ResumeCommand(command, cfg, plan, r.FailedPhase)
+		}
 		src := ps.byID[r.FailedPhase]
 		if src == nil {
 			src = ps.current()
@@ -53,6 +60,11 @@ func lastCR(s string) string {
 	}
 	return s
 }
+
+// DiagnosisRebootUnverified is the diagnosis of an install whose new
+// system could not be verified: the extra-files tree held no pre-generated
+// host key to compare with. Its key was neither checked nor pinned.
+const DiagnosisRebootUnverified = "reboot.unverified"
 
 // ResumeCommand is the exact command that resumes a failed install from
 // the phase that failed. Before the disk is touched (connect, kexec) the
@@ -88,6 +100,9 @@ func ResumeArgs(cfg steps.Config, plan steps.Plan, failed steps.PhaseID) []strin
 	// The verified reboot pins the new key in this file: the resumed run
 	// must use the same one.
 	add("--known-hosts", cfg.KnownHosts, "")
+	// The runner appends to the transcript: the resumed run writes into
+	// the same file, so that one install keeps one transcript.
+	add("--log", cfg.Log, "")
 	for _, o := range cfg.SSHOptions {
 		argv = append(argv, "--ssh-option", o)
 	}
@@ -194,7 +209,9 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	if s.res.Log != "" {
 		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
 	}
-	b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+	if s.resume != "" {
+		b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+	}
 	if s.backup != "" {
 		b.WriteString(indent(st.Header.Render("Backup  ")+" "+s.backup+st.Dim.Render(" (kept)"), 1) + "\n")
 	}

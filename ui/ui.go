@@ -175,6 +175,9 @@ type model struct {
 	cancelInstall   context.CancelFunc
 	cancelPreflight context.CancelFunc
 	preflightGen    int
+	// approvedHostKey is the fingerprint the operator said y to on the
+	// preflight screen: the next preflight trusts that key and no other.
+	approvedHostKey string
 
 	// rs is the reinstall's state; nil for an install.
 	rs *reinstallState
@@ -393,6 +396,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		switch it {
 		case intentNext:
 			m.cfg = m.target.apply(m.cfg)
+			m.approvedHostKey = ""
 			return tea.Batch(cmd, m.startPreflight())
 		case intentBack:
 			return m.goTo(screenWelcome)
@@ -411,9 +415,10 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			if m.cancelPreflight != nil {
 				m.cancelPreflight()
 			}
+			m.approvedHostKey = ""
 			return m.goTo(screenTarget)
 		case intentAccept:
-			m.cfg.AcceptNewHostKey = true
+			m.approvedHostKey = m.report.HostKey.Fingerprint
 			return m.startPreflight()
 		case intentRetry:
 			return m.startPreflight()
@@ -547,6 +552,9 @@ func (m *model) startPreflight() tea.Cmd {
 	m.screen = screenPreflight
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelPreflight = cancel
+	if m.approvedHostKey != "" {
+		ctx = WithApprovedHostKey(ctx, m.approvedHostKey)
+	}
 	cfg, b, q, gen := m.cfg, m.backend, m.queue, m.preflightGen
 	run := func() tea.Msg {
 		r, err := b.Preflight(ctx, cfg, func(e steps.Event) {
@@ -636,6 +644,7 @@ func (m *model) autoAdvance() tea.Cmd {
 			return nil
 		}
 		m.cfg = m.target.apply(m.cfg)
+		m.approvedHostKey = ""
 		return m.startPreflight()
 	case screenPreflight:
 		if m.preflight.running {
@@ -643,7 +652,7 @@ func (m *model) autoAdvance() tea.Cmd {
 		}
 		switch {
 		case m.preflight.askHostKey:
-			m.cfg.AcceptNewHostKey = true
+			m.approvedHostKey = m.report.HostKey.Fingerprint
 			return m.startPreflight()
 		case m.report.Blocking() == 0 && m.preflight.err == nil:
 			if m.rs != nil {

@@ -217,6 +217,8 @@ func TestPreflightHostKey(t *testing.T) {
 		{"new key refused goes back", HostKeyNew, "n", "is this its host key?", screenTarget, false},
 		{"changed key is refused", HostKeyChanged, "enter", "has CHANGED", screenPreflight, false},
 	}
+	// approved says that y approved exactly the key shown: the next
+	// preflight gets its fingerprint, and no blanket AcceptNewHostKey.
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := testModel(t, 100, 30)
@@ -228,15 +230,59 @@ func TestPreflightHostKey(t *testing.T) {
 			if !strings.Contains(v, tc.want) || !strings.Contains(v, "SHA256:xyz") {
 				t.Fatalf("view lacks %q and the fingerprint:\n%s", tc.want, v)
 			}
-			m.Update(key(tc.key))
+			rb := &ctxBackend{seen: make(chan string, 1)}
+			m.backend = rb
+			_, cmd := m.Update(key(tc.key))
 			if m.screen != tc.wantScr {
 				t.Errorf("after %s: screen %v, want %v", tc.key, m.screen, tc.wantScr)
 			}
-			if m.cfg.AcceptNewHostKey != tc.accept {
-				t.Errorf("AcceptNewHostKey = %v, want %v", m.cfg.AcceptNewHostKey, tc.accept)
+			if m.cfg.AcceptNewHostKey {
+				t.Error("AcceptNewHostKey set: the next connection would trust any key")
+			}
+			if !tc.accept {
+				if m.approvedHostKey != "" {
+					t.Errorf("approved %q without a y", m.approvedHostKey)
+				}
+				return
+			}
+			runBatch(cmd)
+			select {
+			case got := <-rb.seen:
+				if got != "SHA256:xyz" {
+					t.Errorf("the next preflight trusts %q, want the key shown, SHA256:xyz", got)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("y did not start the next preflight")
 			}
 		})
 	}
+}
+
+// ctxBackend records the key the preflight was told the operator approved.
+type ctxBackend struct {
+	fakeBackend
+	seen chan string
+}
+
+func (b *ctxBackend) Preflight(ctx context.Context, _ steps.Config, _ func(steps.Event)) (Report, error) {
+	b.seen <- ApprovedHostKey(ctx)
+	return Report{}, nil
+}
+
+// runBatch runs the commands of cmd in the background, as the program
+// would; ticks and the like end on their own.
+func runBatch(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	go func() {
+		msg := cmd()
+		if b, ok := msg.(tea.BatchMsg); ok {
+			for _, c := range b {
+				runBatch(c)
+			}
+		}
+	}()
 }
 
 func TestSudoPasswordNeverShown(t *testing.T) {
@@ -360,9 +406,30 @@ func TestResultFailure(t *testing.T) {
 	d := &steps.Diagnosis{ID: "disko.partition", Summary: "the disk layout does not fit /dev/sda", Remedy: "check the disk size in disko.nix"}
 	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d, Log: "/tmp/x.log"}})
 	v := view(m)
-	for _, want := range []string{"failed in Disko", "does not fit /dev/sda", "check the disk size", "/tmp/x.log", "--phases disko,install,reboot", "progress 100% done"} {
+	for _, want := range []string{"failed in Disko", "does not fit /dev/sda", "check the disk size", "/tmp/x.log", "--log /tmp/x.log --phases", "disko,install,reboot", "progress 100% done"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("failure screen lacks %q:\n%s", want, v)
+		}
+	}
+}
+
+// TestResultUnverified: a new system that could not be verified is no
+// success, and the screen offers no install to run again.
+func TestResultUnverified(t *testing.T) {
+	m := testModel(t, 120, 40)
+	toProgress(t, m)
+	m.Update(eventsMsg(installEvents()))
+	d := &steps.Diagnosis{ID: DiagnosisRebootUnverified, Summary: "the new system's host key was NOT verified and NOT pinned", Remedy: "do not run the install again; ssh-keygen -R 203.0.113.7"}
+	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseReboot, Diagnosis: d, Log: "/tmp/x.log"}})
+	v := view(m)
+	for _, want := range []string{"failed in Reboot", "NOT verified and NOT pinned", "ssh-keygen -R 203.0.113.7"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("result screen lacks %q:\n%s", want, v)
+		}
+	}
+	for _, bad := range []string{"Resume", "answered with the expected host key"} {
+		if strings.Contains(v, bad) {
+			t.Errorf("result screen shows %q:\n%s", bad, v)
 		}
 	}
 }
@@ -378,11 +445,18 @@ func TestResumeCommand(t *testing.T) {
 		{steps.PhaseConnect, "bigbang --host 203.0.113.7 -i /k/id --build-on remote"},
 		{steps.PhaseDisko, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases disko,install,keys,reboot"},
 		{steps.PhaseReboot, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases reboot"},
+		{"the transcript of the failed run", "bigbang --host 203.0.113.7 -i /k/id --build-on remote --log '/var/log/my run.log' --phases install,keys,reboot"},
 		{"own known_hosts and ssh options", "bigbang --host 203.0.113.7 -i /k/id --build-on remote --known-hosts '/k/known hosts' --ssh-option ProxyJump=bastion --phases install,keys,reboot"},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.failed), func(t *testing.T) {
 			cfg := cfg
+			if tc.failed == "the transcript of the failed run" {
+				// One install keeps one transcript: the resumed run
+				// appends to it.
+				cfg.Log = "/var/log/my run.log"
+				tc.failed = steps.PhaseInstall
+			}
 			if tc.failed == "own known_hosts and ssh options" {
 				cfg.KnownHosts, cfg.SSHOptions = "/k/known hosts", []string{"ProxyJump=bastion"}
 				tc.failed = steps.PhaseInstall

@@ -1,0 +1,75 @@
+package rehearsal
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/ui"
+)
+
+// TestPreflightNeverLeavesTheSimulation types real-looking hosts into the
+// rehearsal's target: every dial must still reach the simulated VPS (its
+// facts come back), never the network. The names do not resolve and the
+// addresses are unroutable documentation ranges, so a real dial fails.
+func TestPreflightNeverLeavesTheSimulation(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Speed: 1000, Exe: exe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tc := range []struct{ name, host, user string }{
+		{"a host name", "vps.example.invalid", "opc"},
+		{"an IPv4 address", "198.51.100.23", "root"},
+		{"an IPv6 address", "2001:db8::7", "opc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := b.Config()
+			cfg.Host, cfg.User, cfg.Port = tc.host, tc.user, 2222
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			emit := func(steps.Event) {}
+			r, err := b.Preflight(ctx, cfg, emit)
+			if err != nil || r.HostKey.Fingerprint != b.srv.HostKeyFingerprint() {
+				t.Fatalf("first preflight of %s: %v, host key %+v, want the simulated VPS's key %s", tc.host, err, r.HostKey, b.srv.HostKeyFingerprint())
+			}
+			if r.HostKey.Status == ui.HostKeyNew {
+				// The first name pins the simulated VPS; the others
+				// meet the same, now known, key.
+				r, err = b.Preflight(ui.WithApprovedHostKey(ctx, r.HostKey.Fingerprint), cfg, emit)
+			}
+			if err != nil || r.TargetSystem != "aarch64-linux" || r.Blocking() != 0 {
+				t.Fatalf("preflight of %s: %v, system %q, blocking %d: %+v", tc.host, err, r.TargetSystem, r.Blocking(), r.Checks)
+			}
+		})
+	}
+}
+
+// TestPreflightRefusesAKeyNotApproved: the rehearsal's second connection,
+// like the real one, trusts only the key the operator approved.
+func TestPreflightRefusesAKeyNotApproved(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Speed: 1000, Exe: exe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := ui.WithApprovedHostKey(context.Background(), "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	_, err = b.Preflight(ctx, b.Config(), func(steps.Event) {})
+	if err == nil || !strings.Contains(err.Error(), "changed between the two connections") {
+		t.Fatalf("err = %v, want the host key change refused", err)
+	}
+	if data, _ := os.ReadFile(b.knownHosts); len(data) != 0 {
+		t.Fatalf("known_hosts written: %q", data)
+	}
+}
