@@ -583,11 +583,31 @@ func markRestored(host string, a reinstall.Archive) (string, error) {
 	return receipt.Write(r)
 }
 
-// Prepare is the wizard's host key step and drift: the same keepHostKey
-// and driftFor as the guided reinstall, over a connection of its own.
+// Prepare is the wizard's host key step and drift, its first steps as in
+// the guided reinstall (the preflight comes after, so that its secrets
+// checks see the key copied in): the same keepHostKey and driftFor, over a
+// connection of its own. A host known_hosts does not know comes back as
+// Drift.NewHostKey for the operator to compare; the next call trusts the
+// key approved then (ui.ApprovedHostKey) and no other.
 func (b realBackend) Prepare(ctx context.Context, cfg steps.Config) (ui.Drift, error) {
-	c, err := sshexec.Dial(ctx, b.dialOptions(cfg, nil))
-	if err != nil {
+	var seen sshexec.HostKeyInfo
+	var mu sync.Mutex
+	opts := b.dialOptions(cfg, func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
+		mu.Lock()
+		seen = k
+		mu.Unlock()
+		return false, nil
+	})
+	opts.ApprovedHostKey = ui.ApprovedHostKey(ctx)
+	c, err := sshexec.Dial(ctx, opts)
+	switch {
+	case errors.Is(err, sshexec.ErrHostKeyUnknown):
+		mu.Lock()
+		defer mu.Unlock()
+		return ui.Drift{NewHostKey: ui.HostKey{Fingerprint: seen.Fingerprint, Type: seen.Type, Status: ui.HostKeyNew}}, nil
+	case errors.Is(err, sshexec.ErrHostKeyMismatch) && !errors.Is(err, sshexec.ErrHostKeyChangedSinceApproval):
+		return ui.Drift{}, fmt.Errorf("connecting to %s: %w; if the machine was rebuilt, remove the old key with: %s", cfg.Host, err, ui.ForgetHostKeyCommand(cfg))
+	case err != nil:
 		return ui.Drift{}, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
 	}
 	defer c.Close()

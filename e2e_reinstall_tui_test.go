@@ -8,15 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
 
 // reinstallSourceEnv and reinstallBackupsEnv carry --source and
-// --backup-dir into TestReinstallWizardProcess.
+// --backup-dir into TestReinstallWizardProcess, reinstallKeyDirEnv the
+// folder its host key step copies the machine's key from (hostKeyDirs).
 const (
 	reinstallSourceEnv  = "BIGBANG_REINSTALL_SOURCE"
 	reinstallBackupsEnv = "BIGBANG_REINSTALL_BACKUPS"
+	reinstallKeyDirEnv  = "BIGBANG_REINSTALL_KEY_DIR"
 )
 
 // TestReinstallWizardProcess is `bigbang reinstall` on a terminal in a
@@ -25,20 +28,30 @@ const (
 func TestReinstallWizardProcess(t *testing.T) {
 	runTestProcess(t, "TestReinstallWizardEndToEnd", func(ctx context.Context, cfg *steps.Config) error {
 		f := reinstallFlags{source: os.Getenv(reinstallSourceEnv), backupDir: os.Getenv(reinstallBackupsEnv), wait: 20 * time.Second}
+		if d := os.Getenv(reinstallKeyDirEnv); d != "" {
+			hostKeyDirs = []string{d}
+		}
 		return wizard(ctx, cfg, f.wait, waived, &f)
 	})
 }
 
 // TestReinstallWizardEndToEnd drives `bigbang reinstall` in a real terminal
-// against the real-sshd test host whose key the extra-files tree holds, and
-// the stand-in nixos-anywhere: drift, backup, the wipe warning naming the
-// backup, the install, the restore (a file deleted after the backup comes
-// back), the result.
+// against the real-sshd test host, whose key the extra-files tree does not
+// hold yet, and the stand-in nixos-anywhere: the host key step copying the
+// machine's key in and the drift, then the preflight (which sees that
+// key), the backup, the wipe warning naming the backup, the install, the
+// restore (a file deleted after the backup comes back), the result.
 func TestReinstallWizardEndToEnd(t *testing.T) {
 	x := newE2E(t)
 	const wait = 60 * time.Second
 	r := x.newRun(t)
-	copyHostKey(t, x.h, r.keys)
+	// The tree lacks the machine's key: the host key step copies it in.
+	keyFile := strings.TrimSuffix(sshexec.ExpectedHostKeyFile(r.keys), ".pub")
+	for _, f := range []string{keyFile, keyFile + ".pub"} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
 	src := filepath.Join(t.TempDir(), "persistent")
 	db := filepath.Join(src, "var", "lib", "app", "db")
 	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
@@ -48,17 +61,28 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	backups := t.TempDir()
-	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups)
+	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups,
+		reinstallKeyDirEnv+"="+x.h.Dir)
 	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
+	fp := fingerprint(t, x.h.HostKeyPub())
 
+	// The host key step and the drift come first, as in the scripted
+	// reinstall: the preflight has not run yet.
 	toPreflight(tm, wait, nil)
-	tm.waitFor(wait, "continue")
-	tm.keys("Enter")
 	s := tm.waitFor(wait, "Reinstall required")
-	for _, want := range []string{"holds the machine's host key", fingerprint(t, x.h.HostKeyPub()), "reinstall required because"} {
+	for _, want := range []string{"Copied the machine's host key", fp, "reinstall required because"} {
 		if !strings.Contains(flat(s), flat(want)) {
 			t.Errorf("the drift screen lacks %q:\n%s", want, s)
 		}
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the host key step did not copy the key in (0600): %v %v", fi, err)
+	}
+	tm.keys("Enter")
+	// The preflight's local.hostkey sees the key the step copied in.
+	s = tm.waitFor(wait, "Nothing blocks the install")
+	if !strings.Contains(flat(s), flat(fp)) || strings.Contains(s, "no host key at") {
+		t.Errorf("the preflight does not see the copied host key %s:\n%s", fp, s)
 	}
 	tm.keys("Enter")
 	s = tm.waitFor(wait, "Backup verified")

@@ -39,8 +39,10 @@ func screenKeys(m *model) [][2]string {
 		switch r := m.rs; {
 		case r.driftRunning:
 			return [][2]string{{"esc", "back"}, {"ctrl+c", "quit"}, help}
+		case r.askHostKey():
+			return [][2]string{{"y", "trust this key"}, {"n", "no, go back"}, help}
 		case r.proceed():
-			return [][2]string{{"enter", "back up"}, {"esc", "back"}, {"q", "quit"}, help}
+			return [][2]string{{"enter", "preflight"}, {"esc", "back"}, {"q", "quit"}, help}
 		case r.nothingToDo():
 			return [][2]string{{"enter", "done"}, {"q", "quit"}, help}
 		}
@@ -78,7 +80,7 @@ var helpText = map[screen][][2]string{
 	screenWipe:      {{"type the host", "confirms the wipe"}, {"any key", "stops the countdown"}, {"esc", "back to the plan"}},
 	screenProgress:  {{"l", "open the full log (/ search, n next)"}, {"w", "keep waiting after a stall warning"}, {"c / ctrl+c", "stop the install (asks first)"}},
 	screenResult:    {{"l", "open the full log"}, {"q", "quit"}},
-	screenDrift:     {{"enter", "back up and go on (when a reinstall is needed)"}, {"r", "read the layout again"}, {"esc", "back to the preflight"}, {"q", "quit"}},
+	screenDrift:     {{"enter", "go on to the preflight (when a reinstall is needed)"}, {"y/n", "accept or refuse a new host key"}, {"r", "read the layout again"}, {"esc", "back to the target"}, {"q", "quit"}},
 	screenBackup:    {{"enter", "go on once the backup is verified"}, {"r", "back up again after a failure"}, {"q", "quit; nothing is wiped"}},
 	screenRestore:   {{"l", "open the install's log"}, {"ctrl+c", "stop the restore (asks first)"}},
 }

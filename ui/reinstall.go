@@ -19,7 +19,11 @@ import (
 type ReinstallBackend interface {
 	// Prepare makes sure the extra-files tree holds the machine's current
 	// host key (copied in when missing, refused when different), then
-	// compares the flake's disko layout with the live disks.
+	// compares the flake's disko layout with the live disks. It is the
+	// first step of a reinstall, before the preflight, whose checks of the
+	// secrets need that key. A host known_hosts does not know is reported
+	// in Drift.NewHostKey; the next call's ctx carries the key the operator
+	// then approved (ApprovedHostKey).
 	Prepare(ctx context.Context, cfg steps.Config) (Drift, error)
 	// Backup takes a verified local backup of the source, calling progress
 	// as the bytes arrive (progress must not block).
@@ -47,6 +51,10 @@ type Drift struct {
 	// HostKey says what the host key step found or did, in words.
 	HostKey            string
 	HostKeyFingerprint string
+	// NewHostKey is set (Status HostKeyNew) when known_hosts does not know
+	// the machine: nothing else ran, and the drift screen asks the
+	// operator to compare the key first, as the install's preflight does.
+	NewHostKey HostKey
 }
 
 // Restored is how the restore ended.
@@ -65,6 +73,7 @@ var ErrNothingToReinstall = errors.New("no layout change: deploy with nh os swit
 // Messages of the reinstall steps.
 type (
 	driftDoneMsg struct {
+		gen   int
 		drift Drift
 		err   error
 	}

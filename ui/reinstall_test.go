@@ -37,13 +37,19 @@ func reinstallModel(t *testing.T, force bool) *model {
 	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
 	m.now = t0
 	m.cfg = m.target.apply(m.cfg)
-	m.startPreflight()
-	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
-	m.Update(key("enter"))
+	m.afterTarget()
 	if m.screen != screenDrift || !m.rs.driftRunning {
-		t.Fatalf("after the preflight: screen %v, want the drift running; view:\n%s", m.screen, view(m))
+		t.Fatalf("after the target: screen %v, want the drift running; view:\n%s", m.screen, view(m))
+	}
+	if m.preflightGen != 0 {
+		t.Fatal("the preflight started before the host key step")
 	}
 	return m
+}
+
+// driftDone answers the running drift.
+func driftDone(m *model, d Drift, err error) {
+	m.Update(driftDoneMsg{gen: m.rs.driftGen, drift: d, err: err})
 }
 
 var (
@@ -66,13 +72,13 @@ func TestDriftScreen(t *testing.T) {
 	}{
 		{name: "layout changed", rep: driftChanged,
 			want: []string{"~ partition disk-main-ESP: 32M vfat → 64M vfat", "= disk main: unchanged", "Reinstall required", "reinstall required because partition disk-main-ESP changes from 32M vfat to 64M vfat", "Host key SHA256:kept"},
-			next: screenBackup},
+			next: screenPreflight},
 		{name: "no change", rep: driftNone,
 			want: []string{"No reinstall needed", "nh os switch", "nixos-rebuild", "--force reinstalls anyway"},
 			next: screenDrift, quitErr: ErrNothingToReinstall, wantsQuit: true},
 		{name: "no change, forced", rep: driftNone, force: true,
 			want: []string{"No reinstall needed", "--force: reinstalling although"},
-			next: screenBackup},
+			next: screenPreflight},
 		{name: "host key refused", err: errors.New("reinstall: the host key in keys/ssh_host_ed25519_key.pub (SHA256:other) is not the one 203.0.113.7 serves"),
 			want: []string{"is not the one 203.0.113.7 serves", "Nothing was changed"},
 			next: screenDrift},
@@ -86,7 +92,7 @@ func TestDriftScreen(t *testing.T) {
 			if tc.err == nil {
 				d.HostKey = "Host key SHA256:kept: the extra-files tree holds the machine's host key"
 			}
-			m.Update(driftDoneMsg{drift: d, err: tc.err})
+			driftDone(m, d, tc.err)
 			v := view(m)
 			for _, w := range tc.want {
 				if !strings.Contains(strings.Join(strings.Fields(v), " "), strings.Join(strings.Fields(w), " ")) {
@@ -117,7 +123,12 @@ func TestDriftScreen(t *testing.T) {
 func toBackup(t *testing.T) *model {
 	t.Helper()
 	m := reinstallModel(t, false)
-	m.Update(driftDoneMsg{drift: Drift{Report: driftChanged}})
+	driftDone(m, Drift{Report: driftChanged}, nil)
+	m.Update(key("enter"))
+	if m.screen != screenPreflight || !m.preflight.running {
+		t.Fatalf("after the drift: screen %v, want the preflight running", m.screen)
+	}
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
 	m.Update(key("enter"))
 	if m.screen != screenBackup || !m.rs.backup.running || m.cancelInstall == nil {
 		t.Fatalf("screen %v, running %v", m.screen, m.rs.backup.running)
@@ -254,4 +265,136 @@ func TestRestoreFailureResult(t *testing.T) {
 	if m.result.Outcome != steps.OutcomeFailed {
 		t.Errorf("outcome %q, want failed", m.result.Outcome)
 	}
+}
+
+// orderBackend records the steps the wizard starts, in order, with the
+// host key each connection was told the operator approved.
+type orderBackend struct {
+	fakeBackend
+	calls chan string
+}
+
+func (b orderBackend) Preflight(ctx context.Context, _ steps.Config, _ func(steps.Event)) (Report, error) {
+	b.calls <- "preflight:" + ApprovedHostKey(ctx)
+	return a1Report(), nil
+}
+func (b orderBackend) Prepare(ctx context.Context, _ steps.Config) (Drift, error) {
+	b.calls <- "prepare:" + ApprovedHostKey(ctx)
+	return Drift{}, nil
+}
+func (b orderBackend) Backup(context.Context, steps.Config, func(reinstall.Progress)) (reinstall.Archive, error) {
+	b.calls <- "backup"
+	return reinstall.Archive{}, nil
+}
+func (orderBackend) Restore(context.Context, steps.Config, reinstall.Archive, func(reinstall.Progress)) (Restored, error) {
+	return Restored{}, nil
+}
+
+// next waits for the next step the wizard started.
+func (b orderBackend) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case c := <-b.calls:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no step started")
+	}
+	return ""
+}
+
+// TestReinstallHostKeyStepFirst: the reinstall wizard runs its steps in
+// the order of `bigbang reinstall`: the host key step (with the drift),
+// then the preflight, whose secrets checks need the key that step copies
+// in, then the backup. A host new to known_hosts is asked about on the
+// drift screen, and the key approved there is the one the preflight
+// trusts.
+func TestReinstallHostKeyStepFirst(t *testing.T) {
+	b := orderBackend{calls: make(chan string, 8)}
+	cfg := steps.DefaultConfig()
+	cfg.Host, cfg.ExtraFiles = "203.0.113.7", ""
+	m := newModel(context.Background(), Options{Config: cfg, Backend: b, Reinstall: &ReinstallOptions{Backend: b}})
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	m.now = t0
+	m.goTo(screenTarget)
+	m.cfg = m.target.apply(m.cfg)
+
+	runBatch(m.afterTarget()) // what the target's last enter does
+	if got := b.next(t); got != "prepare:" {
+		t.Fatalf("first step %q, want the host key step with no key approved", got)
+	}
+	if m.screen != screenDrift || m.preflightGen != 0 {
+		t.Fatalf("screen %v, preflights %d: the preflight ran before the host key step", m.screen, m.preflightGen)
+	}
+
+	newKey := HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: HostKeyNew}
+	driftDone(m, Drift{NewHostKey: newKey}, nil)
+	v := strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"First connection to 203.0.113.7: is this its host key?", "ssh-ed25519 SHA256:newkey", "y trust this key"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the host key question lacks %q:\n%s", w, view(m))
+		}
+	}
+	m.Update(key("enter"))
+	if m.screen != screenDrift || m.preflightGen != 0 {
+		t.Fatalf("enter went on past an unanswered host key: screen %v", m.screen)
+	}
+	_, cmd := m.Update(key("y"))
+	runBatch(cmd)
+	if got := b.next(t); got != "prepare:SHA256:newkey" {
+		t.Fatalf("after y: %q, want the host key step again, trusting the key shown", got)
+	}
+
+	driftDone(m, Drift{Report: driftChanged, HostKey: "Host key SHA256:newkey: Copied the machine's host key into keys/etc/ssh/ssh_host_ed25519_key (0600)"}, nil)
+	if v := view(m); !strings.Contains(v, "Next: the preflight") {
+		t.Errorf("the drift screen does not name the preflight as the next step:\n%s", v)
+	}
+	_, cmd = m.Update(key("enter"))
+	runBatch(cmd)
+	if got := b.next(t); got != "preflight:SHA256:newkey" {
+		t.Fatalf("after the drift: %q, want the preflight, trusting the approved key", got)
+	}
+	if m.screen != screenPreflight {
+		t.Fatalf("screen %v, want the preflight", m.screen)
+	}
+
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
+	_, cmd = m.Update(key("enter"))
+	runBatch(cmd)
+	if got := b.next(t); got != "backup" {
+		t.Fatalf("after the preflight: %q, want the backup", got)
+	}
+	if m.screen != screenBackup {
+		t.Fatalf("screen %v, want the backup", m.screen)
+	}
+}
+
+func TestDriftHostKeyRefusedAndStale(t *testing.T) {
+	t.Run("n goes back to the target", func(t *testing.T) {
+		m := reinstallModel(t, true)
+		driftDone(m, Drift{NewHostKey: HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: HostKeyNew}}, nil)
+		if m.rs.proceed() {
+			t.Fatal("--force went on past an unanswered host key")
+		}
+		m.Update(key("n"))
+		if m.screen != screenTarget || m.approvedHostKey != "" {
+			t.Errorf("after n: screen %v, approved %q", m.screen, m.approvedHostKey)
+		}
+	})
+	t.Run("a drift left with esc is dropped", func(t *testing.T) {
+		m := reinstallModel(t, false)
+		old := m.rs.driftGen
+		m.Update(key("esc"))
+		if m.screen != screenTarget {
+			t.Fatalf("esc on the running drift: screen %v, want the target", m.screen)
+		}
+		m.afterTarget()
+		m.Update(driftDoneMsg{gen: old, drift: Drift{Report: driftChanged}})
+		if !m.rs.driftRunning {
+			t.Error("the answer of the drift left with esc was taken for the new one")
+		}
+		driftDone(m, Drift{Report: driftNone}, nil)
+		if m.rs.driftRunning || m.rs.drift.Report.Verdict != reinstall.VerdictNone {
+			t.Error("the answer of the new drift was dropped")
+		}
+	})
 }

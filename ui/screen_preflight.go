@@ -168,14 +168,7 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 		d.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: "+ForgetHostKeyCommand(p.cfg), tw), 3) + "\n")
 		d.WriteString(indent(st.Dim.Render("now: "+p.report.HostKey.Fingerprint), 3) + "\n")
 	case p.askHostKey:
-		d.WriteString(indent(st.Warn.Render(glyphWarn+" ")+st.Bold.Render("First connection to "+p.cfg.Host+": is this its host key?"), 1) + "\n")
-		key := p.report.HostKey.Type + " " + p.report.HostKey.Fingerprint
-		if ansi.StringWidth(key)+3 > w {
-			// The fingerprint is what the operator compares: never cut.
-			key = p.report.HostKey.Type + "\n" + p.report.HostKey.Fingerprint
-		}
-		d.WriteString(indent(st.Code.Render(key), 3) + "\n")
-		d.WriteString(indent(st.Dim.Render(wrap("Compare it with the console of your provider (Oracle: instance → Console connection, or the boot log). y trusts it and saves it to known_hosts.", tw-2)), 3) + "\n")
+		d.WriteString(hostKeyQuestion(st, p.cfg.Host, p.report.HostKey, w, tw))
 	case p.askingPassword:
 		d.WriteString(indent(wrap("bigbang will add the line '"+p.cfg.User+" ALL=(ALL) NOPASSWD:ALL' to /etc/sudoers.d/90-nixos-anywhere on the target. The password is used once and never stored or logged.", tw), 1) + "\n\n")
 		d.WriteString(indent(p.password.View(), 1) + "\n")
@@ -277,4 +270,19 @@ func checkGlyph(st styles, s steps.Status) string {
 		style = st.Fail
 	}
 	return style.Render(StatusGlyph(s, glyphSkip))
+}
+
+// hostKeyQuestion asks whether an unknown host's key is its own: the
+// question of the install's preflight and of the reinstall's host key step.
+func hostKeyQuestion(st styles, host string, hk HostKey, w, tw int) string {
+	var d strings.Builder
+	d.WriteString(indent(st.Warn.Render(glyphWarn+" ")+st.Bold.Render("First connection to "+host+": is this its host key?"), 1) + "\n")
+	key := hk.Type + " " + hk.Fingerprint
+	if ansi.StringWidth(key)+3 > w {
+		// The fingerprint is what the operator compares: never cut.
+		key = hk.Type + "\n" + hk.Fingerprint
+	}
+	d.WriteString(indent(st.Code.Render(key), 3) + "\n")
+	d.WriteString(indent(st.Dim.Render(wrap("Compare it with the console of your provider (Oracle: instance → Console connection, or the boot log). y trusts it and saves it to known_hosts.", tw-2)), 3) + "\n")
+	return d.String()
 }

@@ -20,6 +20,9 @@ type reinstallState struct {
 	driftRunning bool
 	drift        Drift
 	driftErr     error
+	// driftGen tells the answer of the latest drift from one of a drift
+	// left with esc.
+	driftGen int
 
 	backup  transfer
 	archive reinstall.Archive // Path == "" until a backup is verified
@@ -31,30 +34,45 @@ type reinstallState struct {
 	gen  int
 }
 
+// askHostKey reports a host known_hosts does not know: the host key step
+// waits for the operator to trust its key.
+func (r *reinstallState) askHostKey() bool {
+	return !r.driftRunning && r.driftErr == nil && r.drift.NewHostKey.Fingerprint != ""
+}
+
 // proceed reports whether the drift screen lets the operator go on to the
-// backup: the layout changed, or --force.
+// preflight and the backup: the layout changed, or --force.
 func (r *reinstallState) proceed() bool {
-	return !r.driftRunning && r.driftErr == nil &&
+	return !r.driftRunning && r.driftErr == nil && !r.askHostKey() &&
 		(r.drift.Report.Verdict == reinstall.VerdictReinstall || r.opts.Force)
 }
 
 // nothingToDo reports a drift that found no reason to reinstall.
 func (r *reinstallState) nothingToDo() bool {
-	return !r.driftRunning && r.driftErr == nil && !r.proceed()
+	return !r.driftRunning && r.driftErr == nil && !r.askHostKey() && !r.proceed()
 }
 
-// startDrift runs the host key step and the drift in a command.
+// startDrift runs the host key step and the drift in a command: the first
+// steps of a reinstall, before the preflight, as in `bigbang reinstall`.
+// After the operator's y the connection trusts the key shown and no other.
 func (m *model) startDrift() tea.Cmd {
+	if m.cancelPreflight != nil {
+		m.cancelPreflight()
+	}
 	r := m.rs
 	r.driftRunning, r.driftErr, r.drift = true, nil, Drift{}
+	r.driftGen++
 	m.screen = screenDrift
 	m.showHelp = false
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelPreflight = cancel
-	b, cfg := r.opts.Backend, m.cfg
+	if m.approvedHostKey != "" {
+		ctx = WithApprovedHostKey(ctx, m.approvedHostKey)
+	}
+	b, cfg, gen := r.opts.Backend, m.cfg, r.driftGen
 	run := func() tea.Msg {
 		d, err := b.Prepare(ctx, cfg)
-		return driftDoneMsg{drift: d, err: err}
+		return driftDoneMsg{gen: gen, drift: d, err: err}
 	}
 	return tea.Batch(run, m.startTicking(), m.autoCmd())
 }
@@ -108,6 +126,9 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 	}
 	switch msg := msg.(type) {
 	case driftDoneMsg:
+		if msg.gen != r.driftGen || !r.driftRunning {
+			return nil, true
+		}
 		m.cancelPreflight = nil
 		r.driftRunning, r.drift, r.driftErr = false, msg.drift, msg.err
 		return m.autoCmd(), true
@@ -163,9 +184,19 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 	case screenDrift:
 		if k, ok := msg.(tea.KeyPressMsg); ok {
 			switch k.String() {
+			case "y":
+				if r.askHostKey() {
+					m.approvedHostKey = r.drift.NewHostKey.Fingerprint
+					return m.startDrift(), true
+				}
+			case "n":
+				if r.askHostKey() {
+					m.approvedHostKey = ""
+					return m.goTo(screenTarget), true
+				}
 			case "enter", "space":
 				if r.proceed() {
-					return m.startBackup(), true
+					return m.startPreflight(), true
 				}
 				if r.nothingToDo() {
 					m.stopErr = ErrNothingToReinstall
@@ -178,8 +209,11 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 			case "esc":
 				if m.cancelPreflight != nil {
 					m.cancelPreflight()
+					m.cancelPreflight = nil
 				}
-				return m.startPreflight(), true
+				r.driftRunning = false
+				m.approvedHostKey = ""
+				return m.goTo(screenTarget), true
 			case "q":
 				m.stopErr = r.driftErr
 				if r.nothingToDo() {
@@ -256,6 +290,10 @@ func (m *model) driftView(w, h int) string {
 		b.WriteString(indent(spinnerFrame(m.now)+" checking the host key and reading the live disks…", 1) + "\n")
 		return b.String()
 	}
+	if r.askHostKey() {
+		b.WriteString(hostKeyQuestion(st, m.cfg.Host, r.drift.NewHostKey, w, tw))
+		return b.String()
+	}
 	if r.drift.HostKey != "" {
 		b.WriteString(indent(st.OK.Render(glyphOK)+" "+hang(wrap(r.drift.HostKey, tw-4), 2), 1) + "\n\n")
 	}
@@ -291,7 +329,7 @@ func (m *model) driftView(w, h int) string {
 	case rep.Verdict == reinstall.VerdictNone:
 		b.WriteString(indent(st.Warn.Render(glyphWarn+" --force: reinstalling although the layout did not change."), 1) + "\n")
 	default:
-		b.WriteString(indent(wrap("Next: a backup of "+r.source()+", then the install; nothing is wiped before you type the host.", tw-2), 1) + "\n")
+		b.WriteString(indent(wrap("Next: the preflight, a backup of "+r.source()+", then the install; nothing is wiped before you type the host.", tw-2), 1) + "\n")
 	}
 	return b.String()
 }

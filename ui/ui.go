@@ -24,8 +24,11 @@ type screen int
 const (
 	screenWelcome screen = iota
 	screenTarget
+	// A reinstall makes sure of the host key and reads the drift before
+	// the preflight, as `bigbang reinstall` does: the host key step copies
+	// in the key that the preflight's secrets checks need.
+	screenDrift // reinstall only
 	screenPreflight
-	screenDrift  // reinstall only
 	screenBackup // reinstall only
 	screenBuild
 	screenPlan
@@ -36,7 +39,7 @@ const (
 )
 
 func (s screen) title() string {
-	return [...]string{"Welcome", "Target", "Preflight", "Disk layout", "Backup", "RAM and build", "Plan", "Wipe warning", "Install", "Restore", "Result"}[s]
+	return [...]string{"Welcome", "Target", "Disk layout", "Preflight", "Backup", "RAM and build", "Plan", "Wipe warning", "Install", "Restore", "Result"}[s]
 }
 
 // Welcome is what the welcome screen says about the folder bigbang runs in.
@@ -397,7 +400,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		case intentNext:
 			m.cfg = m.target.apply(m.cfg)
 			m.approvedHostKey = ""
-			return tea.Batch(cmd, m.startPreflight())
+			return tea.Batch(cmd, m.afterTarget())
 		case intentBack:
 			return m.goTo(screenWelcome)
 		}
@@ -406,11 +409,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		it, pw := m.preflight.update(msg)
 		switch it {
 		case intentNext:
-			if m.rs != nil {
-				return m.startDrift()
-			}
-			m.build = newBuildScreen(m.cfg, m.report)
-			return m.goTo(screenBuild)
+			return m.afterPreflight()
 		case intentBack:
 			if m.cancelPreflight != nil {
 				m.cancelPreflight()
@@ -541,6 +540,26 @@ func (m *model) planEnv() steps.PlanEnv {
 	}
 }
 
+// afterTarget starts what follows the target form: the preflight of an
+// install; for a reinstall the host key step and the drift first, in the
+// order of `bigbang reinstall`.
+func (m *model) afterTarget() tea.Cmd {
+	if m.rs != nil {
+		return m.startDrift()
+	}
+	return m.startPreflight()
+}
+
+// afterPreflight goes on from a preflight that nothing blocks: to the RAM
+// and build screen; for a reinstall (whose drift came first) to the backup.
+func (m *model) afterPreflight() tea.Cmd {
+	if m.rs != nil {
+		return m.startBackup()
+	}
+	m.build = newBuildScreen(m.cfg, m.report)
+	return m.goTo(screenBuild)
+}
+
 // startPreflight runs the backend's preflight in a command. The config is
 // copied first: the closure must not read the model.
 func (m *model) startPreflight() tea.Cmd {
@@ -645,7 +664,7 @@ func (m *model) autoAdvance() tea.Cmd {
 		}
 		m.cfg = m.target.apply(m.cfg)
 		m.approvedHostKey = ""
-		return m.startPreflight()
+		return m.afterTarget()
 	case screenPreflight:
 		if m.preflight.running {
 			return nil // preflightDoneMsg schedules the next try
@@ -655,15 +674,15 @@ func (m *model) autoAdvance() tea.Cmd {
 			m.approvedHostKey = m.report.HostKey.Fingerprint
 			return m.startPreflight()
 		case m.report.Blocking() == 0 && m.preflight.err == nil:
-			if m.rs != nil {
-				return m.startDrift()
-			}
-			m.build = newBuildScreen(m.cfg, m.report)
-			return m.goTo(screenBuild)
+			return m.afterPreflight()
 		}
 	case screenDrift:
-		if m.rs.proceed() {
-			return m.startBackup()
+		switch {
+		case m.rs.askHostKey():
+			m.approvedHostKey = m.rs.drift.NewHostKey.Fingerprint
+			return m.startDrift()
+		case m.rs.proceed():
+			return m.startPreflight()
 		}
 	case screenBackup:
 		if m.rs.archive.Path != "" {

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -542,20 +541,7 @@ func TestGolden(t *testing.T) {
 			t.Helper()
 			m.now = t0
 			file := filepath.Join("testdata", name+"-"+itoa(size[0])+"x"+itoa(size[1])+".golden")
-			got := view(m)
-			if *update {
-				if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test ./ui -run Golden -update)", err)
-			}
-			if string(want) != got {
-				t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", file, got, want)
-			}
+			checkGolden(t, file, view(m))
 		}
 		snap("welcome")
 		toPlan(t, m)
