@@ -590,20 +590,10 @@ func markRestored(host string, a reinstall.Archive) (string, error) {
 // Drift.NewHostKey for the operator to compare; the next call trusts the
 // key approved then (ui.ApprovedHostKey) and no other.
 func (b realBackend) Prepare(ctx context.Context, cfg steps.Config) (ui.Drift, error) {
-	var seen sshexec.HostKeyInfo
-	var mu sync.Mutex
-	opts := b.dialOptions(cfg, func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
-		mu.Lock()
-		seen = k
-		mu.Unlock()
-		return false, nil
-	})
-	opts.ApprovedHostKey = ui.ApprovedHostKey(ctx)
-	c, err := sshexec.Dial(ctx, opts)
+	c, seenKey, err := b.dialNoting(ctx, cfg)
 	switch {
 	case errors.Is(err, sshexec.ErrHostKeyUnknown):
-		mu.Lock()
-		defer mu.Unlock()
+		seen := seenKey()
 		return ui.Drift{NewHostKey: ui.HostKey{Fingerprint: seen.Fingerprint, Type: seen.Type, Status: ui.HostKeyNew}}, nil
 	case errors.Is(err, sshexec.ErrHostKeyMismatch) && !errors.Is(err, sshexec.ErrHostKeyChangedSinceApproval):
 		return ui.Drift{}, fmt.Errorf("connecting to %s: %w; if the machine was rebuilt, remove the old key with: %s", cfg.Host, err, ui.ForgetHostKeyCommand(cfg))

@@ -188,6 +188,28 @@ func (realBackend) dialOptions(cfg steps.Config, prompt sshexec.HostKeyPrompt) s
 	return targetDialOptions(cfg, prompt)
 }
 
+// dialNoting dials the target for the wizard: a host key known_hosts does
+// not know is refused but noted (seen returns it), for the operator to
+// compare on the screen; after the operator's y, the next dial trusts the
+// key shown then (ui.ApprovedHostKey) and nothing else.
+func (b realBackend) dialNoting(ctx context.Context, cfg steps.Config) (c *sshexec.Client, seen func() sshexec.HostKeyInfo, err error) {
+	var mu sync.Mutex
+	var key sshexec.HostKeyInfo
+	opts := b.dialOptions(cfg, func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
+		mu.Lock()
+		key = k
+		mu.Unlock()
+		return false, nil
+	})
+	opts.ApprovedHostKey = ui.ApprovedHostKey(ctx)
+	c, err = sshexec.Dial(ctx, opts)
+	return c, func() sshexec.HostKeyInfo {
+		mu.Lock()
+		defer mu.Unlock()
+		return key
+	}, err
+}
+
 // Preflight evaluates the flake in the background while it reaches the
 // target, and sends every check as soon as it is known.
 func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
@@ -218,27 +240,15 @@ func (b realBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(
 		lc <- localOut{checks, exp, info}
 	}()
 
-	var seen sshexec.HostKeyInfo
-	var mu sync.Mutex
-	opts := b.dialOptions(cfg, func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
-		mu.Lock()
-		seen = k
-		mu.Unlock()
-		return false, nil
-	})
-	// After the operator's y, this connection trusts the key shown on the
-	// first one and nothing else.
-	opts.ApprovedHostKey = ui.ApprovedHostKey(ctx)
-	c, err := sshexec.Dial(ctx, opts)
+	c, seenKey, err := b.dialNoting(ctx, cfg)
 	lo := <-lc
 	checks := append([]steps.Check(nil), lo.checks...)
 	var wiped []string
 	for _, d := range lo.exp.Disks {
 		wiped = append(wiped, d.Device)
 	}
-	mu.Lock()
+	seen := seenKey()
 	hk := ui.HostKey{Fingerprint: seen.Fingerprint, Type: seen.Type}
-	mu.Unlock()
 	switch {
 	case errors.Is(err, sshexec.ErrHostKeyUnknown):
 		hk.Status = ui.HostKeyNew
