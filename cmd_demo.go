@@ -19,7 +19,7 @@ func init() {
 
 func newDemoCmd(_ *steps.Config) *cobra.Command {
 	var speed float64
-	var yes bool
+	var yes, reinstall bool
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Rehearse the whole wizard against a simulated VPS; touches nothing real",
@@ -27,17 +27,22 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 			"Ampere A1 VM (aarch64, 4 OCPU, 24 GiB, Oracle Linux 9, /dev/sda 200 GB, user opc), and\n" +
 			"replays a recorded nixos-anywhere 1.13.0 run through the same runner and panes as a real\n" +
 			"install. Everything it writes goes to a temporary folder that is removed at the end.",
-		Example: "  bigbang demo\n  bigbang demo --speed 10\n  bigbang demo --yes --speed 50   # unattended: every screen, default answers",
-		Args:    cobra.NoArgs,
+		Example: "  bigbang demo\n  bigbang demo --speed 10\n  bigbang demo --yes --speed 50   # unattended: every screen, default answers\n" +
+			"  bigbang demo --reinstall        # the reinstall: drift, backup, install, restore",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if speed <= 0 {
 				return usageErr(errors.New("--speed must be more than 0, e.g. --speed 10"))
 			}
-			return runDemo(cmd, speed, yes)
+			if reinstall && ui.Accessible() {
+				return usageErr(errors.New("demo --reinstall needs the full-screen wizard: unset ACCESSIBLE, or run bigbang demo without --reinstall"))
+			}
+			return runDemo(cmd, speed, yes, reinstall)
 		},
 	}
 	cmd.Flags().Float64Var(&speed, "speed", 1, "play the recorded run N times faster")
 	cmd.Flags().BoolVar(&yes, "yes", false, "answer every question with its default and type the confirmation (unattended)")
+	cmd.Flags().BoolVar(&reinstall, "reinstall", false, "rehearse a reinstall after a disk layout change: drift, backup of /persistent, install, restore")
 	return cmd
 }
 
@@ -50,7 +55,7 @@ func autoPause(speed float64) time.Duration {
 	return max(time.Duration(float64(1500*time.Millisecond)*10/speed), 400*time.Millisecond)
 }
 
-func runDemo(cmd *cobra.Command, speed float64, yes bool) error {
+func runDemo(cmd *cobra.Command, speed float64, yes, reinstall bool) error {
 	b, err := rehearsal.New(rehearsal.Options{Speed: speed, FailAt: os.Getenv("BIGBANG_REHEARSAL_FAIL_AT")})
 	if err != nil {
 		return failErr(err)
@@ -70,6 +75,14 @@ func runDemo(cmd *cobra.Command, speed float64, yes bool) error {
 	}
 	if yes {
 		opts.ExitAfter = 3 * time.Second
+	}
+	if reinstall {
+		opts.Reinstall = &ui.ReinstallOptions{Backend: b, Services: rehearsal.ReinstallServices}
+		res, err := ui.Run(cmd.Context(), opts)
+		if err == nil && res.Outcome == steps.OutcomeSuccess {
+			fmt.Fprintln(cmd.OutOrStdout(), "Rehearsal finished: reinstalled and restored. Nothing real was touched.")
+		}
+		return tuiExit(res, err)
 	}
 	if ui.Accessible() {
 		res, err := ui.RunAccessible(cmd.Context(), opts, cmd.InOrStdin(), cmd.OutOrStdout())

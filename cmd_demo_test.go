@@ -99,6 +99,33 @@ func (tm *tmuxTerm) waitFor(timeout time.Duration, want ...string) string {
 	}
 }
 
+// waitForWrapped is waitFor for texts the screen may wrap: each of want
+// is looked for in the screen's words joined by single spaces as well.
+func (tm *tmuxTerm) waitForWrapped(timeout time.Duration, want ...string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s := tm.screen(false)
+		joined := strings.Join(strings.Fields(s), " ")
+		missing := false
+		for _, w := range want {
+			if !strings.Contains(s, w) && !strings.Contains(joined, w) {
+				missing = true
+			}
+		}
+		if !missing {
+			return s
+		}
+		if b, err := os.ReadFile(tm.exitFile); err == nil {
+			tm.t.Fatalf("bigbang exited (%s) before the screen showed %q; screen:\n%s", strings.TrimSpace(string(b)), want, s)
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the screen never showed %q; last screen:\n%s", want, s)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
 // waitForAny waits until the screen shows one of want.
 func (tm *tmuxTerm) waitForAny(timeout time.Duration, escapes bool, want ...string) string {
 	tm.t.Helper()
@@ -140,25 +167,18 @@ func (tm *tmuxTerm) wait(timeout time.Duration) string {
 	return ""
 }
 
-// tmuxRun runs command in a w×h tmux window, waits until the screen shows
-// one of until, and returns that screen (with escapes when escapes is set)
-// and the exit status.
-func tmuxRun(t *testing.T, w, h int, env, command string, until []string, escapes bool) (screen string, code string) {
-	t.Helper()
-	tm := newTerm(t, w, h, env+" "+command)
-	screen = tm.waitForAny(90*time.Second, escapes, until...)
-	return screen, tm.wait(90 * time.Second)
-}
-
 // TestDemoInTmux drives `bigbang demo --yes` in a real terminal: every phase
 // ends done, the small terminal keeps its layout, NO_COLOR leaves no
-// colour, and a failure at disko ends on the resume command.
+// colour, a failure at disko ends on the resume command, and --reinstall
+// goes through the drift, the backup and the restore.
 func TestDemoInTmux(t *testing.T) {
 	bin := buildBigbang(t)
 	tests := []struct {
 		name     string
 		w, h     int
 		env      string
+		args     string // after `demo --yes --speed 50`
+		through  [][]string
 		until    []string
 		want     []string
 		wantCode string
@@ -170,11 +190,27 @@ func TestDemoInTmux(t *testing.T) {
 			want: []string{"REHEARSAL", "✔ Reboot"}, wantCode: "0", escapes: true},
 		{name: "failure at disko", w: 120, h: 40, env: "BIGBANG_REHEARSAL_FAIL_AT=disko", until: []string{"failed in"},
 			want: []string{"✘ The install failed in Disko", "Resume", "--phases disko,install,keys,reboot", "Could not create partition"}, wantCode: "1"},
+		{name: "reinstall 120x40", w: 120, h: 40, args: " --reinstall",
+			// The screens on the way, each REHEARSAL.
+			through: [][]string{
+				{"REHEARSAL", "Reinstall required", "512M vfat → 1G vfat", "80G btrfs → 100G btrfs", "is already in"},
+				{"REHEARSAL", "Backup verified", "48213 entries, 3.4 GiB of files"},
+				{"REHEARSAL", "Restore of the backup into 203.0.113.7:/persistent", "Stops postgresql.service, caddy.service during the restore"},
+			},
+			until: []string{"NixOS is reinstalled"},
+			want: []string{"REHEARSAL", "✔ NixOS is reinstalled on 203.0.113.7", "✔ Reboot", "persistent-203.0.113.7-",
+				"/persistent holds 48213 entries, 3.4 GiB of files: compared with the archive", "postgresql.service, caddy.service stopped and started again", "Receipt"},
+			wantCode: "0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			screen, code := tmuxRun(t, tc.w, tc.h, tc.env, bin+" demo --yes --speed 50", tc.until, tc.escapes)
+			tm := newTerm(t, tc.w, tc.h, tc.env+" "+bin+" demo --yes --speed 50"+tc.args)
+			for _, want := range tc.through {
+				tm.waitForWrapped(90*time.Second, want...)
+			}
+			screen := tm.waitForAny(90*time.Second, tc.escapes, tc.until...)
+			code := tm.wait(90 * time.Second)
 			plain := regexp.MustCompile(`\x1b\[[0-9;:?]*[A-Za-z]`).ReplaceAllString(screen, "")
 			// The result screen wraps a long command over lines; compare
 			// with the lines joined as well.
