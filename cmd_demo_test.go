@@ -76,37 +76,25 @@ func (tm *tmuxTerm) screen(escapes bool) string {
 // waitFor waits until the screen shows every one of want and returns it.
 func (tm *tmuxTerm) waitFor(timeout time.Duration, want ...string) string {
 	tm.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var s string
-	for {
-		s = tm.screen(false)
-		missing := false
-		for _, w := range want {
-			if !strings.Contains(s, w) {
-				missing = true
-			}
-		}
-		if !missing {
-			return s
-		}
-		if b, err := os.ReadFile(tm.exitFile); err == nil {
-			tm.t.Fatalf("bigbang exited (%s) before the screen showed %q; screen:\n%s", strings.TrimSpace(string(b)), want, s)
-		}
-		if time.Now().After(deadline) {
-			tm.t.Fatalf("the screen never showed %q; last screen:\n%s", want, s)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return tm.waitScreen(timeout, false, want)
 }
 
 // waitForWrapped is waitFor for texts the screen may wrap: each of want
 // is looked for in the screen's words joined by single spaces as well.
 func (tm *tmuxTerm) waitForWrapped(timeout time.Duration, want ...string) string {
 	tm.t.Helper()
+	return tm.waitScreen(timeout, true, want)
+}
+
+func (tm *tmuxTerm) waitScreen(timeout time.Duration, wrapped bool, want []string) string {
+	tm.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		s := tm.screen(false)
-		joined := strings.Join(strings.Fields(s), " ")
+		joined := s
+		if wrapped {
+			joined = strings.Join(strings.Fields(s), " ")
+		}
 		missing := false
 		for _, w := range want {
 			if !strings.Contains(s, w) && !strings.Contains(joined, w) {
@@ -122,7 +110,7 @@ func (tm *tmuxTerm) waitForWrapped(timeout time.Duration, want ...string) string
 		if time.Now().After(deadline) {
 			tm.t.Fatalf("the screen never showed %q; last screen:\n%s", want, s)
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

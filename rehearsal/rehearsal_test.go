@@ -63,21 +63,7 @@ func TestReplay(t *testing.T) {
 // TestBackend runs the rehearsal's preflight and install for real: the
 // sshexec client against the simulated VPS, the runner over the replay.
 func TestBackend(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(Options{Speed: 1000, Exe: exe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := b.Dir()
-	defer func() {
-		b.Close()
-		if _, err := os.Stat(dir); err == nil {
-			t.Errorf("%s is left behind", dir)
-		}
-	}()
+	b := newTestBackend(t)
 	ctx := context.Background()
 	cfg := b.Config()
 	var mu sync.Mutex

@@ -16,15 +16,7 @@ import (
 // facts come back), never the network. The names do not resolve and the
 // addresses are unroutable documentation ranges, so a real dial fails.
 func TestPreflightNeverLeavesTheSimulation(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(Options{Speed: 1000, Exe: exe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := newTestBackend(t)
 	for _, tc := range []struct{ name, host, user string }{
 		{"a host name", "vps.example.invalid", "opc"},
 		{"an IPv4 address", "198.51.100.23", "root"},
@@ -55,17 +47,9 @@ func TestPreflightNeverLeavesTheSimulation(t *testing.T) {
 // TestPreflightRefusesAKeyNotApproved: the rehearsal's second connection,
 // like the real one, trusts only the key the operator approved.
 func TestPreflightRefusesAKeyNotApproved(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(Options{Speed: 1000, Exe: exe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := newTestBackend(t)
 	ctx := ui.WithApprovedHostKey(context.Background(), "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-	_, err = b.Preflight(ctx, b.Config(), func(steps.Event) {})
+	_, err := b.Preflight(ctx, b.Config(), func(steps.Event) {})
 	if err == nil || !strings.Contains(err.Error(), "changed between the two connections") {
 		t.Fatalf("err = %v, want the host key change refused", err)
 	}
