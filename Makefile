@@ -16,6 +16,7 @@ vet:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	staticcheck ./...
 
 build:
 	$(GO) build -o bigbang .

@@ -10,12 +10,9 @@ import (
 
 	"github.com/bigbang-nix/bigbang/rehearsal"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/ui"
 )
-
-func init() {
-	subcommands = append(subcommands, newDemoCmd, newReplayCmd)
-}
 
 func newDemoCmd(_ *steps.Config) *cobra.Command {
 	var speed float64
@@ -25,8 +22,8 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 		Short: "Rehearse the whole wizard against a simulated VPS; touches nothing real",
 		Long: "demo runs the full wizard against an in-process SSH server that plays an Oracle Cloud\n" +
 			"Ampere A1 VM (aarch64, 4 OCPU, 24 GiB, Oracle Linux 9, /dev/sda 200 GB, user opc), and\n" +
-			"replays a recorded nixos-anywhere 1.13.0 run through the same runner and panes as a real\n" +
-			"install. Everything it writes goes to a temporary folder that is removed at the end.",
+			"replays a recorded nixos-anywhere 1.13.0 run through the same engine, runner and panes as\n" +
+			"a real install. Everything it writes goes to a temporary folder that is removed at the end.",
 		Example: "  bigbang demo\n  bigbang demo --speed 10\n  bigbang demo --yes --speed 50   # unattended: every screen, default answers\n" +
 			"  bigbang demo --reinstall        # the reinstall: drift, backup, install, restore",
 		Args: cobra.NoArgs,
@@ -37,7 +34,36 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 			if reinstall && ui.Accessible() {
 				return usageErr(errors.New("demo --reinstall needs the full-screen wizard: unset ACCESSIBLE, or run bigbang demo without --reinstall"))
 			}
-			return runDemo(cmd, speed, yes, reinstall)
+			b, err := rehearsal.New(rehearsal.Options{Speed: speed, FailAt: os.Getenv("BIGBANG_REHEARSAL_FAIL_AT")})
+			if err != nil {
+				return failErr(err)
+			}
+			defer b.Close()
+			opts := ui.Options{
+				Config: b.Config(), Engine: b.Engine(), Rehearsal: true, Auto: yes, AutoPause: autoPause(speed), Command: "bigbang",
+				Welcome: ui.Welcome{Flake: ".#vps-arm", Found: "the rehearsal's built-in flake (nixosConfigurations.vps-arm, aarch64-linux)"},
+			}
+			if yes {
+				opts.ExitAfter = 3 * time.Second
+			}
+			var res engine.InstallResult
+			switch {
+			case reinstall:
+				opts.Reinstall = &engine.ReinstallOptions{Services: rehearsal.ReinstallServices}
+				res, err = ui.Run(cmd.Context(), opts)
+			case ui.Accessible():
+				res, err = ui.RunAccessible(cmd.Context(), opts, cmd.InOrStdin(), cmd.OutOrStdout())
+			default:
+				res, err = ui.Run(cmd.Context(), opts)
+			}
+			if err == nil && res.Outcome == steps.OutcomeSuccess && !ui.Accessible() {
+				what := "every phase done"
+				if reinstall {
+					what = "reinstalled and restored"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Rehearsal finished: %s. Nothing real was touched.\n", what)
+			}
+			return tuiExit(res, err)
 		},
 	}
 	cmd.Flags().Float64Var(&speed, "speed", 1, "play the recorded run N times faster")
@@ -55,46 +81,6 @@ func autoPause(speed float64) time.Duration {
 	return max(time.Duration(float64(1500*time.Millisecond)*10/speed), 400*time.Millisecond)
 }
 
-func runDemo(cmd *cobra.Command, speed float64, yes, reinstall bool) error {
-	b, err := rehearsal.New(rehearsal.Options{Speed: speed, FailAt: os.Getenv("BIGBANG_REHEARSAL_FAIL_AT")})
-	if err != nil {
-		return failErr(err)
-	}
-	defer b.Close()
-	opts := ui.Options{
-		Config:    b.Config(),
-		Backend:   b,
-		Rehearsal: true,
-		Auto:      yes,
-		AutoPause: autoPause(speed),
-		Command:   "bigbang",
-		Welcome: ui.Welcome{
-			Flake: ".#vps-arm",
-			Found: "the rehearsal's built-in flake (nixosConfigurations.vps-arm, aarch64-linux)",
-		},
-	}
-	if yes {
-		opts.ExitAfter = 3 * time.Second
-	}
-	if reinstall {
-		opts.Reinstall = &ui.ReinstallOptions{Backend: b, Services: rehearsal.ReinstallServices}
-		res, err := ui.Run(cmd.Context(), opts)
-		if err == nil && res.Outcome == steps.OutcomeSuccess {
-			fmt.Fprintln(cmd.OutOrStdout(), "Rehearsal finished: reinstalled and restored. Nothing real was touched.")
-		}
-		return tuiExit(res, err)
-	}
-	if ui.Accessible() {
-		res, err := ui.RunAccessible(cmd.Context(), opts, cmd.InOrStdin(), cmd.OutOrStdout())
-		return tuiExit(res, err)
-	}
-	res, err := ui.Run(cmd.Context(), opts)
-	if err == nil && res.Outcome == steps.OutcomeSuccess {
-		fmt.Fprintln(cmd.OutOrStdout(), "Rehearsal finished: every phase done. Nothing real was touched.")
-	}
-	return tuiExit(res, err)
-}
-
 // newReplayCmd is the hidden command the rehearsal's runner starts in place
 // of nixos-anywhere.
 func newReplayCmd(_ *steps.Config) *cobra.Command {
@@ -107,7 +93,8 @@ func newReplayCmd(_ *steps.Config) *cobra.Command {
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				o.User, o.Host = splitTarget(args[len(args)-1])
+				t, _ := steps.ParseTarget(args[len(args)-1])
+				o.User, o.Host = t.User, t.Host
 			}
 			if code := rehearsal.Replay(cmd.Context(), cmd.OutOrStdout(), o); code != 0 {
 				return &exitError{code: code, err: errSilentFailure}
@@ -118,14 +105,4 @@ func newReplayCmd(_ *steps.Config) *cobra.Command {
 	cmd.Flags().Float64Var(&o.Speed, "speed", 1, "")
 	cmd.Flags().StringVar(&o.FailAt, "fail-at", "", "")
 	return cmd
-}
-
-// splitTarget splits nixos-anywhere's last argument, user@host.
-func splitTarget(t string) (user, host string) {
-	for i := len(t) - 1; i >= 0; i-- {
-		if t[i] == '@' {
-			return t[:i], t[i+1:]
-		}
-	}
-	return "", t
 }

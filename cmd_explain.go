@@ -14,10 +14,6 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/transcript"
 )
 
-func init() {
-	subcommands = append(subcommands, newExplainCmd)
-}
-
 func newExplainCmd(_ *steps.Config) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,11 +14,8 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/steps/flake"
-	"github.com/bigbang-nix/bigbang/steps/remote"
-	"github.com/bigbang-nix/bigbang/steps/runner"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/ui"
-	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // installFlags are the flags of `bigbang install` alone.
@@ -31,7 +27,7 @@ type installFlags struct {
 }
 
 // addInstallFlags binds the flags of the install alone to cmd. The root
-// command, which is `bigbang install` without the word, can bind them too.
+// command, which is `bigbang install` without the word, binds them too.
 func addInstallFlags(cmd *cobra.Command, f *installFlags) {
 	cmd.Flags().BoolVar(&f.skipPreflight, "skip-preflight", false,
 		"do not check the target and the flake before the wipe (the reboot is still verified)")
@@ -39,59 +35,41 @@ func addInstallFlags(cmd *cobra.Command, f *installFlags) {
 		"how long to wait for the new system after the reboot before giving up (then look at the provider's serial console)")
 }
 
-func init() {
-	subcommands = append(subcommands, func(cfg *steps.Config) *cobra.Command {
-		var f installFlags
-		cmd := &cobra.Command{
-			Use:   "install",
-			Short: "Install the flake onto the target (non-interactive with --yes-wipe HOST)",
-			Long: "install checks the target and the flake first (the same preflight as the wizard and\n" +
-				"bigbang check) and refuses when something blocks; then it runs nixos-anywhere with the\n" +
-				"plan made from the flags and what the preflight learned, shows every phase as it\n" +
-				"happens (--output plain or json), saves the whole transcript, and after the reboot waits\n" +
-				"for the new system and pins its pre-generated host key. It wipes the target's disks,\n" +
-				"so it runs only with --yes-wipe set to the target host.",
-			Example: "  bigbang install --host 203.0.113.7 --yes-wipe 203.0.113.7 -i ~/.ssh/id_ed25519\n" +
-				"  bigbang install --host 203.0.113.7 --yes-wipe 203.0.113.7 --output json > events.jsonl",
-			Args: cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return runInstall(cmd, *cfg, f)
-			},
-		}
-		addInstallFlags(cmd, &f)
-		return cmd
-	})
+func newInstallCmd(cfg *steps.Config) *cobra.Command {
+	var f installFlags
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install the flake onto the target (non-interactive with --yes-wipe HOST)",
+		Long: "install checks the target and the flake first (the same preflight as the wizard and\n" +
+			"bigbang check) and refuses when something blocks; then it runs nixos-anywhere with the\n" +
+			"plan made from the flags and what the preflight learned, shows every phase as it\n" +
+			"happens (--output plain or json), saves the whole transcript, and after the reboot waits\n" +
+			"for the new system and pins its pre-generated host key. It wipes the target's disks,\n" +
+			"so it runs only with --yes-wipe set to the target host.",
+		Example: "  bigbang install --host 203.0.113.7 --yes-wipe 203.0.113.7 -i ~/.ssh/id_ed25519\n" +
+			"  bigbang install --host opc@203.0.113.7 --yes-wipe 203.0.113.7 --output json > events.jsonl",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, *cfg, f) },
+	}
+	addInstallFlags(cmd, &f)
+	return cmd
 }
 
 // installStall is the silence after which the plain and JSON outputs warn
 // that a phase may hang (nixos-anywhere has loops that never end on their
 // own).
-var installStall = 2 * time.Minute
+const installStall = 2 * time.Minute
 
-// installPreflight is the preflight of the non-interactive install: the
-// wizard's own, so that both refuse the same targets. Tests wrap it.
-var installPreflight = func(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
-	return realBackend{}.Preflight(ctx, cfg, emit)
-}
-
-// runInstall is `bigbang install`: the wizard on a terminal (runTUI), else
-// the non-interactive install, for --yes-wipe or when there is no terminal.
-// Everything that can be refused without the network is refused before the
-// preflight, and the preflight refuses before anything runs. The engine is
-// the wizard's (realBackend.Install): the runner, then the verified reboot.
+// runInstall is `bigbang install`: the wizard on a terminal, else the
+// engine's linear install, for --yes-wipe or when there is no terminal.
 func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	stdout := cmd.OutOrStdout()
-
-	output := cfg.Output
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
 	if flags.rebootTimeout < 0 || flags.rebootTimeout == 0 && cmd.Flags().Changed("reboot-timeout") {
 		return usageErr(fmt.Errorf("--reboot-timeout %s: give a time to wait, e.g. 10m or 30m", flags.rebootTimeout))
 	}
 	if wantsWizard(cmd, cfg) {
-		return runTUI(ctx, &cfg, flags)
+		return runWizard(ctx, cmd, &cfg, flags.rebootTimeout, nil)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
@@ -99,93 +77,24 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 	if err := confirmWipe(cfg); err != nil {
 		return usageErr(err)
 	}
-	if output == "" {
-		output = "plain"
+	if cfg.Output == "" {
+		cfg.Output = "plain"
 	}
-	// A first plan, before anything is known of the target, tells which
-	// command will run; the real plan is made after the preflight.
-	plan, err := steps.NewPlan(cfg, steps.PlanEnv{})
+	e := engine.New(engine.Real(ctx, cfg.Flake))
+	e.RebootTimeout, e.Stall = flags.rebootTimeout, installStall
+	s := engine.Script{Config: cfg, SkipPreflight: flags.skipPreflight,
+		Resume: engine.ResumeStyle{Script: true, SkipPreflight: flags.skipPreflight, RebootTimeout: flags.rebootTimeout}}
+	res, err := e.RunInstall(ctx, s, front(cmd, cfg, false))
 	if err != nil {
-		return usageErr(err)
+		return engineErr(ctx, "install", err)
 	}
-	if _, err := exec.LookPath(plan.Argv[0]); err != nil {
-		return failErr(commandMissing(plan.Argv[0]))
-	}
+	printEnd(cmd, cfg, res, "install")
+	return resultErr(res)
+}
 
-	logPath := cfg.Log
-	if logPath == "" {
-		logPath = runner.DefaultLogPath(cfg.Host, time.Now())
-	}
-	_, statErr := os.Stat(logPath)
-	logf, err := runner.OpenLog(logPath)
-	if err != nil {
-		return failErr(fmt.Errorf("install: %w (nothing was started)", err))
-	}
-	logf.Close()
-	// A run refused by the preflight leaves no empty transcript behind.
-	dropLog := func() {
-		if errors.Is(statErr, os.ErrNotExist) {
-			if fi, err := os.Stat(logPath); err == nil && fi.Size() == 0 {
-				_ = os.Remove(logPath)
-			}
-		}
-	}
-
-	// A failed or interrupted install ends with the exact command that
-	// resumes it; plan is the final one by the time the result comes.
-	tout := textout.Options{Resume: func(e steps.Event) string {
-		if e.Outcome == steps.OutcomeSuccess {
-			return ""
-		}
-		// The resumed run appends to the transcript this one wrote, the
-		// default one included: one install keeps one transcript.
-		rc := cfg
-		rc.Log = logPath
-		return resumeCommand(rc, plan, flags, e.FailedPhase)
-	}}
-	var sink steps.Sink
-	if output == "json" {
-		sink = textout.JSONWith(stdout, tout)
-	} else {
-		sink = textout.PlainWith(stdout, tout)
-	}
-
-	env := steps.PlanEnv{}
-	var disks []ui.Disk
-	var flakeInfo *flake.Info
-	if flags.skipPreflight {
-		notef(cmd, "bigbang: the preflight is skipped (--skip-preflight): nothing checked %s or the flake before the wipe\n", cfg.Host)
-	} else {
-		rep, err := installPreflight(ctx, cfg, func(e steps.Event) { sink(e) })
-		if err != nil || ctx.Err() != nil {
-			dropLog()
-			if ctx.Err() != nil {
-				return &exitError{code: exitInterrupted, err: errors.New("interrupted during the preflight; nothing was started")}
-			}
-			return failErr(fmt.Errorf("install: %w; nothing was started (bigbang check --host %s shows the same)", err, steps.ShellQuote(cfg.Host)))
-		}
-		if err := refuseBlocked(cfg, rep, sink); err != nil {
-			dropLog()
-			return failErr(err)
-		}
-		env = steps.PlanEnv{LocalSystem: rep.LocalSystem, TargetSystem: rep.TargetSystem,
-			TargetRAM: rep.TargetRAM, TargetIsInstaller: rep.TargetIsInstaller}
-		disks, flakeInfo = rep.Disks, rep.Flake
-		if plan, err = steps.NewPlan(cfg, env); err != nil {
-			dropLog()
-			return usageErr(err)
-		}
-	}
-
-	if output != "json" {
-		printPlan(stdout, cfg, plan)
-	}
-	notef(cmd, "bigbang: transcript: %s\n", logPath)
-	res, err := realBackend{rebootTimeout: flags.rebootTimeout}.Install(ctx,
-		ui.InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: disks, Flake: flakeInfo}, sink)
-	if err != nil {
-		return failErr(fmt.Errorf("install: %w", err))
-	}
+// printEnd says on standard error what the result event does not: notes,
+// the receipt, how to log in, where the transcript is.
+func printEnd(cmd *cobra.Command, cfg steps.Config, res engine.InstallResult, what string) {
 	for _, n := range res.Notes {
 		notef(cmd, "bigbang: %s\n", n)
 	}
@@ -197,42 +106,10 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		if res.SSHCommand != "" {
 			notef(cmd, "bigbang: %s is up with host key %s; log in with: %s\n", cfg.Host, res.HostKeyFingerprint, res.SSHCommand)
 		}
-		notef(cmd, "bigbang: transcript: %s\n", logPath)
-		return nil
-	case steps.OutcomeAborted:
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted; the transcript is in %s", logPath)}
-	default:
-		notef(cmd, "bigbang: install failed; the transcript is in %s (bigbang explain %s)\n", logPath, steps.ShellQuote(logPath))
-		return errSilentFailure
+		notef(cmd, "bigbang: transcript: %s\n", res.Log)
+	case steps.OutcomeFailed:
+		notef(cmd, "bigbang: %s failed; the transcript is in %s (bigbang explain %s)\n", what, res.Log, steps.ShellQuote(res.Log))
 	}
-}
-
-// resumeCommand is the exact command that resumes a failed
-// non-interactive install from the phase that failed, non-interactive
-// too: the wizard's resume flags, then what a script needs.
-func resumeCommand(cfg steps.Config, plan steps.Plan, flags installFlags, failed steps.PhaseID) string {
-	// --log goes with the flags a script needs, below.
-	wizardCfg := cfg
-	wizardCfg.Log = ""
-	argv := append([]string{"install"}, ui.ResumeArgs(wizardCfg, plan, failed)...)
-	// Past kexec the machine runs the NixOS installer, reached as root with
-	// a host key of its own: the preflight, made for the system before the
-	// wipe, would refuse it. It checked the machine before the wipe.
-	if flags.skipPreflight || len(ui.ResumePhases(plan, failed)) > 0 {
-		argv = append(argv, "--skip-preflight")
-	}
-	if flags.rebootTimeout > 0 && flags.rebootTimeout != sshexec.DefaultRebootTimeout {
-		argv = append(argv, "--reboot-timeout", flags.rebootTimeout.String())
-	}
-	if cfg.Log != "" {
-		// The transcript is appended to: one file tells the whole story.
-		argv = append(argv, "--log", cfg.Log)
-	}
-	if cfg.Output != "" {
-		argv = append(argv, "--output", cfg.Output)
-	}
-	argv = append(argv, "--yes-wipe", cfg.Host)
-	return "bigbang " + steps.ShellJoin(argv)
 }
 
 // wantsWizard says whether the install is the interactive wizard: asked
@@ -249,34 +126,8 @@ func wantsWizard(cmd *cobra.Command, cfg steps.Config) bool {
 	return false
 }
 
-// refuseBlocked says no when the preflight found something that blocks the
-// install. An unknown host key is one of those here: the wizard asks about
-// it, a script must have said yes beforehand with --accept-new-host-key.
-func refuseBlocked(cfg steps.Config, rep ui.Report, sink steps.Sink) error {
-	checks := rep.Checks
-	if rep.HostKey.Status == ui.HostKeyNew {
-		c := steps.Check{ID: remote.IDHostKey, Status: steps.StatusFail,
-			Summary: fmt.Sprintf("the host key of %s is not known: %s %s", cfg.Host, rep.HostKey.Type, rep.HostKey.Fingerprint),
-			Fix: fmt.Sprintf("compare the fingerprint with the one in the provider's console (or ssh-keyscan %s on a trusted network), then run again with --accept-new-host-key",
-				steps.ShellQuote(cfg.Host))}
-		sink(steps.Event{Time: time.Now(), Type: steps.EventCheck, Check: c})
-		checks = append(checks, c)
-	}
-	var blocking []string
-	for _, c := range checks {
-		if c.Blocking() {
-			blocking = append(blocking, fmt.Sprintf("%s (%s; fix: %s)", c.ID, c.Summary, c.Fix))
-		}
-	}
-	if len(blocking) == 0 {
-		return nil
-	}
-	return fmt.Errorf("install: the preflight found %d problem(s) that block the install, and nothing was started: %s",
-		len(blocking), strings.Join(blocking, "; "))
-}
-
 // errNoConfirm is wrapped when --yes-wipe does not name the target.
-var errNoConfirm = errors.New("the disk wipe is not confirmed")
+var errNoConfirm = engine.ErrNotConfirmed
 
 // confirmWipe checks the typed confirmation of scripts: --yes-wipe must
 // name the target host exactly, so a command line copied to another host
@@ -287,26 +138,72 @@ func confirmWipe(cfg steps.Config) error {
 	case cfg.YesWipe == "":
 		return fmt.Errorf("%w: installing wipes every disk of %s; to go ahead without questions, pass --yes-wipe %s (run `bigbang check --host %s` first to see what is there)",
 			errNoConfirm, host, steps.ShellQuote(host), steps.ShellQuote(host))
-	case strings.Trim(cfg.YesWipe, "[]") != strings.Trim(host, "[]"):
+	case strings.Trim(cfg.YesWipe, "[]") != cfg.Target().Host:
 		return fmt.Errorf("%w: --yes-wipe %s does not match the target host %s; pass --yes-wipe %s to wipe %s",
 			errNoConfirm, steps.ShellQuote(cfg.YesWipe), host, steps.ShellQuote(host), host)
 	}
 	return nil
 }
 
-// commandMissing says how to get the nixos-anywhere command.
-func commandMissing(name string) error {
-	if name == "nix" {
-		return errors.New("nix not found: install Nix (https://nixos.org/download) or pass --nixos-anywhere with your own build")
+// runWizard runs the wizard over the real engine, with the flake
+// evaluation started now, so that it runs while the operator reads the
+// welcome screen and fills in the form; re, when not nil, makes it a
+// reinstall.
+func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, rebootTimeout time.Duration, re *engine.ReinstallOptions) error {
+	c := *cfg
+	e, notes := newEngine(ctx, cmd, &c, true)
+	e.RebootTimeout = rebootTimeout
+	wd, _ := os.Getwd()
+	found := "no flake.nix in this folder: give --flake with the path of yours"
+	if _, err := os.Stat(filepath.Join(wd, "flake.nix")); err == nil {
+		found = "flake.nix in this folder"
 	}
-	return fmt.Errorf("%s not found: check --nixos-anywhere (a command on PATH or a path to your nixos-anywhere build), or leave it out to use the pinned nixos-anywhere 1.13.0 through nix", name)
+	opts := ui.Options{Config: c, Engine: e, Welcome: ui.Welcome{Flake: c.Flake, Found: found, Folder: wd}, TargetNotes: notes, Reinstall: re}
+	if re == nil && ui.Accessible() {
+		res, err := ui.RunAccessible(ctx, opts, os.Stdin, os.Stdout)
+		return tuiExit(res, err)
+	}
+	res, err := ui.Run(ctx, opts)
+	if res.Log != "" {
+		// The alternate screen is gone with the wizard: the transcript's
+		// path stays in the terminal's scrollback.
+		fmt.Fprintf(os.Stderr, "bigbang: %s; the transcript is in %s\n", outcomeText(res, re != nil), res.Log)
+	}
+	if errors.Is(err, engine.ErrNothingToReinstall) {
+		fmt.Fprintf(os.Stderr, "bigbang: %v.\n", err)
+		return nil
+	}
+	return tuiExit(res, err)
 }
 
-// printPlan tells a plain reader what is about to happen and why.
-func printPlan(w io.Writer, cfg steps.Config, plan steps.Plan) {
-	fmt.Fprintf(w, "\nInstalling %s onto %s\n", cfg.Flake, plan.Target)
-	for _, d := range plan.Decisions {
-		fmt.Fprintf(w, "  - %s: %s\n", d.What, d.Why)
+// outcomeText says how the wizard ended, for the line left on the terminal.
+func outcomeText(res engine.InstallResult, reinstall bool) string {
+	switch {
+	case res.Outcome == steps.OutcomeSuccess && reinstall:
+		return "reinstalled"
+	case res.Outcome == steps.OutcomeSuccess:
+		return "installed"
+	case res.Diagnosis != nil && res.Diagnosis.ID == "restore":
+		return "reinstalled, but the restore did not complete (the backup is kept)"
+	case res.Outcome == steps.OutcomeAborted:
+		return "interrupted"
+	case reinstall:
+		return "the reinstall failed"
 	}
-	fmt.Fprintf(w, "  $ %s\n\n", plan.Command())
+	return "the install failed"
+}
+
+// tuiExit maps the wizard's end to the exit codes of the contract.
+func tuiExit(res engine.InstallResult, err error) error {
+	switch {
+	case errors.Is(err, ui.ErrAborted):
+		return &exitError{code: exitInterrupted, err: err}
+	case err != nil:
+		return failErr(err)
+	case res.Outcome == steps.OutcomeAborted:
+		return &exitError{code: exitInterrupted, err: errSilentFailure}
+	case res.Outcome != steps.OutcomeSuccess:
+		return errSilentFailure
+	}
+	return nil
 }

@@ -153,7 +153,7 @@ func TestInstallJSON(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := bytes.Count(logged, []byte("\n")); got != lines {
+			if got := strings.Count(childPart(string(logged)), "\n"); got != lines {
 				t.Fatalf("%d line events for %d lines in the transcript", lines, got)
 			}
 		})

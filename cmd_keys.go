@@ -14,11 +14,8 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/secrets"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
-
-func init() {
-	subcommands = append(subcommands, newKeysCmd)
-}
 
 func newKeysCmd(cfg *steps.Config) *cobra.Command {
 	var fixMode bool
@@ -52,7 +49,7 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 			return err
 		}
 		fmt.Fprintf(out, "%s cannot read %s, so the default key path is used and the sops checks are skipped:\n  %s\n",
-			glyph(steps.StatusWarn), cfg.Flake, strings.ReplaceAll(ferr.Error(), "\n", "\n  "))
+			textout.StatusGlyph(steps.StatusWarn, "–"), cfg.Flake, strings.ReplaceAll(ferr.Error(), "\n", "\n  "))
 	} else {
 		conf = &info.Config
 	}
@@ -63,14 +60,14 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 		if kerr != nil {
 			return failErr(fmt.Errorf("keys: %w: check that %s is writable", kerr, cfg.ExtraFiles))
 		}
-		fmt.Fprintf(out, "%s generated a new host key %s (+ .pub) for %s on the new system\n", glyph(steps.StatusOK), keyPath, target)
+		fmt.Fprintf(out, "%s generated a new host key %s (+ .pub) for %s on the new system\n", textout.StatusGlyph(steps.StatusOK, "–"), keyPath, target)
 	}
 	if kerr == nil && !key.ModeOK() {
 		if fixMode || keysAskYes(out, stdin, fmt.Sprintf("%s has mode %04o; sshd ignores such a key. Fix it with chmod 600? [y/N] ", keyPath, key.Mode.Perm())) {
 			if err := secrets.FixMode(keyPath); err != nil {
 				return failErr(fmt.Errorf("keys: %w", err))
 			}
-			fmt.Fprintf(out, "%s %s is now mode 0600\n", glyph(steps.StatusOK), keyPath)
+			fmt.Fprintf(out, "%s %s is now mode 0600\n", textout.StatusGlyph(steps.StatusOK, "–"), keyPath)
 			key, kerr = secrets.Inspect(keyPath)
 		}
 	}
@@ -78,7 +75,7 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 		fmt.Fprintf(out, "\nhost key     %s\nfingerprint  %s\nage          %s\n\n", keyPath, key.Fingerprint, key.Recipient)
 	}
 	checks := local.SecretChecks(cmd.Context(), cfg, dir, conf)
-	writeChecks(out, checks)
+	textout.Checks(out, checks)
 	if ferr != nil || steps.CountBlocking(checks) > 0 {
 		return errSilentFailure
 	}
@@ -96,5 +93,5 @@ func keysAskYes(out io.Writer, stdin io.Reader, question string) bool {
 	}
 	fmt.Fprint(out, question)
 	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	return isYes(line)
+	return textout.IsYes(line)
 }

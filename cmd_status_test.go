@@ -9,10 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
 
@@ -79,9 +79,9 @@ func TestStatusCommand(t *testing.T) {
 			"--known-hosts", kh, "--flake", flakeDir + "#vps", "--extra-files", keys, "--connect-timeout", "5s"}, extra...)
 	}
 	type statusJSON struct {
-		Status Status `json:"status"`
+		Status engine.Status `json:"status"`
 	}
-	parse := func(t *testing.T, out string) Status {
+	parse := func(t *testing.T, out string) engine.Status {
 		t.Helper()
 		var j statusJSON
 		if err := json.Unmarshal([]byte(out), &j); err != nil {
@@ -105,7 +105,7 @@ func TestStatusCommand(t *testing.T) {
 		if st.Revision.Same == nil || !*st.Revision.Same || st.Revision.Running != "0123abcd" {
 			t.Fatalf("revision %+v", st.Revision)
 		}
-		wantUnits := []UnitStatus{
+		wantUnits := []engine.UnitStatus{
 			{Unit: "nixos-upgrade.service", Active: "inactive", Result: "exit-code"},
 			{Unit: "nixos-upgrade.timer", Active: "active", Result: "success", NextRun: "Mon 2026-11-30 03:00:00 UTC", LastRun: "Mon 2026-11-23 03:00:04 UTC"},
 		}
@@ -140,9 +140,7 @@ func TestStatusCommand(t *testing.T) {
 	})
 
 	t.Run("a wedged command on the target", func(t *testing.T) {
-		defer func(d time.Duration) { statusReadTimeout = d }(statusReadTimeout)
-		statusReadTimeout = 2 * time.Second
-		_, out, _ := runRoot(context.Background(), "", args(h.PortString(), "--output", "json", "--no-drift", "--unit", "wedged.service")...)
+		_, out, _ := runRoot(context.Background(), "", args(h.PortString(), "--output", "json", "--no-drift", "--unit", "wedged.service", "--read-timeout", "2s")...)
 		st := parse(t, out)
 		if !strings.Contains(st.Error, "took longer than 2s") {
 			t.Fatalf("error %q, want the read's time limit named", st.Error)

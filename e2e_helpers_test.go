@@ -12,61 +12,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/steps/remote"
-	"github.com/bigbang-nix/bigbang/ui"
 )
 
-// preflightFunc is the shape of a preflight: installPreflight and
-// ui.Backend.Preflight.
-type preflightFunc = func(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error)
-
-// waiveContainerCheck wraps pre so that the preflight passes on a machine
-// that is itself a container (as CI runners are): remote.container then
-// fails about this machine, which the stand-in never kexecs. The check
-// becomes a warning that says so, in the events and in the report; every
-// other check keeps its verdict.
-func waiveContainerCheck(pre preflightFunc) preflightFunc {
-	waive := func(c steps.Check) steps.Check {
-		if c.ID == remote.IDContainer && c.Status == steps.StatusFail {
-			c.Status = steps.StatusWarn
-			c.Summary = "waived by the test (the stand-in does not kexec): " + c.Summary
-		}
-		return c
-	}
-	return func(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
-		rep, err := pre(ctx, cfg, func(e steps.Event) {
-			if e.Type == steps.EventCheck {
-				e.Check = waive(e.Check)
-			}
-			emit(e)
-		})
-		for i := range rep.Checks {
-			rep.Checks[i] = waive(rep.Checks[i])
-		}
-		return rep, err
-	}
+// needVPS skips a test whose target must pass the preflight as a VPS
+// would: the test host plays one only as root, in a mount namespace that
+// hides this machine's container marks (testhost).
+func needVPS(t testing.TB) {
+	testutil.NeedRoot(t, "the test host hides this machine's container marks from the preflight only as root")
 }
-
-// waiveContainer waives remote.container in the preflight of `bigbang
-// install` (see waiveContainerCheck) until the test ends.
-func waiveContainer(t testing.TB) {
-	saved := installPreflight
-	installPreflight = waiveContainerCheck(saved)
-	t.Cleanup(func() { installPreflight = saved })
-}
-
-// waivedBackend is the real backend with remote.container waived (see
-// waiveContainerCheck).
-type waivedBackend struct{ ui.Backend }
-
-func (b waivedBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (ui.Report, error) {
-	return waiveContainerCheck(b.Backend.Preflight)(ctx, cfg, emit)
-}
-
-// waived wraps the wizard's backend in waivedBackend.
-func waived(b ui.Backend) ui.Backend { return waivedBackend{b} }
 
 // runTestProcess is the body of a test that is a wizard in a process of
 // its own (TestWizardProcess, TestReinstallWizardProcess): it parses the
@@ -74,7 +32,7 @@ func waived(b ui.Backend) ui.Backend { return waivedBackend{b} }
 // SIGTERM or SIGHUP, and exits with bigbang's exit status. Without
 // wizardArgsEnv (a normal test run) it skips: it runs only inside the
 // terminal of the test parent.
-func runTestProcess(t *testing.T, parent string, run func(ctx context.Context, cfg *steps.Config) error) {
+func runTestProcess(t *testing.T, parent string, run func(ctx context.Context, root *cobra.Command, cfg *steps.Config) error) {
 	args, ok := os.LookupEnv(wizardArgsEnv)
 	if !ok {
 		t.Skip("runs only inside the terminal of " + parent)
@@ -87,7 +45,11 @@ func runTestProcess(t *testing.T, parent string, run func(ctx context.Context, c
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	err := run(ctx, &cfg)
+	if err := cfg.Normalize(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(exitUsage)
+	}
+	err := run(ctx, root, &cfg)
 	if err != nil && !errors.Is(err, errSilentFailure) {
 		fmt.Fprintln(os.Stderr, "bigbang:", err)
 	}
@@ -183,4 +145,15 @@ func (x *e2e) checkShippedKey(t *testing.T, r *e2eRun) string {
 		t.Errorf("known_hosts does not pin the new key once as %q:\n%s", entry, kh)
 	}
 	return kh
+}
+
+// childPart is a transcript without bigbang's own records at its end (the
+// exit status, the verified reboot): what the child printed.
+func childPart(transcript string) string {
+	lines := strings.SplitAfter(transcript, "\n")
+	end := len(lines)
+	for end > 0 && (lines[end-1] == "" || strings.HasPrefix(lines[end-1], "bigbang: ")) {
+		end--
+	}
+	return strings.Join(lines[:end], "")
 }

@@ -272,7 +272,7 @@ func readFile(t *testing.T, p string) string {
 // reboots the host onto the key that came with them.
 func TestInstallEndToEnd(t *testing.T) {
 	x := newE2E(t)
-	waiveContainer(t)
+	needVPS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -645,7 +645,7 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 	// Every byte the stand-in and its ssh printed is in the transcript,
 	// but for the carriage returns the terminal added.
 	printed := strings.ReplaceAll(readFile(t, r.copy), "\r", "")
-	logged := strings.ReplaceAll(readFile(t, r.log), "\r", "")
+	logged := childPart(strings.ReplaceAll(readFile(t, r.log), "\r", ""))
 	if logged != printed || !strings.Contains(logged, "### Building the system closure ###") {
 		t.Errorf("transcript differs from what was printed:\n--- transcript\n%q\n--- printed\n%q", logged, printed)
 	}
@@ -658,7 +658,7 @@ func TestInstallProcess(t *testing.T) {
 	if !ok {
 		t.Skip("runs only as the child of TestInstallEndToEnd")
 	}
-	waiveContainer(t)
+	needVPS(t)
 	os.Args = append([]string{"bigbang"}, strings.Split(args, "\x1f")...)
 	os.Exit(run())
 }

@@ -10,28 +10,25 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/spf13/cobra"
 )
 
 // reinstallSourceEnv and reinstallBackupsEnv carry --source and
-// --backup-dir into TestReinstallWizardProcess, reinstallKeyDirEnv the
-// folder its host key step copies the machine's key from (hostKeyDirs).
+// --backup-dir into TestReinstallWizardProcess.
 const (
 	reinstallSourceEnv  = "BIGBANG_REINSTALL_SOURCE"
 	reinstallBackupsEnv = "BIGBANG_REINSTALL_BACKUPS"
-	reinstallKeyDirEnv  = "BIGBANG_REINSTALL_KEY_DIR"
 )
 
 // TestReinstallWizardProcess is `bigbang reinstall` on a terminal in a
 // process of its own, started in a tmux window by
 // TestReinstallWizardEndToEnd; it does nothing in a normal run.
 func TestReinstallWizardProcess(t *testing.T) {
-	runTestProcess(t, "TestReinstallWizardEndToEnd", func(ctx context.Context, cfg *steps.Config) error {
-		f := reinstallFlags{source: os.Getenv(reinstallSourceEnv), backupDir: os.Getenv(reinstallBackupsEnv), wait: 20 * time.Second}
-		if d := os.Getenv(reinstallKeyDirEnv); d != "" {
-			hostKeyDirs = []string{d}
-		}
-		return wizard(ctx, cfg, f.wait, waived, &f)
+	runTestProcess(t, "TestReinstallWizardEndToEnd", func(ctx context.Context, root *cobra.Command, cfg *steps.Config) error {
+		o := engine.ReinstallOptions{Source: os.Getenv(reinstallSourceEnv), BackupDir: os.Getenv(reinstallBackupsEnv)}
+		return runWizard(ctx, root, cfg, 20*time.Second, &o)
 	})
 }
 
@@ -61,8 +58,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	backups := t.TempDir()
-	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups,
-		reinstallKeyDirEnv+"="+x.h.Dir)
+	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups)
 	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
 	fp := fingerprint(t, x.h.HostKeyPub())
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/spf13/cobra"
 )
 
 // wizardArgsEnv carries the command line of the wizard into the test binary
@@ -22,8 +23,8 @@ const wizardArgsEnv = "BIGBANG_WIZARD_ARGS"
 // TestWizardProcess is the wizard in a process of its own, started in a
 // tmux window by the end-to-end tests; it does nothing in a normal run.
 func TestWizardProcess(t *testing.T) {
-	runTestProcess(t, "TestWizardEndToEnd", func(ctx context.Context, cfg *steps.Config) error {
-		return runWizard(ctx, cfg, installFlags{}, waived)
+	runTestProcess(t, "TestWizardEndToEnd", func(ctx context.Context, root *cobra.Command, cfg *steps.Config) error {
+		return runWizard(ctx, root, cfg, 0, nil)
 	})
 }
 
@@ -288,7 +289,7 @@ func TestWizardEndToEnd(t *testing.T) {
 		// The terminal turned \n into \r\n; ssh's own messages already end
 		// in \r\n.
 		printed := strings.ReplaceAll(readFile(t, r.copy), "\r\n", "\n")
-		logged := strings.ReplaceAll(readFile(t, r.log), "\r\n", "\n")
+		logged := childPart(strings.ReplaceAll(readFile(t, r.log), "\r\n", "\n"))
 		if logged != printed || !strings.Contains(logged, "### Building the system closure ###") {
 			i := 0
 			for i < len(logged) && i < len(printed) && logged[i] == printed[i] {

@@ -31,11 +31,6 @@ const (
 	exitInterrupted = 130
 )
 
-// subcommands holds the constructors of the subcommands; each cmd_*.go file
-// appends its own in an init function, so a subcommand is registered only
-// where it is implemented.
-var subcommands []func(cfg *steps.Config) *cobra.Command
-
 // exitError carries the exit code a command wants alongside its error.
 type exitError struct {
 	code int
@@ -65,9 +60,16 @@ func newRoot(cfg *steps.Config) *cobra.Command {
 	}
 	addCommonFlags(root, cfg)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	for _, mk := range subcommands {
-		root.AddCommand(mk(cfg))
+	// The host is parsed once, here: user@host[:port] fills in the user
+	// and the port, and nothing further in parses it again.
+	root.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if err := cfg.Normalize(); err != nil {
+			return usageErr(err)
+		}
+		return nil
 	}
+	root.AddCommand(newInstallCmd(cfg), newCheckCmd(cfg), newExplainCmd(cfg), newDemoCmd(cfg), newReplayCmd(cfg),
+		newDriftCmd(cfg), newReinstallCmd(cfg), newKeysCmd(cfg), newStatusCmd(cfg))
 	// `bigbang` alone is `bigbang install`: the wizard on a terminal, the
 	// non-interactive install with --yes-wipe or without a terminal.
 	var inst installFlags
@@ -85,7 +87,7 @@ func addCommonFlags(root *cobra.Command, cfg *steps.Config) {
 	d := steps.DefaultConfig()
 	*cfg = d
 	f := root.PersistentFlags()
-	f.StringVar(&cfg.Host, "host", "", "target host name or IP address")
+	f.StringVar(&cfg.Host, "host", "", "target host name or IP address, or user@host[:port]")
 	f.StringVar(&cfg.User, "user", d.User, "login user on the target before kexec")
 	f.IntVar(&cfg.Port, "port", d.Port, "SSH port of the target")
 	f.StringVarP(&cfg.Identity, "identity", "i", "", "SSH private key file to log in with (mode 0600)")

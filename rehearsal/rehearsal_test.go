@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/ui"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // TestMain lets the test binary play the replay subcommand, as the bigbang
@@ -70,12 +70,12 @@ func TestBackend(t *testing.T) {
 	var checks []steps.Check
 	emit := func(e steps.Event) { mu.Lock(); checks = append(checks, e.Check); mu.Unlock() }
 
-	r, err := b.Preflight(ctx, cfg, emit)
-	if err != nil || r.HostKey.Status != ui.HostKeyNew {
+	r, err := b.Engine().Preflight(ctx, cfg, engine.DialPolicy{}, emit)
+	if err != nil || r.HostKey.Status != engine.HostKeyNew {
 		t.Fatalf("first preflight: %v, host key %q, want a new key to accept", err, r.HostKey.Status)
 	}
 	cfg.AcceptNewHostKey = true
-	r, err = b.Preflight(ctx, cfg, emit)
+	r, err = b.Engine().Preflight(ctx, cfg, engine.DialPolicy{}, emit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestBackend(t *testing.T) {
 		t.Fatal(err)
 	}
 	var evs []steps.Event
-	res, err := b.Install(ctx, ui.InstallRequest{Config: cfg, Plan: plan, Log: b.LogPath(cfg)}, func(e steps.Event) { evs = append(evs, e) })
+	res, err := b.Engine().Install(ctx, engine.InstallRequest{Config: cfg, Plan: plan, Log: b.Engine().LogPath(cfg)}, func(e steps.Event) { evs = append(evs, e) })
 	if err != nil || res.Outcome != steps.OutcomeSuccess {
 		t.Fatalf("install: %v %+v", err, res)
 	}

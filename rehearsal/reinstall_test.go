@@ -2,6 +2,8 @@ package rehearsal
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,12 +11,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
+	"github.com/bigbang-nix/bigbang/steps/secrets"
 )
 
 // newTestBackend starts a fast rehearsal whose folder must be gone after
 // the test.
-func newTestBackend(t *testing.T) *Backend {
+func newTestBackend(t *testing.T) *Rehearsal {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -73,27 +77,27 @@ func TestReinstallBackend(t *testing.T) {
 	b := newTestBackend(t)
 	cfg := b.Config()
 
-	d, err := b.Prepare(ctx, cfg)
-	if err != nil {
+	e := b.Engine()
+	d, err := e.Prepare(ctx, cfg, engine.DialPolicy{})
+	if err != nil || d.NewHostKey.Status != engine.HostKeyNew {
+		t.Fatalf("first connection: %v, %+v; want the new host key to compare", err, d.NewHostKey)
+	}
+	p := engine.DialPolicy{Approved: d.NewHostKey.Fingerprint}
+	if d, err = e.Prepare(ctx, cfg, p); err != nil {
 		t.Fatal(err)
 	}
-	if d.Report.Verdict != reinstall.VerdictReinstall || len(d.Report.Changes) != 2 {
-		t.Errorf("drift %+v, want a reinstall for two changes", d.Report)
+	// The real comparison of the demo flake with the simulated machine's
+	// disks: the Oracle Linux partitions the wipe screen shows too.
+	if d.Report.Verdict != reinstall.VerdictReinstall || len(d.Report.Changes) == 0 || !strings.Contains(d.Report.Summary(), "reinstall required") {
+		t.Errorf("drift %+v, want a reinstall", d.Report)
 	}
-	for _, want := range []string{"ESP (/boot) changes from 512M vfat to 1G vfat", "/nix) changes from 80G btrfs to 100G btrfs", "reinstall required"} {
-		if !strings.Contains(d.Report.Summary(), want) {
-			t.Errorf("summary %q lacks %q", d.Report.Summary(), want)
-		}
-	}
-	if fp := b.srv.HostKeyFingerprint(); d.HostKeyFingerprint != fp || !strings.Contains(d.HostKey, "already in") || !strings.Contains(d.HostKey, "REHEARSAL") {
+	if fp := b.srv.HostKeyFingerprint(); d.HostKeyFingerprint != fp || !strings.Contains(d.HostKey, "holds the machine's host key") {
 		t.Errorf("host key step %q (%s), want the machine's key %s already in the tree", d.HostKey, d.HostKeyFingerprint, fp)
-	}
-	if d.NewHostKey.Fingerprint != "" {
-		t.Errorf("the host key step asks about a new key: %+v", d.NewHostKey)
 	}
 
 	var bl progressLog
-	a, err := b.Backup(ctx, cfg, bl.add)
+	o := engine.ReinstallOptions{Services: ReinstallServices}
+	a, _, err := e.Backup(ctx, cfg, p, o, bl.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +120,7 @@ func TestReinstallBackend(t *testing.T) {
 	}
 
 	var rl progressLog
-	res, err := b.Restore(ctx, cfg, a, rl.add)
+	res, err := e.Restore(ctx, cfg, a, o, rl.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +128,8 @@ func TestReinstallBackend(t *testing.T) {
 	if res.Result.Entries != a.Manifest.Entries || res.Result.Bytes != a.Manifest.Bytes {
 		t.Errorf("restore verified %+v, want the manifest's %d entries, %d bytes", res.Result, a.Manifest.Entries, a.Manifest.Bytes)
 	}
-	if rec, err := os.ReadFile(res.Receipt); err != nil || filepath.Dir(res.Receipt) != b.Dir() || !strings.Contains(string(rec), "REHEARSAL") {
-		t.Errorf("receipt %s: %q, %v; want a REHEARSAL receipt in the temporary folder", res.Receipt, rec, err)
+	if rec, err := os.ReadFile(res.Receipt); err != nil || filepath.Dir(res.Receipt) != b.Dir() || !strings.Contains(string(rec), `"restored": true`) {
+		t.Errorf("receipt %s: %q, %v; want a receipt in the temporary folder that records the restore", res.Receipt, rec, err)
 	}
 }
 
@@ -135,7 +139,11 @@ func TestReinstallBackend(t *testing.T) {
 func TestReinstallBackendRefuses(t *testing.T) {
 	b := newTestBackend(t)
 	cfg := b.Config()
-	a, err := b.Backup(context.Background(), cfg, func(reinstall.Progress) {})
+	cfg.AcceptNewHostKey = true
+	e := b.Engine()
+	var p engine.DialPolicy
+	var o engine.ReinstallOptions
+	a, _, err := e.Backup(context.Background(), cfg, p, o, func(reinstall.Progress) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,28 +161,32 @@ func TestReinstallBackendRefuses(t *testing.T) {
 			if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
 				return err
 			}
-			if err := os.WriteFile(key, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOther other\n"), 0o600); err != nil {
+			pub, _, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(key, []byte(secrets.AuthorizedLine(pub, "other")+"\n"), 0o600); err != nil {
 				return err
 			}
 			c := cfg
 			c.ExtraFiles = other
-			_, err := b.Prepare(context.Background(), c)
+			_, err = e.Prepare(context.Background(), c, p)
 			return err
-		}, wantMsg: "not the simulated machine's key"},
+		}, wantMsg: "is not the one"},
 		{name: "archive of another host", run: func() error {
 			c := cfg
 			c.Host = "198.51.100.9"
-			_, err := b.Restore(context.Background(), c, a, func(reinstall.Progress) {})
+			_, err := e.Restore(context.Background(), c, a, o, func(reinstall.Progress) {})
 			return err
 		}, wantErr: reinstall.ErrOtherHost},
 		{name: "damaged archive", run: func() error {
 			bad := a
 			bad.Manifest.SHA256 = strings.Repeat("0", 64)
-			_, err := b.Restore(context.Background(), cfg, bad, func(reinstall.Progress) {})
+			_, err := e.Restore(context.Background(), cfg, bad, o, func(reinstall.Progress) {})
 			return err
 		}, wantErr: reinstall.ErrCorrupt},
 		{name: "cancelled backup", run: func() error {
-			_, err := b.Backup(cancelled, cfg, func(reinstall.Progress) {})
+			_, _, err := e.Backup(cancelled, cfg, p, o, func(reinstall.Progress) {})
 			return err
 		}, wantErr: context.Canceled},
 	}

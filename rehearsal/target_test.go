@@ -3,12 +3,11 @@ package rehearsal
 import (
 	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/ui"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // TestPreflightNeverLeavesTheSimulation types real-looking hosts into the
@@ -28,14 +27,14 @@ func TestPreflightNeverLeavesTheSimulation(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			emit := func(steps.Event) {}
-			r, err := b.Preflight(ctx, cfg, emit)
+			r, err := b.Engine().Preflight(ctx, cfg, engine.DialPolicy{}, emit)
 			if err != nil || r.HostKey.Fingerprint != b.srv.HostKeyFingerprint() {
 				t.Fatalf("first preflight of %s: %v, host key %+v, want the simulated VPS's key %s", tc.host, err, r.HostKey, b.srv.HostKeyFingerprint())
 			}
-			if r.HostKey.Status == ui.HostKeyNew {
+			if r.HostKey.Status == engine.HostKeyNew {
 				// The first name pins the simulated VPS; the others
 				// meet the same, now known, key.
-				r, err = b.Preflight(ui.WithApprovedHostKey(ctx, r.HostKey.Fingerprint), cfg, emit)
+				r, err = b.Engine().Preflight(ctx, cfg, engine.DialPolicy{Approved: r.HostKey.Fingerprint}, emit)
 			}
 			if err != nil || r.TargetSystem != "aarch64-linux" || r.Blocking() != 0 {
 				t.Fatalf("preflight of %s: %v, system %q, blocking %d: %+v", tc.host, err, r.TargetSystem, r.Blocking(), r.Checks)
@@ -48,10 +47,10 @@ func TestPreflightNeverLeavesTheSimulation(t *testing.T) {
 // like the real one, trusts only the key the operator approved.
 func TestPreflightRefusesAKeyNotApproved(t *testing.T) {
 	b := newTestBackend(t)
-	ctx := ui.WithApprovedHostKey(context.Background(), "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-	_, err := b.Preflight(ctx, b.Config(), func(steps.Event) {})
-	if err == nil || !strings.Contains(err.Error(), "changed between the two connections") {
-		t.Fatalf("err = %v, want the host key change refused", err)
+	p := engine.DialPolicy{Approved: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}
+	r, err := b.Engine().Preflight(context.Background(), b.Config(), p, func(steps.Event) {})
+	if err != nil || r.Blocking() == 0 || r.HostKey.Status == engine.HostKeyKnown {
+		t.Fatalf("err = %v, report %+v: want the host key change refused", err, r)
 	}
 	if data, _ := os.ReadFile(b.knownHosts); len(data) != 0 {
 		t.Fatalf("known_hosts written: %q", data)

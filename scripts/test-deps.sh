@@ -53,4 +53,9 @@ if ! command -v sops >/dev/null 2>&1 && [ ! -x "$gobin/sops" ]; then
   echo "test-deps: installing sops v3.13.3 with go install"
   go install github.com/getsops/sops/v3/cmd/sops@v3.13.3
 fi
+# staticcheck is part of `make test` (the vet target), pinned.
+if [ ! -x "$gobin/staticcheck" ] || ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "(0.8.2)"; then
+  echo "test-deps: installing staticcheck 2026.2.2 (v0.8.2) with go install"
+  go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
 echo "test-deps: all test tools present"

@@ -47,18 +47,19 @@ func TestSetupPasswordlessSudo(t *testing.T) {
 	_, _ = rand.Read(pw)
 	password := "s3 " + hex.EncodeToString(pw)
 	user := passwordUser(t, password)
+	// The read-only folder is mounted before the test host starts: its
+	// sshd runs in a mount namespace of its own, made at its start.
+	roDir := t.TempDir()
+	roMounted := exec.Command("mount", "-t", "tmpfs", "-o", "ro", "tmpfs", roDir).Run() == nil
+	if roMounted {
+		t.Cleanup(func() { _ = exec.Command("umount", roDir).Run() })
+	}
 	h := testhost.Start(t, testhost.Options{User: user})
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	// A name of our own in the real /etc/sudoers.d, so the real sudo reads it.
 	file := "/etc/sudoers.d/90-bigbang-test-" + hex.EncodeToString(b)
 	t.Cleanup(func() { os.Remove(file) })
-
-	roDir := t.TempDir()
-	roMounted := exec.Command("mount", "-t", "tmpfs", "-o", "ro", "tmpfs", roDir).Run() == nil
-	if roMounted {
-		t.Cleanup(func() { _ = exec.Command("umount", roDir).Run() })
-	}
 
 	answers := func(list ...string) (func(int) ([]byte, error), *int) {
 		n := 0

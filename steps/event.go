@@ -49,6 +49,9 @@ type Event struct {
 	Diagnosis   *Diagnosis
 	Log         string
 	ExitCode    int
+	// Resume is the exact command that resumes a failed or interrupted
+	// install ("" when there is none); JSON writes it only when set.
+	Resume string
 }
 
 // Sink receives events. Implementations must not block for long: the runner
@@ -87,6 +90,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		m["diagnosis"] = d
 		m["log"] = e.Log
 		m["exit_code"] = e.ExitCode
+		if e.Resume != "" {
+			m["resume"] = e.Resume
+		}
 	}
 	return json.Marshal(m)
 }

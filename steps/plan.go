@@ -99,9 +99,10 @@ func NewPlan(cfg Config, env PlanEnv) (Plan, error) {
 	runsKexec := contains(p.NAPhases, "kexec")
 
 	// Who nixos-anywhere logs in as: without kexec it always uses root.
-	p.Target = cfg.User + "@" + hostForTarget(cfg.Host)
+	t := cfg.Target()
+	p.Target = t.SSHArg()
 	if !runsKexec {
-		p.Target = "root@" + hostForTarget(cfg.Host)
+		p.Target = t.WithUser("root").SSHArg()
 		if cfg.User != "root" {
 			p.decide("Log in as root@"+cfg.Host, "without the kexec phase nixos-anywhere logs in as root on the installer, whatever user was given")
 		}
@@ -234,15 +235,6 @@ func naPhases(ids []PhaseID) []string {
 
 func (p *Plan) decide(what, why string) {
 	p.Decisions = append(p.Decisions, Decision{What: what, Why: why})
-}
-
-// hostForTarget puts brackets around an IPv6 literal so that user@host
-// stays unambiguous.
-func hostForTarget(h string) string {
-	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-		return "[" + h + "]"
-	}
-	return h
 }
 
 func contains(list []string, s string) bool {

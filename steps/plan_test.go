@@ -72,7 +72,7 @@ func TestPlanArgv(t *testing.T) {
 				c.Host = "2001:db8::7"
 				c.ExtraFiles = ""
 			},
-			wantCmd:    "/opt/na/bin/nixos-anywhere --flake '.#vps-arm' --build-on remote 'opc@[2001:db8::7]'",
+			wantCmd:    "/opt/na/bin/nixos-anywhere --flake '.#vps-arm' --build-on remote opc@2001:db8::7",
 			wantPhases: "connect,kexec,disko,install,reboot",
 			wantWhy:    "given with --ram",
 		},

@@ -10,7 +10,11 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/engine/enginetest"
+	"github.com/bigbang-nix/bigbang/steps/runner"
 )
 
 // lineReader hands out one line per Read, as a terminal in canonical mode
@@ -37,36 +41,23 @@ func (l lineReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// recordingBackend answers the preflight with a report and records the
-// install it is asked to run.
-type recordingBackend struct {
-	fakeBackend
-	preflights []steps.Config
-	approved   []string // the key each preflight was told was approved
-	installed  *InstallRequest
-}
-
-func (b *recordingBackend) Preflight(ctx context.Context, cfg steps.Config, emit func(steps.Event)) (Report, error) {
-	b.preflights = append(b.preflights, cfg)
-	b.approved = append(b.approved, ApprovedHostKey(ctx))
-	rep := b.report
-	if ApprovedHostKey(ctx) == rep.HostKey.Fingerprint {
-		rep.HostKey.Status = HostKeyKnown
-	}
-	for _, c := range rep.Checks {
-		emit(steps.Event{Type: steps.EventCheck, Check: c})
-	}
-	return rep, nil
-}
-
-func (b *recordingBackend) Install(_ context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error) {
-	b.installed = &req
-	sink(steps.Event{Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateRunning})
-	sink(steps.Event{Type: steps.EventLine, Phase: steps.PhaseConnect, Text: "### Uploading install SSH keys ###"})
-	sink(steps.Event{Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateFailed})
+// accessibleWorld is a fake world whose host key is new and whose install
+// fails in connect: the accessible wizard drives the real engine over it.
+func accessibleWorld(t *testing.T) *enginetest.Fake {
 	d := &steps.Diagnosis{ID: "connect", Summary: "ssh refused", Remedy: "check the key"}
-	sink(steps.Event{Type: steps.EventResult, Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseConnect, Diagnosis: d})
-	return InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseConnect, Diagnosis: d, Log: req.Log}, nil
+	return &enginetest.Fake{
+		T: t, Dir: t.TempDir(), Facts: enginetest.A1(), Local: enginetest.A1Local(),
+		HostKey: sshexec.HostKeyInfo{Type: "ssh-ed25519", Fingerprint: "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"},
+		Child: &enginetest.Child{
+			Events: []steps.Event{
+				{Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateRunning},
+				{Type: steps.EventLine, Phase: steps.PhaseConnect, Text: "### Uploading install SSH keys ###"},
+				{Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateFailed},
+			},
+			Lines:  []string{"### Uploading install SSH keys ###"},
+			Result: runner.Result{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseConnect, Diagnosis: d, ExitCode: 1},
+		},
+	}
 }
 
 // TestAccessibleFlow answers the plain prompts of ACCESSIBLE=1 as a screen
@@ -84,8 +75,8 @@ func TestAccessibleFlow(t *testing.T) {
 		{name: "defaults kept, key trusted, host typed",
 			answers: "\n\n\n\n\n\ny\n\n\nwrong\n203.0.113.7\n", install: true, preflights: 2,
 			wantOut: []string{"Host [203.0.113.7]", "Preflight of opc@203.0.113.7 and .#vps-arm:", "trust it?",
-				"Plan:", "Command: ", "WIPED: /dev/sda", "type 203.0.113.7 exactly to wipe it", "Log: /tmp/bigbang/203.0.113.7.log",
-				"Resume: bigbang --host 203.0.113.7", "--log /tmp/bigbang/203.0.113.7.log"}},
+				"Plan:", "Command: ", "WIPED: /dev/sda", "type 203.0.113.7 exactly to wipe it", "transcript: ",
+				"Resume with:   bigbang --host 203.0.113.7", "--log "}},
 		{name: "host key refused", answers: "\n\n\n\n\n\nn\n", wantErr: ErrAborted, preflights: 1,
 			wantOut: []string{"trust it?"}},
 		{name: "a field changed", answers: "198.51.100.9\nroot\n\n\n\n\ny\n\n\n198.51.100.9\n", install: true, preflights: 2,
@@ -93,13 +84,12 @@ func TestAccessibleFlow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rep := a1Report()
-			rep.HostKey.Status = HostKeyNew
-			b := &recordingBackend{fakeBackend: fakeBackend{report: rep}}
+			w := accessibleWorld(t)
+			e := engine.New(w.World())
 			cfg := steps.DefaultConfig()
-			cfg.Host, cfg.ExtraFiles = "203.0.113.7", ""
+			cfg.Host, cfg.ExtraFiles, cfg.NixosAnywhere = "203.0.113.7", "", "true"
 			var out bytes.Buffer
-			res, err := RunAccessible(context.Background(), Options{Config: cfg, Backend: b}, lineReader{strings.NewReader(tc.answers)}, &out)
+			res, err := RunAccessible(context.Background(), Options{Config: cfg, Engine: e}, lineReader{strings.NewReader(tc.answers)}, &out)
 			text := ansi.Strip(out.String())
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("error %v, want %v\n%s", err, tc.wantErr, text)
@@ -109,22 +99,21 @@ func TestAccessibleFlow(t *testing.T) {
 					t.Errorf("output lacks %q:\n%s", w, text)
 				}
 			}
-			if len(b.preflights) != tc.preflights {
-				t.Errorf("%d preflights, want %d", len(b.preflights), tc.preflights)
+			calls := strings.Join(w.Calls(), "\n")
+			if n := strings.Count(calls, "local"); n != tc.preflights {
+				t.Errorf("%d preflights, want %d:\n%s", n, tc.preflights, calls)
 			}
-			if (b.installed != nil) != tc.install {
-				t.Fatalf("installed: %v, want %v\n%s", b.installed != nil, tc.install, text)
+			if strings.Contains(calls, "child ") != tc.install {
+				t.Fatalf("installed: %v, want %v\n%s", !tc.install, tc.install, text)
 			}
 			if !tc.install {
 				return
 			}
-			if got := b.installed.Config; got.AcceptNewHostKey || got.Host != b.preflights[0].Host {
-				t.Errorf("install config %+v", got)
-			}
 			// y approved the key shown, and only that one, for the second
 			// connection.
-			if want := []string{"", rep.HostKey.Fingerprint}; strings.Join(b.approved, ",") != strings.Join(want, ",") {
-				t.Errorf("approved keys per preflight %q, want %q", b.approved, want)
+			fp := w.HostKey.Fingerprint
+			if !strings.Contains(calls, "approved=\n") || !strings.Contains(calls, "approved="+fp+"\n") {
+				t.Errorf("the dials did not approve exactly the key shown on the second connection:\n%s", calls)
 			}
 			if res.Outcome != steps.OutcomeFailed || !strings.Contains(text, "Connect") {
 				t.Errorf("result %+v; the plain renderer's output:\n%s", res, text)

@@ -19,7 +19,7 @@ import (
 // fullProgress is the progress screen at its busiest: every phase has a
 // full ring of coloured lines with carriage-return progress, one runs.
 func fullProgress(b *testing.B) *model {
-	m := newModel(context.Background(), Options{Config: steps.DefaultConfig(), Backend: fakeBackend{}, Rehearsal: true})
+	m := newModel(context.Background(), Options{Config: steps.DefaultConfig(), Engine: fakeBackend{}, Rehearsal: true})
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
 	m.screen = screenProgress
 	m.progress = newProgressScreen(steps.PhaseOrder, t0)
@@ -92,7 +92,7 @@ func (c countingModel) View() tea.View {
 // and Bubble Tea's renderer, with the garbage collector.
 func BenchmarkThroughput(b *testing.B) {
 	const rate = 20000
-	m := newModel(context.Background(), Options{Config: steps.DefaultConfig(), Backend: fakeBackend{}})
+	m := newModel(context.Background(), Options{Config: steps.DefaultConfig(), Engine: fakeBackend{}})
 	m.width, m.height = 120, 40
 	m.screen = screenProgress
 	m.progress = newProgressScreen(steps.PhaseOrder, time.Now())

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // goldenProfile is the colour profile of the colour goldens. Lip Gloss
@@ -84,7 +85,7 @@ func realModel(t *testing.T, w, h int) *model {
 	cfg := steps.DefaultConfig()
 	cfg.Host = "203.0.113.7"
 	cfg.ExtraFiles = ""
-	m := newModel(context.Background(), Options{Config: cfg, Backend: fakeBackend{report: a1Report()},
+	m := newModel(context.Background(), Options{Config: cfg, Engine: fakeBackend{report: a1Report()},
 		Welcome: Welcome{Flake: ".#vps-arm", Found: "flake.nix in this folder"}})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	m.Update(tea.BackgroundColorMsg{Color: goldenBackground})
@@ -134,7 +135,7 @@ func TestColourGolden(t *testing.T) {
 
 			m.Update(eventsMsg(finishEvents()))
 			m.now = t0
-			m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+			m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
 				SSHCommand: "ssh root@203.0.113.7", Log: "/tmp/bigbang/203.0.113.7.log", Receipt: "/state/bigbang/hosts/203.0.113.7.json"}})
 			snap(m, "result-success")
 
@@ -145,8 +146,11 @@ func TestColourGolden(t *testing.T) {
 			// which events set to the wall clock.
 			m.now = t0
 			d := &steps.Diagnosis{ID: "disko.partition", Summary: "the disk layout does not fit /dev/sda", Remedy: "check the disk size in disko.nix"}
-			m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d,
-				Log: "/tmp/bigbang/203.0.113.7.log"}})
+			res := engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d, Log: "/tmp/bigbang/203.0.113.7.log"}
+			rc := m.cfg
+			rc.Log = res.Log
+			res.Resume = engine.ResumeCommand("bigbang", rc, m.thePlan, res.FailedPhase, engine.ResumeStyle{})
+			m.Update(installDoneMsg{result: res})
 			snap(m, "result-failure")
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // TestLogViewSearch opens the log from the progress screen with l, searches
@@ -101,7 +102,7 @@ func TestPreflightFitsSmallWindow(t *testing.T) {
 				rep.Checks = append(rep.Checks, steps.Check{ID: fmt.Sprintf("x.%d", i), Status: steps.StatusOK, Summary: fmt.Sprintf("fine %d", i)})
 			}
 			rep.Checks = append(rep.Checks, steps.Check{ID: "x.fail", Status: steps.StatusFail, Summary: "broken thing", Fix: "mend it"})
-			rep.HostKey.Status = HostKeyNew
+			rep.HostKey.Status = engine.HostKeyNew
 			m.preflight.done(rep, nil)
 			v := ansi.Strip(m.View().Content)
 			want := []string{"is this its host key?", "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "y trust this key"}

@@ -134,12 +134,24 @@ func (tr *tailRenderer) render(lines []string, w, rows int) []string {
 	return out
 }
 
+// hasControl reports whether s holds a byte that starts a sequence or is a
+// control sanitize drops; bytes, not runes: C1 controls are single bytes.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case 0x1b, 0x07, 0x08, 0x00, 0x0e, 0x0f, 0x9b, 0x9d:
+			return true
+		}
+	}
+	return false
+}
+
 // sanitize keeps text, tabs, carriage returns and the escape sequences that
 // only style or move within a line (SGR, erase in line, cursor column). Any
 // other sequence, queries above all, is dropped: a query would make the
 // emulator answer into a pipe nobody reads.
 func sanitize(s string) string {
-	if !strings.ContainsAny(s, "\x1b\x07\x08\x00\x0e\x0f\x9b\x9d") {
+	if !hasControl(s) {
 		return s
 	}
 	var b strings.Builder

@@ -1,8 +1,6 @@
 package ui
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,71 +8,15 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
-
-// ReinstallBackend is what a reinstall needs besides an install: the host
-// key continuity and the drift, the backup, and the restore onto the new
-// system. The root model calls it only from commands, never from Update.
-type ReinstallBackend interface {
-	// Prepare makes sure the extra-files tree holds the machine's current
-	// host key (copied in when missing, refused when different), then
-	// compares the flake's disko layout with the live disks. It is the
-	// first step of a reinstall, before the preflight, whose checks of the
-	// secrets need that key. A host known_hosts does not know is reported
-	// in Drift.NewHostKey; the next call's ctx carries the key the operator
-	// then approved (ApprovedHostKey).
-	Prepare(ctx context.Context, cfg steps.Config) (Drift, error)
-	// Backup takes a verified local backup of the source, calling progress
-	// as the bytes arrive (progress must not block).
-	Backup(ctx context.Context, cfg steps.Config, progress func(reinstall.Progress)) (reinstall.Archive, error)
-	// Restore waits for the new system with the pinned host key, restores
-	// the archive into the source with the services stopped and started
-	// again, compares the tree with the archive and records the restore in
-	// the receipt.
-	Restore(ctx context.Context, cfg steps.Config, a reinstall.Archive, progress func(reinstall.Progress)) (Restored, error)
-}
-
-// ReinstallOptions turn the wizard into a reinstall: drift, backup, the
-// install, restore.
-type ReinstallOptions struct {
-	Backend  ReinstallBackend
-	Source   string   // the directory backed up and restored, e.g. /persistent
-	Services []string // units stopped during the restore
-	// Force goes on when the layout did not change.
-	Force bool
-}
-
-// Drift is what the drift screen shows.
-type Drift struct {
-	Report reinstall.Report
-	// HostKey says what the host key step found or did, in words.
-	HostKey            string
-	HostKeyFingerprint string
-	// NewHostKey is set (Status HostKeyNew) when known_hosts does not know
-	// the machine: nothing else ran, and the drift screen asks the
-	// operator to compare the key first, as the install's preflight does.
-	NewHostKey HostKey
-}
-
-// Restored is how the restore ended.
-type Restored struct {
-	Result reinstall.RestoreResult
-	// Receipt is the receipt that now records the restore ("" when it
-	// could not be written; Notes say why).
-	Receipt string
-	Notes   []string
-}
-
-// ErrNothingToReinstall is returned when the layout did not change and the
-// operator did not force a reinstall: a switch deploys the flake.
-var ErrNothingToReinstall = errors.New("no layout change: deploy with nh os switch / nixos-rebuild, no reinstall")
 
 // Messages of the reinstall steps.
 type (
 	driftDoneMsg struct {
 		gen   int
-		drift Drift
+		drift engine.Drift
 		err   error
 	}
 	transferMsg struct {
@@ -83,10 +25,11 @@ type (
 	}
 	backupDoneMsg struct {
 		archive reinstall.Archive
+		notes   []string
 		err     error
 	}
 	restoreDoneMsg struct {
-		restored Restored
+		restored engine.Restored
 		err      error
 	}
 )

@@ -10,20 +10,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
-
-// fakeReinstall answers the reinstall steps; the tests feed the model the
-// messages its commands would send, so it is never called.
-type fakeReinstall struct{}
-
-func (fakeReinstall) Prepare(context.Context, steps.Config) (Drift, error) { return Drift{}, nil }
-func (fakeReinstall) Backup(context.Context, steps.Config, func(reinstall.Progress)) (reinstall.Archive, error) {
-	return reinstall.Archive{}, nil
-}
-func (fakeReinstall) Restore(context.Context, steps.Config, reinstall.Archive, func(reinstall.Progress)) (Restored, error) {
-	return Restored{}, nil
-}
 
 const testArchive = "/home/op/.local/state/bigbang/backups/203.0.113.7-20260114T104200Z.tar.zst"
 
@@ -32,8 +21,8 @@ func reinstallModel(t *testing.T, force bool) *model {
 	cfg := steps.DefaultConfig()
 	cfg.Host = "203.0.113.7"
 	cfg.ExtraFiles = ""
-	m := newModel(context.Background(), Options{Config: cfg, Backend: fakeBackend{report: a1Report()},
-		Reinstall: &ReinstallOptions{Backend: fakeReinstall{}, Source: "/persistent", Services: []string{"postgresql.service"}, Force: force}})
+	m := newModel(context.Background(), Options{Config: cfg, Engine: fakeBackend{report: a1Report()},
+		Reinstall: &engine.ReinstallOptions{Source: "/persistent", Services: []string{"postgresql.service"}, Force: force}})
 	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
 	m.now = t0
 	m.cfg = m.target.apply(m.cfg)
@@ -48,7 +37,7 @@ func reinstallModel(t *testing.T, force bool) *model {
 }
 
 // driftDone answers the running drift.
-func driftDone(m *model, d Drift, err error) {
+func driftDone(m *model, d engine.Drift, err error) {
 	m.Update(driftDoneMsg{gen: m.rs.driftGen, drift: d, err: err})
 }
 
@@ -75,7 +64,7 @@ func TestDriftScreen(t *testing.T) {
 			next: screenPreflight},
 		{name: "no change", rep: driftNone,
 			want: []string{"No reinstall needed", "nh os switch", "nixos-rebuild", "--force reinstalls anyway"},
-			next: screenDrift, quitErr: ErrNothingToReinstall, wantsQuit: true},
+			next: screenDrift, quitErr: engine.ErrNothingToReinstall, wantsQuit: true},
 		{name: "no change, forced", rep: driftNone, force: true,
 			want: []string{"No reinstall needed", "--force: reinstalling although"},
 			next: screenPreflight},
@@ -88,7 +77,7 @@ func TestDriftScreen(t *testing.T) {
 			if v := view(m); !strings.Contains(v, "reading the live disks") {
 				t.Errorf("the running drift says nothing:\n%s", v)
 			}
-			d := Drift{Report: tc.rep}
+			d := engine.Drift{Report: tc.rep}
 			if tc.err == nil {
 				d.HostKey = "Host key SHA256:kept: the extra-files tree holds the machine's host key"
 			}
@@ -123,7 +112,7 @@ func TestDriftScreen(t *testing.T) {
 func toBackup(t *testing.T) *model {
 	t.Helper()
 	m := reinstallModel(t, false)
-	driftDone(m, Drift{Report: driftChanged}, nil)
+	driftDone(m, engine.Drift{Report: driftChanged}, nil)
 	m.Update(key("enter"))
 	if m.screen != screenPreflight || !m.preflight.running {
 		t.Fatalf("after the drift: screen %v, want the preflight running", m.screen)
@@ -225,7 +214,7 @@ func TestReinstallWipeNamesBackupThenRestore(t *testing.T) {
 	if m.screen != screenProgress {
 		t.Fatalf("screen %v, want the install", m.screen)
 	}
-	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:kept", Receipt: "/state/hosts/203.0.113.7.json"}})
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:kept", Receipt: "/state/hosts/203.0.113.7.json"}})
 	if m.screen != screenRestore || !m.rs.restore.running {
 		t.Fatalf("after the install: screen %v, want the restore running", m.screen)
 	}
@@ -238,7 +227,7 @@ func TestReinstallWipeNamesBackupThenRestore(t *testing.T) {
 			t.Errorf("the restore pane lacks %q:\n%s", w, v)
 		}
 	}
-	m.Update(restoreDoneMsg{restored: Restored{Result: reinstall.RestoreResult{Entries: 3, Bytes: 4}, Receipt: "/state/hosts/203.0.113.7.json"}})
+	m.Update(restoreDoneMsg{restored: engine.Restored{Result: reinstall.RestoreResult{Entries: 3, Bytes: 4}, Receipt: "/state/hosts/203.0.113.7.json"}})
 	if m.screen != screenResult {
 		t.Fatalf("screen %v, want the result", m.screen)
 	}
@@ -274,20 +263,17 @@ type orderBackend struct {
 	calls chan string
 }
 
-func (b orderBackend) Preflight(ctx context.Context, _ steps.Config, _ func(steps.Event)) (Report, error) {
-	b.calls <- "preflight:" + ApprovedHostKey(ctx)
+func (b orderBackend) Preflight(_ context.Context, _ steps.Config, p engine.DialPolicy, _ steps.Sink) (engine.Report, error) {
+	b.calls <- "preflight:" + p.Approved
 	return a1Report(), nil
 }
-func (b orderBackend) Prepare(ctx context.Context, _ steps.Config) (Drift, error) {
-	b.calls <- "prepare:" + ApprovedHostKey(ctx)
-	return Drift{}, nil
+func (b orderBackend) Prepare(_ context.Context, _ steps.Config, p engine.DialPolicy) (engine.Drift, error) {
+	b.calls <- "prepare:" + p.Approved
+	return engine.Drift{}, nil
 }
-func (b orderBackend) Backup(context.Context, steps.Config, func(reinstall.Progress)) (reinstall.Archive, error) {
+func (b orderBackend) Backup(context.Context, steps.Config, engine.DialPolicy, engine.ReinstallOptions, func(reinstall.Progress)) (reinstall.Archive, []string, error) {
 	b.calls <- "backup"
-	return reinstall.Archive{}, nil
-}
-func (orderBackend) Restore(context.Context, steps.Config, reinstall.Archive, func(reinstall.Progress)) (Restored, error) {
-	return Restored{}, nil
+	return reinstall.Archive{}, nil, nil
 }
 
 // next waits for the next step the wizard started.
@@ -312,7 +298,7 @@ func TestReinstallHostKeyStepFirst(t *testing.T) {
 	b := orderBackend{calls: make(chan string, 8)}
 	cfg := steps.DefaultConfig()
 	cfg.Host, cfg.ExtraFiles = "203.0.113.7", ""
-	m := newModel(context.Background(), Options{Config: cfg, Backend: b, Reinstall: &ReinstallOptions{Backend: b}})
+	m := newModel(context.Background(), Options{Config: cfg, Engine: b, Reinstall: &engine.ReinstallOptions{}})
 	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
 	m.now = t0
 	m.goTo(screenTarget)
@@ -326,8 +312,8 @@ func TestReinstallHostKeyStepFirst(t *testing.T) {
 		t.Fatalf("screen %v, preflights %d: the preflight ran before the host key step", m.screen, m.preflightGen)
 	}
 
-	newKey := HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: HostKeyNew}
-	driftDone(m, Drift{NewHostKey: newKey}, nil)
+	newKey := engine.HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: engine.HostKeyNew}
+	driftDone(m, engine.Drift{NewHostKey: newKey}, nil)
 	v := strings.Join(strings.Fields(view(m)), " ")
 	for _, w := range []string{"First connection to 203.0.113.7: is this its host key?", "ssh-ed25519 SHA256:newkey", "y trust this key"} {
 		if !strings.Contains(v, w) {
@@ -344,7 +330,7 @@ func TestReinstallHostKeyStepFirst(t *testing.T) {
 		t.Fatalf("after y: %q, want the host key step again, trusting the key shown", got)
 	}
 
-	driftDone(m, Drift{Report: driftChanged, HostKey: "Host key SHA256:newkey: Copied the machine's host key into keys/etc/ssh/ssh_host_ed25519_key (0600)"}, nil)
+	driftDone(m, engine.Drift{Report: driftChanged, HostKey: "Host key SHA256:newkey: Copied the machine's host key into keys/etc/ssh/ssh_host_ed25519_key (0600)"}, nil)
 	if v := view(m); !strings.Contains(v, "Next: the preflight") {
 		t.Errorf("the drift screen does not name the preflight as the next step:\n%s", v)
 	}
@@ -371,7 +357,7 @@ func TestReinstallHostKeyStepFirst(t *testing.T) {
 func TestDriftHostKeyRefusedAndStale(t *testing.T) {
 	t.Run("n goes back to the target", func(t *testing.T) {
 		m := reinstallModel(t, true)
-		driftDone(m, Drift{NewHostKey: HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: HostKeyNew}}, nil)
+		driftDone(m, engine.Drift{NewHostKey: engine.HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: engine.HostKeyNew}}, nil)
 		if m.rs.proceed() {
 			t.Fatal("--force went on past an unanswered host key")
 		}
@@ -388,11 +374,11 @@ func TestDriftHostKeyRefusedAndStale(t *testing.T) {
 			t.Fatalf("esc on the running drift: screen %v, want the target", m.screen)
 		}
 		m.afterTarget()
-		m.Update(driftDoneMsg{gen: old, drift: Drift{Report: driftChanged}})
+		m.Update(driftDoneMsg{gen: old, drift: engine.Drift{Report: driftChanged}})
 		if !m.rs.driftRunning {
 			t.Error("the answer of the drift left with esc was taken for the new one")
 		}
-		driftDone(m, Drift{Report: driftNone}, nil)
+		driftDone(m, engine.Drift{Report: driftNone}, nil)
 		if m.rs.driftRunning || m.rs.drift.Report.Verdict != reinstall.VerdictNone {
 			t.Error("the answer of the new drift was dropped")
 		}

@@ -8,12 +8,13 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // buildScreen asks for the RAM (prefilled from the target) and where to
 // build.
 type buildScreen struct {
-	report  Report
+	report  engine.Report
 	ram     textinput.Model
 	editing bool
 	remote  bool
@@ -23,7 +24,7 @@ type buildScreen struct {
 	initialRAM, initialBuildOn string
 }
 
-func newBuildScreen(cfg steps.Config, r Report) buildScreen {
+func newBuildScreen(cfg steps.Config, r engine.Report) buildScreen {
 	in := textinput.New()
 	in.Prompt = ""
 	in.CharLimit = 12

@@ -6,17 +6,18 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // planScreen shows everything that will happen.
 type planScreen struct {
 	plan        steps.Plan
-	disks       []Disk
+	disks       []engine.Disk
 	log         string
 	showCommand bool
 }
 
-func newPlanScreen(p steps.Plan, r Report, log string) planScreen {
+func newPlanScreen(p steps.Plan, r engine.Report, log string) planScreen {
 	return planScreen{plan: p, disks: r.Disks, log: log}
 }
 

@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // preflightScreen is the live checklist.
@@ -19,7 +20,7 @@ type preflightScreen struct {
 	checks  []steps.Check
 	running bool
 	started time.Time
-	report  Report
+	report  engine.Report
 	err     error
 
 	askHostKey     bool
@@ -49,14 +50,14 @@ func (p *preflightScreen) add(c steps.Check) {
 	p.checks = append(p.checks, c)
 }
 
-func (p *preflightScreen) done(r Report, err error) {
+func (p *preflightScreen) done(r engine.Report, err error) {
 	p.running = false
 	p.report, p.err = r, err
 	for _, c := range r.Checks {
 		p.add(c)
 	}
-	p.askHostKey = r.HostKey.Status == HostKeyNew && !p.cfg.AcceptNewHostKey
-	p.hostKeyChanged = r.HostKey.Status == HostKeyChanged
+	p.askHostKey = r.HostKey.Status == engine.HostKeyNew && !p.cfg.AcceptNewHostKey
+	p.hostKeyChanged = r.HostKey.Status == engine.HostKeyChanged
 	p.offerSudo = r.SudoNeedsPassword
 }
 
@@ -165,7 +166,7 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 		d.WriteString(indent(st.Fail.Render(glyphFail+" ")+wrap(p.err.Error(), tw-2), 1) + "\n")
 	case p.hostKeyChanged:
 		d.WriteString(indent(st.Fail.Bold(true).Render(glyphFail+" The host key of "+p.cfg.Host+" has CHANGED."), 1) + "\n")
-		d.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: "+ForgetHostKeyCommand(p.cfg), tw), 3) + "\n")
+		d.WriteString(indent(wrap("known_hosts pins another key for this host; it may be a different machine. bigbang refuses to go on. If you rebuilt the VPS, remove the old entry with: "+engine.ForgetHostKeyCommand(p.cfg), tw), 3) + "\n")
 		d.WriteString(indent(st.Dim.Render("now: "+p.report.HostKey.Fingerprint), 3) + "\n")
 	case p.askHostKey:
 		d.WriteString(hostKeyQuestion(st, p.cfg.Host, p.report.HostKey, w, tw))
@@ -274,7 +275,7 @@ func checkGlyph(st styles, s steps.Status) string {
 
 // hostKeyQuestion asks whether an unknown host's key is its own: the
 // question of the install's preflight and of the reinstall's host key step.
-func hostKeyQuestion(st styles, host string, hk HostKey, w, tw int) string {
+func hostKeyQuestion(st styles, host string, hk engine.HostKey, w, tw int) string {
 	var d strings.Builder
 	d.WriteString(indent(st.Warn.Render(glyphWarn+" ")+st.Bold.Render("First connection to "+host+": is this its host key?"), 1) + "\n")
 	key := hk.Type + " " + hk.Fingerprint

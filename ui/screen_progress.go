@@ -7,6 +7,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // spinnerInterval is the clock of timers and spinners.
@@ -99,12 +100,12 @@ func (s *progressScreen) apply(e steps.Event) {
 			}
 		}
 	case steps.EventResult:
-		s.finish(InstallResult{Outcome: e.Outcome, FailedPhase: e.FailedPhase}, at)
+		s.finish(engine.InstallResult{Outcome: e.Outcome, FailedPhase: e.FailedPhase}, at)
 	}
 }
 
 // finish settles the panes when the install has ended.
-func (s *progressScreen) finish(r InstallResult, at time.Time) {
+func (s *progressScreen) finish(r engine.InstallResult, at time.Time) {
 	if s.ended.IsZero() {
 		s.ended = at
 	}
@@ -246,7 +247,7 @@ func (s *progressScreen) view(st styles, now time.Time, w, h int) string {
 }
 
 func paneTitle(st styles, p *pane, now time.Time, w int) string {
-	left := " " + paneGlyph(st, p, now) + " " + p.id.Title()
+	var left string
 	if p.state == steps.StatePending {
 		left = " " + paneGlyph(st, p, now) + " " + st.Dim.Render(p.id.Title())
 	} else {

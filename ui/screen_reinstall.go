@@ -9,16 +9,17 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
 
 // reinstallState is what the reinstall screens (drift, backup, restore)
 // know; the install screens in between are the install's.
 type reinstallState struct {
-	opts ReinstallOptions
+	opts engine.ReinstallOptions
 
 	driftRunning bool
-	drift        Drift
+	drift        engine.Drift
 	driftErr     error
 	// driftGen tells the answer of the latest drift from one of a drift
 	// left with esc.
@@ -26,9 +27,11 @@ type reinstallState struct {
 
 	backup  transfer
 	archive reinstall.Archive // Path == "" until a backup is verified
+	// notes are what the backup could not record (the receipt).
+	notes []string
 
 	restore  transfer
-	restored *Restored
+	restored *engine.Restored
 
 	feed *progressFeed
 	gen  int
@@ -60,18 +63,15 @@ func (m *model) startDrift() tea.Cmd {
 		m.cancelPreflight()
 	}
 	r := m.rs
-	r.driftRunning, r.driftErr, r.drift = true, nil, Drift{}
+	r.driftRunning, r.driftErr, r.drift = true, nil, engine.Drift{}
 	r.driftGen++
 	m.screen = screenDrift
 	m.showHelp = false
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelPreflight = cancel
-	if m.approvedHostKey != "" {
-		ctx = WithApprovedHostKey(ctx, m.approvedHostKey)
-	}
-	b, cfg, gen := r.opts.Backend, m.cfg, r.driftGen
+	b, cfg, gen, p := m.engine, m.cfg, r.driftGen, m.dialPolicy()
 	run := func() tea.Msg {
-		d, err := b.Prepare(ctx, cfg)
+		d, err := b.Prepare(ctx, cfg, p)
 		return driftDoneMsg{gen: gen, drift: d, err: err}
 	}
 	return tea.Batch(run, m.startTicking(), m.autoCmd())
@@ -82,19 +82,19 @@ func (m *model) startDrift() tea.Cmd {
 func (m *model) startBackup() tea.Cmd {
 	r := m.rs
 	r.archive = reinstall.Archive{}
-	b, cfg := r.opts.Backend, m.cfg
+	b, cfg, p, o := m.engine, m.cfg, m.dialPolicy(), r.opts
 	return m.startTransfer(screenBackup, &r.backup, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
-		a, err := b.Backup(ctx, cfg, send)
-		return backupDoneMsg{archive: a, err: err}
+		a, notes, err := b.Backup(ctx, cfg, p, o, send)
+		return backupDoneMsg{archive: a, notes: notes, err: err}
 	})
 }
 
 // startRestore runs the restore onto the new system in a command.
 func (m *model) startRestore() tea.Cmd {
 	r := m.rs
-	b, cfg, a := r.opts.Backend, m.cfg, r.archive
+	b, cfg, a, o := m.engine, m.cfg, r.archive, r.opts
 	return m.startTransfer(screenRestore, &r.restore, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
-		res, err := b.Restore(ctx, cfg, a, send)
+		res, err := b.Restore(ctx, cfg, a, o, send)
 		return restoreDoneMsg{restored: res, err: err}
 	})
 }
@@ -151,7 +151,7 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 			r.backup.err = msg.err
 			return nil, true
 		}
-		r.archive = msg.archive
+		r.archive, r.notes = msg.archive, msg.notes
 		r.backup.p.Bytes = msg.archive.Manifest.Bytes
 		r.backup.p.Total = max(r.backup.p.Total, msg.archive.Manifest.Bytes)
 		return m.autoCmd(), true
@@ -199,7 +199,7 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 					return m.startPreflight(), true
 				}
 				if r.nothingToDo() {
-					m.stopErr = ErrNothingToReinstall
+					m.stopErr = engine.ErrNothingToReinstall
 					return tea.Quit, true
 				}
 			case "r":
@@ -217,7 +217,7 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 			case "q":
 				m.stopErr = r.driftErr
 				if r.nothingToDo() {
-					m.stopErr = ErrNothingToReinstall
+					m.stopErr = engine.ErrNothingToReinstall
 				}
 				return tea.Quit, true
 			}

@@ -6,11 +6,12 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // resultScreen is the end: what happened and what to do now.
 type resultScreen struct {
-	res    InstallResult
+	res    engine.InstallResult
 	cfg    steps.Config
 	plan   steps.Plan
 	panes  []*pane
@@ -22,7 +23,7 @@ type resultScreen struct {
 	backup, restore, restoreLater string
 }
 
-func newResultScreen(r InstallResult, cfg steps.Config, plan steps.Plan, ps *progressScreen, command string) resultScreen {
+func newResultScreen(r engine.InstallResult, cfg steps.Config, plan steps.Plan, ps *progressScreen, command string) resultScreen {
 	s := resultScreen{res: r, cfg: cfg, plan: plan, panes: ps.panes}
 	if r.Outcome != steps.OutcomeSuccess {
 		if r.Log != "" {
@@ -30,8 +31,8 @@ func newResultScreen(r InstallResult, cfg steps.Config, plan steps.Plan, ps *pro
 		}
 		// Running the install again cannot verify a system that has no
 		// pre-generated key to compare with; the diagnosis says what to do.
-		if r.Diagnosis == nil || r.Diagnosis.ID != DiagnosisRebootUnverified {
-			s.resume = ResumeCommand(command, cfg, plan, r.FailedPhase)
+		if r.Diagnosis == nil || r.Diagnosis.ID != engine.DiagnosisRebootUnverified {
+			s.resume = r.Resume
 		}
 		src := ps.byID[r.FailedPhase]
 		if src == nil {
@@ -59,79 +60,6 @@ func lastCR(s string) string {
 		return s[i+1:]
 	}
 	return s
-}
-
-// DiagnosisRebootUnverified is the diagnosis of an install whose new
-// system could not be verified: the extra-files tree held no pre-generated
-// host key to compare with. Its key was neither checked nor pinned.
-const DiagnosisRebootUnverified = "reboot.unverified"
-
-// ResumeCommand is the exact command that resumes a failed install from
-// the phase that failed. Before the disk is touched (connect, kexec) the
-// whole install is simply run again.
-func ResumeCommand(command string, cfg steps.Config, plan steps.Plan, failed steps.PhaseID) string {
-	if command == "" {
-		command = "bigbang"
-	}
-	return command + " " + steps.ShellJoin(ResumeArgs(cfg, plan, failed))
-}
-
-// ResumeArgs are the flags of ResumeCommand: the target and the choices
-// that differ from the defaults, and --phases from the failed phase on
-// when the disk may already have been touched.
-func ResumeArgs(cfg steps.Config, plan steps.Plan, failed steps.PhaseID) []string {
-	argv := []string{}
-	add := func(flag, v, def string) {
-		if v != "" && v != def {
-			argv = append(argv, flag, v)
-		}
-	}
-	d := steps.DefaultConfig()
-	add("--host", cfg.Host, "")
-	add("--user", cfg.User, d.User)
-	if cfg.Port != 0 && cfg.Port != d.Port {
-		argv = append(argv, "--port", itoa(cfg.Port))
-	}
-	add("-i", cfg.Identity, "")
-	add("--flake", cfg.Flake, d.Flake)
-	add("--extra-files", cfg.ExtraFiles, d.ExtraFiles)
-	add("--build-on", plan.BuildOn, "")
-	add("--nixos-anywhere", cfg.NixosAnywhere, d.NixosAnywhere)
-	// The verified reboot pins the new key in this file: the resumed run
-	// must use the same one.
-	add("--known-hosts", cfg.KnownHosts, "")
-	// The runner appends to the transcript: the resumed run writes into
-	// the same file, so that one install keeps one transcript.
-	add("--log", cfg.Log, "")
-	for _, o := range cfg.SSHOptions {
-		argv = append(argv, "--ssh-option", o)
-	}
-	if rest := ResumePhases(plan, failed); len(rest) > 0 {
-		argv = append(argv, "--phases", strings.Join(rest, ","))
-	}
-	return argv
-}
-
-// ResumePhases are the phases a resumed install runs, from the failed one
-// on; none (run it all again) when the failure came before the disk was
-// touched.
-func ResumePhases(plan steps.Plan, failed steps.PhaseID) []string {
-	switch failed {
-	case steps.PhaseBuild, steps.PhaseConnect, steps.PhaseKexec, "":
-		// Nothing on the disk changed yet: run it all again.
-		return nil
-	}
-	var rest []string
-	from := false
-	for _, id := range plan.Phases {
-		if id == failed {
-			from = true
-		}
-		if from && id != steps.PhaseConnect && id != steps.PhaseBuild {
-			rest = append(rest, string(id))
-		}
-	}
-	return rest
 }
 
 func (s *resultScreen) view(st styles, w, h int) string {

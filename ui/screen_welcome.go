@@ -4,9 +4,6 @@ import (
 	"strings"
 )
 
-// welcomeScreen has no state: it says what will happen.
-type welcomeScreen struct{}
-
 // phaseBlurbs say in one line what each phase does, for the welcome screen.
 var phaseBlurbs = [][2]string{
 	{"Connect", "log in, upload a temporary install key, read the machine's facts"},

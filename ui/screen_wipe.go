@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // wipeCountdown is how long the operator has to change their mind after
@@ -20,7 +21,7 @@ const wipeCountdown = 5
 // stops follows.
 type wipeScreen struct {
 	host     string
-	disks    []Disk
+	disks    []engine.Disk
 	input    textinput.Model
 	counting bool
 	left     int
@@ -38,7 +39,7 @@ type (
 	wipeTypeMsg struct{ rest string }
 )
 
-func newWipeScreen(host string, disks []Disk, auto bool) wipeScreen {
+func newWipeScreen(host string, disks []engine.Disk, auto bool) wipeScreen {
 	in := textinput.New()
 	in.Prompt = "> "
 	in.Placeholder = host

@@ -6,6 +6,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // styles holds every colour and text style of the wizard, in one place, so
@@ -63,28 +64,14 @@ func newStyles(dark bool) styles {
 	return s
 }
 
-// The state glyphs of DESIGN.md. Common terminal fonts have them; the
-// screenshots are rendered with DejaVu Sans Mono, which has them too
-// (scripts/screenshots.sh).
+// The state glyphs of DESIGN.md, shared with the text output.
 const (
-	glyphOK      = "✔"
-	glyphWarn    = "⚠"
-	glyphFail    = "✘"
+	glyphOK      = textout.GlyphOK
+	glyphWarn    = textout.GlyphWarn
+	glyphFail    = textout.GlyphFail
 	glyphPending = "○"
 	glyphSkip    = "-"
 )
 
-// StatusGlyph is the mark of a check's status: ✔ ok, ⚠ warn, ✘ fail, and
-// skip for a skipped check. The caller names the skip mark: the screens
-// and the text output mark a skipped check differently.
-func StatusGlyph(s steps.Status, skip string) string {
-	switch s {
-	case steps.StatusOK:
-		return glyphOK
-	case steps.StatusWarn:
-		return glyphWarn
-	case steps.StatusFail:
-		return glyphFail
-	}
-	return skip
-}
+// StatusGlyph is the mark of a check's status on the screens.
+func StatusGlyph(s steps.Status, skip string) string { return textout.StatusGlyph(s, skip) }

@@ -15,6 +15,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 )
 
 // screen is one step of the wizard. The order here is the order of the
@@ -51,8 +52,9 @@ type Welcome struct {
 
 // Options configure a wizard run.
 type Options struct {
-	Config  steps.Config
-	Backend Backend
+	Config steps.Config
+	// Engine runs the steps; its world is the real one or the demo's.
+	Engine  Engine
 	Welcome Welcome
 	// TargetNotes say where the target form's defaults came from (the last
 	// install of the host, the ssh configuration).
@@ -75,7 +77,7 @@ type Options struct {
 	ProgramOptions []tea.ProgramOption
 	// Reinstall, when set, makes the wizard a reinstall: after the
 	// preflight the drift and the backup, after the install the restore.
-	Reinstall *ReinstallOptions
+	Reinstall *engine.ReinstallOptions
 }
 
 // ErrAborted is returned when the operator leaves the wizard before the
@@ -84,7 +86,7 @@ var ErrAborted = errors.New("stopped before anything was changed")
 
 // Run shows the wizard until the operator quits; it returns how the
 // install ended (zero Outcome when it never started).
-func Run(ctx context.Context, opts Options) (InstallResult, error) {
+func Run(ctx context.Context, opts Options) (engine.InstallResult, error) {
 	m := newModel(ctx, opts)
 	popts := []tea.ProgramOption{tea.WithContext(ctx)}
 	if opts.Input != nil {
@@ -126,12 +128,12 @@ func Run(ctx context.Context, opts Options) (InstallResult, error) {
 type (
 	preflightDoneMsg struct {
 		gen    int
-		report Report
+		report engine.Report
 		err    error
 	}
 	sudoDoneMsg    struct{ err error }
 	installDoneMsg struct {
-		result InstallResult
+		result engine.InstallResult
 		err    error
 	}
 	tickMsg    struct{ gen int }
@@ -145,11 +147,11 @@ type (
 
 // model is the root model.
 type model struct {
-	ctx     context.Context
-	opts    Options
-	backend Backend
-	cfg     steps.Config
-	queue   *eventQueue
+	ctx    context.Context
+	opts   Options
+	engine Engine
+	cfg    steps.Config
+	queue  *eventQueue
 
 	width, height int
 	st            styles
@@ -161,7 +163,6 @@ type model struct {
 	ticking       bool
 	now           time.Time
 
-	welcome   welcomeScreen
 	target    targetScreen
 	preflight preflightScreen
 	build     buildScreen
@@ -171,10 +172,10 @@ type model struct {
 	resultS   resultScreen
 	logv      *logView
 
-	report          Report
+	report          engine.Report
 	thePlan         steps.Plan
 	logPath         string
-	result          InstallResult
+	result          engine.InstallResult
 	cancelInstall   context.CancelFunc
 	cancelPreflight context.CancelFunc
 	preflightGen    int
@@ -197,15 +198,15 @@ func newModel(ctx context.Context, opts Options) *model {
 		opts.AutoPause = 1500 * time.Millisecond
 	}
 	m := &model{
-		ctx:     ctx,
-		opts:    opts,
-		backend: opts.Backend,
-		cfg:     opts.Config,
-		queue:   newEventQueue(),
-		width:   80,
-		height:  24,
-		st:      newStyles(true),
-		now:     time.Now(),
+		ctx:    ctx,
+		opts:   opts,
+		engine: opts.Engine,
+		cfg:    opts.Config,
+		queue:  newEventQueue(),
+		width:  80,
+		height: 24,
+		st:     newStyles(true),
+		now:    time.Now(),
 	}
 	if opts.Reinstall != nil {
 		m.rs = &reinstallState{opts: *opts.Reinstall}
@@ -340,6 +341,12 @@ func (m *model) textFocused() bool {
 // effects.
 func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
+	case checkMsg:
+		if msg.gen != m.preflightGen {
+			return nil
+		}
+		m.preflight.add(msg.check)
+		return waitCheck(msg.gen, msg.feed)
 	case preflightDoneMsg:
 		if msg.gen != m.preflightGen {
 			return nil
@@ -443,7 +450,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 				return nil
 			}
 			m.cfg, m.thePlan = cfg, p
-			m.logPath = m.backend.LogPath(cfg)
+			m.logPath = m.engine.LogPath(cfg)
 			m.plan = newPlanScreen(p, m.report, m.logPath)
 			return m.goTo(screenPlan)
 		case intentBack:
@@ -498,6 +505,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 func (m *model) showResult() tea.Cmd {
 	m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
 	if r := m.rs; r != nil {
+		m.resultS.res.Notes = append(m.resultS.res.Notes, r.notes...)
 		m.resultS.backup = r.archive.Path
 		m.resultS.restore = r.restoreSummary()
 		if r.restore.err != nil || (m.result.Outcome != steps.OutcomeSuccess && r.archive.Path != "") {
@@ -571,28 +579,51 @@ func (m *model) startPreflight() tea.Cmd {
 	m.screen = screenPreflight
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelPreflight = cancel
-	if m.approvedHostKey != "" {
-		ctx = WithApprovedHostKey(ctx, m.approvedHostKey)
-	}
-	cfg, b, q, gen := m.cfg, m.backend, m.queue, m.preflightGen
+	cfg, b, gen, p := m.cfg, m.engine, m.preflightGen, m.dialPolicy()
+	feed := make(chan steps.Check, 64)
 	run := func() tea.Msg {
-		r, err := b.Preflight(ctx, cfg, func(e steps.Event) {
-			e.Phase = steps.PhaseID("preflight#" + itoa(gen))
-			q.push(e)
+		r, err := b.Preflight(ctx, cfg, p, func(e steps.Event) {
+			select {
+			case feed <- e.Check:
+			case <-ctx.Done():
+			}
 		})
+		close(feed)
 		return preflightDoneMsg{gen: gen, report: r, err: err}
 	}
-	return tea.Batch(run, m.startTicking())
+	return tea.Batch(run, waitCheck(gen, feed), m.startTicking())
+}
+
+// checkMsg is one check of the preflight numbered gen, as soon as it is
+// known.
+type checkMsg struct {
+	gen   int
+	check steps.Check
+	feed  <-chan steps.Check
+}
+
+// waitCheck waits for the next check of a preflight.
+func waitCheck(gen int, feed <-chan steps.Check) tea.Cmd {
+	return func() tea.Msg {
+		c, ok := <-feed
+		if !ok {
+			return nil
+		}
+		return checkMsg{gen: gen, check: c, feed: feed}
+	}
+}
+
+// dialPolicy is how the wizard's dials treat the operator: an unknown host
+// key is refused and noted, and the one approved on the preflight screen is
+// trusted on the next dial (and no other).
+func (m *model) dialPolicy() engine.DialPolicy {
+	return engine.DialPolicy{Approved: m.approvedHostKey}
 }
 
 func (m *model) sudoCmd(pw []byte) tea.Cmd {
-	cfg, b, ctx := m.cfg, m.backend, m.ctx
+	cfg, b, ctx, p := m.cfg, m.engine, m.ctx, m.dialPolicy()
 	return func() tea.Msg {
-		err := b.SetupSudo(ctx, cfg, pw)
-		for i := range pw {
-			pw[i] = 0
-		}
-		return sudoDoneMsg{err: err}
+		return sudoDoneMsg{err: b.SetupSudo(ctx, cfg, p, pw)}
 	}
 }
 
@@ -604,8 +635,11 @@ func (m *model) startInstall() tea.Cmd {
 	m.screen = screenProgress
 	m.now = time.Now()
 	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
-	req := InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]Disk(nil), m.report.Disks...), Flake: m.report.Flake}
-	b, q := m.backend, m.queue
+	req := engine.InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
+	if m.rs != nil {
+		req.Layout = m.rs.drift.Layout
+	}
+	b, q := m.engine, m.queue
 	run := func() tea.Msg {
 		res, err := b.Install(ctx, req, func(e steps.Event) { q.push(e) })
 		return installDoneMsg{result: res, err: err}
@@ -613,19 +647,10 @@ func (m *model) startInstall() tea.Cmd {
 	return tea.Batch(run, m.startTicking())
 }
 
-// applyEvents routes queued events to the screen they belong to.
+// applyEvents hands the install's queued events to the progress screen.
 func (m *model) applyEvents(evs []steps.Event) {
-	want := steps.PhaseID("preflight#" + itoa(m.preflightGen))
 	for _, e := range evs {
-		switch {
-		case e.Type == steps.EventCheck:
-			if e.Phase == want {
-				m.preflight.add(e.Check)
-			}
-		case strings.HasPrefix(string(e.Phase), "preflight#"):
-		default:
-			m.progress.apply(e)
-		}
+		m.progress.apply(e)
 	}
 }
 

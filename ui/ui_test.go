@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -21,31 +24,45 @@ var t0 = time.Date(2026, 1, 14, 10, 42, 0, 0, time.UTC)
 
 // fakeBackend answers from fixed values; it is never called from Update
 // (the commands it would run are not executed by these tests).
-type fakeBackend struct{ report Report }
+type fakeBackend struct{ report engine.Report }
 
-func (f fakeBackend) Preflight(context.Context, steps.Config, func(steps.Event)) (Report, error) {
+func (f fakeBackend) Preflight(context.Context, steps.Config, engine.DialPolicy, steps.Sink) (engine.Report, error) {
 	return f.report, nil
 }
-func (fakeBackend) SetupSudo(context.Context, steps.Config, []byte) error { return nil }
-func (fakeBackend) LogPath(steps.Config) string                           { return "/tmp/bigbang/203.0.113.7.log" }
-func (fakeBackend) Install(context.Context, InstallRequest, steps.Sink) (InstallResult, error) {
-	return InstallResult{}, nil
+func (fakeBackend) SetupSudo(context.Context, steps.Config, engine.DialPolicy, []byte) error {
+	return nil
+}
+func (fakeBackend) LogPath(steps.Config) string { return "/tmp/bigbang/203.0.113.7.log" }
+func (fakeBackend) Install(context.Context, engine.InstallRequest, steps.Sink) (engine.InstallResult, error) {
+	return engine.InstallResult{}, nil
+}
+func (fakeBackend) RunInstall(context.Context, engine.Script, engine.Front) (engine.InstallResult, error) {
+	return engine.InstallResult{}, errors.New("the fake runs no linear install")
+}
+func (fakeBackend) Prepare(context.Context, steps.Config, engine.DialPolicy) (engine.Drift, error) {
+	return engine.Drift{}, nil
+}
+func (fakeBackend) Backup(context.Context, steps.Config, engine.DialPolicy, engine.ReinstallOptions, func(reinstall.Progress)) (reinstall.Archive, []string, error) {
+	return reinstall.Archive{}, nil, nil
+}
+func (fakeBackend) Restore(context.Context, steps.Config, reinstall.Archive, engine.ReinstallOptions, func(reinstall.Progress)) (engine.Restored, error) {
+	return engine.Restored{}, nil
 }
 
-func a1Report() Report {
-	return Report{
+func a1Report() engine.Report {
+	return engine.Report{
 		Checks: []steps.Check{
 			{ID: "local.flake", Status: steps.StatusOK, Summary: "flake .#vps-arm evaluates"},
 			{ID: "remote.arch", Status: steps.StatusOK, Summary: "aarch64, as the flake expects"},
 			{ID: "remote.ram", Status: steps.StatusWarn, Summary: "swap is on", Fix: "swap does not survive kexec"},
 		},
-		HostKey:      HostKey{Fingerprint: "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", Type: "ssh-ed25519", Status: HostKeyKnown},
+		HostKey:      engine.HostKey{Fingerprint: "SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", Type: "ssh-ed25519", Status: engine.HostKeyKnown},
 		TargetRAM:    24 * steps.GiB,
 		TargetSystem: "aarch64-linux",
 		LocalSystem:  "x86_64-linux",
 		TargetOS:     "Oracle Linux Server 9.4",
 		CPUs:         4,
-		Disks: []Disk{{Device: "/dev/sda", Model: "BlockVolume", Size: 200_000_000_000, Partitions: []Partition{
+		Disks: []engine.Disk{{Device: "/dev/sda", Model: "BlockVolume", Size: 200_000_000_000, Partitions: []engine.Partition{
 			{Name: "sda1", Size: 100 << 20, FSType: "vfat", Mountpoint: "/boot/efi"},
 			{Name: "sda3", Size: 190 << 30, FSType: "xfs", Mountpoint: "/"},
 		}}},
@@ -57,7 +74,7 @@ func testModel(t *testing.T, w, h int) *model {
 	cfg := steps.DefaultConfig()
 	cfg.Host = "203.0.113.7"
 	cfg.ExtraFiles = ""
-	m := newModel(context.Background(), Options{Config: cfg, Backend: fakeBackend{report: a1Report()}, Rehearsal: true,
+	m := newModel(context.Background(), Options{Config: cfg, Engine: fakeBackend{report: a1Report()}, Rehearsal: true,
 		Welcome: Welcome{Flake: ".#vps-arm", Found: "flake.nix in this folder"}})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	m.now = t0
@@ -182,12 +199,13 @@ func TestPreflightLive(t *testing.T) {
 	m.cfg = m.target.apply(m.cfg)
 	m.startPreflight()
 	gen := m.preflightGen
-	tag := steps.PhaseID("preflight#" + itoa(gen))
-	m.Update(eventsMsg{
-		{Type: steps.EventCheck, Phase: tag, Check: steps.Check{ID: "local.flake", Status: steps.StatusOK, Summary: "flake evaluates"}},
-		{Type: steps.EventCheck, Phase: tag, Check: steps.Check{ID: "remote.ram", Status: steps.StatusFail, Summary: "only 1.0 GiB of RAM", Fix: "pick a bigger shape"}},
-		{Type: steps.EventCheck, Phase: "preflight#0", Check: steps.Check{ID: "stale", Status: steps.StatusFail, Summary: "from an old run"}},
-	})
+	for _, c := range []checkMsg{
+		{gen: gen, check: steps.Check{ID: "local.flake", Status: steps.StatusOK, Summary: "flake evaluates"}},
+		{gen: gen, check: steps.Check{ID: "remote.ram", Status: steps.StatusFail, Summary: "only 1.0 GiB of RAM", Fix: "pick a bigger shape"}},
+		{gen: gen - 1, check: steps.Check{ID: "stale", Status: steps.StatusFail, Summary: "from an old run"}},
+	} {
+		m.Update(c)
+	}
 	v := view(m)
 	for _, want := range []string{glyphOK + " flake evaluates", glyphFail + " only 1.0 GiB of RAM", "pick a bigger shape"} {
 		if !strings.Contains(v, want) {
@@ -206,15 +224,15 @@ func TestPreflightLive(t *testing.T) {
 func TestPreflightHostKey(t *testing.T) {
 	tests := []struct {
 		name    string
-		status  HostKeyStatus
+		status  engine.HostKeyStatus
 		key     string
 		want    string
 		wantScr screen
 		accept  bool
 	}{
-		{"new key is offered", HostKeyNew, "y", "is this its host key?", screenPreflight, true},
-		{"new key refused goes back", HostKeyNew, "n", "is this its host key?", screenTarget, false},
-		{"changed key is refused", HostKeyChanged, "enter", "has CHANGED", screenPreflight, false},
+		{"new key is offered", engine.HostKeyNew, "y", "is this its host key?", screenPreflight, true},
+		{"new key refused goes back", engine.HostKeyNew, "n", "is this its host key?", screenTarget, false},
+		{"changed key is refused", engine.HostKeyChanged, "enter", "has CHANGED", screenPreflight, false},
 	}
 	// approved says that y approved exactly the key shown: the next
 	// preflight gets its fingerprint, and no blanket AcceptNewHostKey.
@@ -223,14 +241,14 @@ func TestPreflightHostKey(t *testing.T) {
 			m := testModel(t, 100, 30)
 			m.cfg = m.target.apply(m.cfg)
 			m.startPreflight()
-			r := Report{HostKey: HostKey{Fingerprint: "SHA256:xyz", Type: "ssh-ed25519", Status: tc.status}}
+			r := engine.Report{HostKey: engine.HostKey{Fingerprint: "SHA256:xyz", Type: "ssh-ed25519", Status: tc.status}}
 			m.Update(preflightDoneMsg{gen: m.preflightGen, report: r})
 			v := view(m)
 			if !strings.Contains(v, tc.want) || !strings.Contains(v, "SHA256:xyz") {
 				t.Fatalf("view lacks %q and the fingerprint:\n%s", tc.want, v)
 			}
 			rb := &ctxBackend{seen: make(chan string, 1)}
-			m.backend = rb
+			m.engine = rb
 			_, cmd := m.Update(key(tc.key))
 			if m.screen != tc.wantScr {
 				t.Errorf("after %s: screen %v, want %v", tc.key, m.screen, tc.wantScr)
@@ -263,9 +281,9 @@ type ctxBackend struct {
 	seen chan string
 }
 
-func (b *ctxBackend) Preflight(ctx context.Context, _ steps.Config, _ func(steps.Event)) (Report, error) {
-	b.seen <- ApprovedHostKey(ctx)
-	return Report{}, nil
+func (b *ctxBackend) Preflight(_ context.Context, _ steps.Config, p engine.DialPolicy, _ steps.Sink) (engine.Report, error) {
+	b.seen <- p.Approved
+	return engine.Report{}, nil
 }
 
 // runBatch runs the commands of cmd in the background, as the program
@@ -392,7 +410,7 @@ func TestProgressPanes(t *testing.T) {
 	if !cancelled || !m.stopping {
 		t.Error("y did not cancel the install")
 	}
-	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko}})
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko}})
 	if m.screen != screenResult || m.result.Outcome != steps.OutcomeAborted {
 		t.Errorf("after the cancel: screen %v outcome %s, want result/aborted", m.screen, m.result.Outcome)
 	}
@@ -403,7 +421,12 @@ func TestResultFailure(t *testing.T) {
 	toProgress(t, m)
 	m.Update(eventsMsg(installEvents()))
 	d := &steps.Diagnosis{ID: "disko.partition", Summary: "the disk layout does not fit /dev/sda", Remedy: "check the disk size in disko.nix"}
-	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d, Log: "/tmp/x.log"}})
+	res := engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d, Log: "/tmp/x.log"}
+	cfg := m.cfg
+	cfg.Log = res.Log
+	// The engine writes the resume command; the screen shows it whole.
+	res.Resume = engine.ResumeCommand("bigbang", cfg, m.thePlan, res.FailedPhase, engine.ResumeStyle{})
+	m.Update(installDoneMsg{result: res})
 	v := view(m)
 	for _, want := range []string{"failed in Disko", "does not fit /dev/sda", "check the disk size", "/tmp/x.log", "--log /tmp/x.log --phases", "disko,install,reboot", "progress 100% done"} {
 		if !strings.Contains(v, want) {
@@ -418,8 +441,8 @@ func TestResultUnverified(t *testing.T) {
 	m := testModel(t, 120, 40)
 	toProgress(t, m)
 	m.Update(eventsMsg(installEvents()))
-	d := &steps.Diagnosis{ID: DiagnosisRebootUnverified, Summary: "the new system's host key was NOT verified and NOT pinned", Remedy: "do not run the install again; ssh-keygen -R 203.0.113.7"}
-	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseReboot, Diagnosis: d, Log: "/tmp/x.log"}})
+	d := &steps.Diagnosis{ID: engine.DiagnosisRebootUnverified, Summary: "the new system's host key was NOT verified and NOT pinned", Remedy: "do not run the install again; ssh-keygen -R 203.0.113.7"}
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseReboot, Diagnosis: d, Log: "/tmp/x.log"}})
 	v := view(m)
 	for _, want := range []string{"failed in Reboot", "NOT verified and NOT pinned", "ssh-keygen -R 203.0.113.7"} {
 		if !strings.Contains(v, want) {
@@ -430,40 +453,6 @@ func TestResultUnverified(t *testing.T) {
 		if strings.Contains(v, bad) {
 			t.Errorf("result screen shows %q:\n%s", bad, v)
 		}
-	}
-}
-
-func TestResumeCommand(t *testing.T) {
-	cfg := steps.DefaultConfig()
-	cfg.Host, cfg.Identity = "203.0.113.7", "/k/id"
-	plan := steps.Plan{BuildOn: "remote", Phases: []steps.PhaseID{steps.PhaseConnect, steps.PhaseKexec, steps.PhaseDisko, steps.PhaseInstall, steps.PhaseKeys, steps.PhaseReboot}}
-	tests := []struct {
-		failed steps.PhaseID
-		want   string
-	}{
-		{steps.PhaseConnect, "bigbang --host 203.0.113.7 -i /k/id --build-on remote"},
-		{steps.PhaseDisko, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases disko,install,keys,reboot"},
-		{steps.PhaseReboot, "bigbang --host 203.0.113.7 -i /k/id --build-on remote --phases reboot"},
-		{"the transcript of the failed run", "bigbang --host 203.0.113.7 -i /k/id --build-on remote --log '/var/log/my run.log' --phases install,keys,reboot"},
-		{"own known_hosts and ssh options", "bigbang --host 203.0.113.7 -i /k/id --build-on remote --known-hosts '/k/known hosts' --ssh-option ProxyJump=bastion --phases install,keys,reboot"},
-	}
-	for _, tc := range tests {
-		t.Run(string(tc.failed), func(t *testing.T) {
-			cfg := cfg
-			if tc.failed == "the transcript of the failed run" {
-				// One install keeps one transcript: the resumed run
-				// appends to it.
-				cfg.Log = "/var/log/my run.log"
-				tc.failed = steps.PhaseInstall
-			}
-			if tc.failed == "own known_hosts and ssh options" {
-				cfg.KnownHosts, cfg.SSHOptions = "/k/known hosts", []string{"ProxyJump=bastion"}
-				tc.failed = steps.PhaseInstall
-			}
-			if got := ResumeCommand("bigbang", cfg, plan, tc.failed); got != tc.want {
-				t.Errorf("got  %s\nwant %s", got, tc.want)
-			}
-		})
 	}
 }
 
@@ -525,7 +514,7 @@ func TestSmallTerminal(t *testing.T) {
 		toProgress(t, m)
 		m.Update(eventsMsg(installEvents()))
 		check("progress")
-		m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7"}})
+		m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7"}})
 		check("result")
 		m.Update(key("?"))
 		check("help")
@@ -552,7 +541,7 @@ func TestGolden(t *testing.T) {
 		toProgress(t, m)
 		m.Update(eventsMsg(installEvents()))
 		snap("progress")
-		m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7", Log: "/tmp/bigbang/203.0.113.7.log"}})
+		m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:abc", SSHCommand: "ssh root@203.0.113.7", Log: "/tmp/bigbang/203.0.113.7.log"}})
 		snap("result")
 	}
 }
@@ -576,7 +565,7 @@ func TestForgetHostKeyCommand(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := steps.DefaultConfig()
 			cfg.Host, cfg.Port, cfg.KnownHosts = tc.host, tc.port, tc.knownHosts
-			if got := ForgetHostKeyCommand(cfg); got != tc.want {
+			if got := engine.ForgetHostKeyCommand(cfg); got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
@@ -598,7 +587,7 @@ func TestChangedHostKeyHint(t *testing.T) {
 			m.cfg = m.target.apply(m.cfg)
 			m.cfg.Port = tc.port
 			m.startPreflight()
-			r := Report{HostKey: HostKey{Fingerprint: "SHA256:xyz", Type: "ssh-ed25519", Status: HostKeyChanged}}
+			r := engine.Report{HostKey: engine.HostKey{Fingerprint: "SHA256:xyz", Type: "ssh-ed25519", Status: engine.HostKeyChanged}}
 			m.Update(preflightDoneMsg{gen: m.preflightGen, report: r})
 			if v := strings.Join(strings.Fields(view(m)), " "); !strings.Contains(v, tc.want+" ") && !strings.HasSuffix(v, tc.want) {
 				t.Errorf("the changed-key screen lacks %q:\n%s", tc.want, view(m))
@@ -616,7 +605,7 @@ func TestResultNotes(t *testing.T) {
 			m := testModel(t, 120, 40)
 			toProgress(t, m)
 			m.Update(eventsMsg(installEvents()))
-			res := InstallResult{Outcome: outcome, Log: "/tmp/x.log", Receipt: "/state/bigbang/hosts/203.0.113.7.json",
+			res := engine.InstallResult{Outcome: outcome, Log: "/tmp/x.log", Receipt: "/state/bigbang/hosts/203.0.113.7.json",
 				Notes: []string{"the transcript is incomplete: write /tmp/x.log: no space left on device"}}
 			if outcome != steps.OutcomeSuccess {
 				res.FailedPhase = steps.PhaseDisko
@@ -647,7 +636,7 @@ func TestGlyphsAreDesigns(t *testing.T) {
 			t.Errorf("progress lacks %q:\n%s", want, v)
 		}
 	}
-	m.Update(installDoneMsg{result: InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko}})
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko}})
 	if v := view(m); !strings.Contains(v, "✘ The install failed in Disko") {
 		t.Errorf("failure screen lacks ✘:\n%s", v)
 	}

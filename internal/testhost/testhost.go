@@ -234,6 +234,40 @@ func splitSetEnv(cfg string) (vars []string, rest string) {
 	return vars, strings.Join(keep, "")
 }
 
+// vpsNamespace is the command that starts sshd as the VPS it plays: in a
+// mount namespace of its own where the marks of the container the tests
+// run in (Docker's /.dockerenv, systemd-detect-virt) are hidden, so the
+// target's facts say what a VM's would and remote.container passes, as it
+// does on a real VPS; and where /etc/ssh holds the host key sshd serves,
+// as on a real machine (the reinstall copies it from there). It needs root
+// and unshare; nil otherwise (the container then shows, and the preflight
+// refuses it).
+func (h *Host) vpsNamespace() []string {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return nil
+	}
+	etc := filepath.Join(h.Dir, "etc-ssh")
+	h.mu.Lock()
+	key, pub := h.hostKey, h.hostPub
+	h.mu.Unlock()
+	priv, err := os.ReadFile(key)
+	if err != nil || os.MkdirAll(etc, 0o755) != nil ||
+		os.WriteFile(filepath.Join(etc, "ssh_host_ed25519_key"), priv, 0o600) != nil ||
+		os.WriteFile(filepath.Join(etc, "ssh_host_ed25519_key.pub"), []byte(pub+"\n"), 0o644) != nil {
+		return nil
+	}
+	script := `for f in /.dockerenv /run/.containerenv "$(command -v systemd-detect-virt)"; do ` +
+		`[ -e "$f" ] && mount --bind /dev/null "$f"; done; mount --bind "$0" /etc/ssh && exec "$@"`
+	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, etc}
+}
+
+// MachineKeyDir is the folder the machine's own /etc/ssh shows (as root,
+// in the namespace of vpsNamespace): it holds the host key sshd serves.
+func (h *Host) MachineKeyDir() string { return filepath.Join(h.Dir, "etc-ssh") }
+
 // start picks a free port (listen on :0, close, retry when sshd loses the
 // race for it) and starts sshd on it.
 func (h *Host) start() error {
@@ -263,6 +297,9 @@ func (h *Host) startOnce() error {
 		return err
 	}
 	cmd := exec.Command(h.sshd, "-D", "-e", "-f", cfg)
+	if argv := h.vpsNamespace(); argv != nil {
+		cmd = exec.Command(argv[0], append(argv[1:], h.sshd, "-D", "-e", "-f", cfg)...)
+	}
 	cmd.Stderr = logf
 	cmd.Stdout = logf
 	if err := cmd.Start(); err != nil {

@@ -64,9 +64,8 @@ type cutRemote struct {
 }
 
 type cutWriter struct {
-	w     io.Writer
-	left  int64
-	fired bool
+	w    io.Writer
+	left int64
 }
 
 func (c *cutWriter) Write(p []byte) (int, error) {

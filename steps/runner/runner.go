@@ -103,6 +103,17 @@ type Result struct {
 	// run went on (stopping an install half-way is worse) and the events
 	// still carried every line.
 	LogErr error
+	// Phases are the plan's phases in the order they got a state, with
+	// their final state and when they started and ended.
+	Phases []PhaseTime
+}
+
+// PhaseTime is one phase of a run: its final state, and when it started
+// and ended (zero when it never did).
+type PhaseTime struct {
+	Phase      steps.PhaseID
+	State      steps.PhaseState
+	Start, End time.Time
 }
 
 // Run starts opts.Argv under a pseudo-terminal and blocks until it has
@@ -286,7 +297,9 @@ type run struct {
 	states  map[steps.PhaseID]steps.PhaseState
 	order   []steps.PhaseID // phases in the order they got a state
 	running steps.PhaseID   // the phase that started last and has not ended
-	current steps.PhaseID   // the phase of the last line
+	started map[steps.PhaseID]time.Time
+	ended   map[steps.PhaseID]time.Time
+	current steps.PhaseID // the phase of the last line
 
 	lastOutput atomic.Int64 // UnixNano of the last byte read
 	logErr     atomic.Pointer[error]
@@ -298,7 +311,8 @@ func newRun(opts Options, sink steps.Sink, start time.Time) *run {
 	if cls == nil {
 		cls = transcript.New()
 	}
-	r := &run{opts: opts, sink: sink, cls: cls, start: start, states: map[steps.PhaseID]steps.PhaseState{}}
+	r := &run{opts: opts, sink: sink, cls: cls, start: start, states: map[steps.PhaseID]steps.PhaseState{},
+		started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]time.Time{}}
 	r.lastOutput.Store(start.UnixNano())
 	if len(opts.Phases) > 0 {
 		r.current = opts.Phases[0]
@@ -341,6 +355,14 @@ func (r *run) setState(p steps.PhaseID, s steps.PhaseState, now time.Time) {
 		r.running = p
 	case r.running == p:
 		r.running = ""
+	}
+	switch s {
+	case steps.StateRunning:
+		if r.started[p].IsZero() {
+			r.started[p] = now
+		}
+	case steps.StateDone, steps.StateFailed:
+		r.ended[p] = now
 	}
 	r.emit(steps.Event{Time: now, Type: steps.EventPhase, Phase: p, State: s})
 }
@@ -492,13 +514,18 @@ func (r *run) watch(done <-chan struct{}) {
 
 // finish turns the classifier's verdict and the exit status into the
 // result, and sends the last phase events.
-func (r *run) finish(code int, aborted bool) Result {
+func (r *run) finish(code int, aborted bool) (res Result) {
 	changes, rep := r.cls.Finish(code)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func() {
+		for _, p := range r.order {
+			res.Phases = append(res.Phases, PhaseTime{Phase: p, State: r.states[p], Start: r.started[p], End: r.ended[p]})
+		}
+	}()
 	now := time.Now()
 	r.apply(changes, now)
-	res := Result{ExitCode: code, Report: rep}
+	res = Result{ExitCode: code, Report: rep}
 	lastRunning := r.running
 	switch {
 	case aborted:

@@ -75,24 +75,12 @@ func (x *writer) done(now bool) {
 // phase starts, the child's output indented under it, the phase's time when
 // it ends, stall warnings, and the result with the diagnosis and the log
 // path.
-func Plain(w io.Writer) steps.Sink { return PlainWith(w, Options{}) }
-
-// Options add to the rendering what the events do not carry.
-type Options struct {
-	// Resume returns the exact command that resumes the install a result
-	// event ends, or "" (a success). Plain prints it as "Resume with:",
-	// JSON as the result object's "resume" field.
-	Resume func(steps.Event) string
-}
-
-// PlainWith is Plain with opts.
-func PlainWith(w io.Writer, opts Options) steps.Sink {
-	p := &plain{w: newWriter(w), opts: opts, started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]bool{}}
+func Plain(w io.Writer) steps.Sink {
+	p := &plain{w: newWriter(w), started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]bool{}}
 	return p.event
 }
 
 type plain struct {
-	opts    Options
 	w       *writer
 	started map[steps.PhaseID]time.Time
 	ended   map[steps.PhaseID]bool
@@ -205,10 +193,8 @@ func (p *plain) result(b *bufio.Writer, e steps.Event) {
 	if e.Log != "" {
 		fmt.Fprintf(b, "  Transcript:    %s\n", e.Log)
 	}
-	if p.opts.Resume != nil {
-		if r := p.opts.Resume(e); r != "" {
-			fmt.Fprintf(b, "  Resume with:   %s\n", r)
-		}
+	if e.Resume != "" {
+		fmt.Fprintf(b, "  Resume with:   %s\n", e.Resume)
 	}
 }
 
@@ -233,19 +219,10 @@ func FormatDuration(d time.Duration) string {
 
 // JSON returns a sink that writes one JSON object per event, one per line,
 // in the shape of steps.Event's MarshalJSON (DESIGN.md's `--output json`).
-func JSON(w io.Writer) steps.Sink { return JSONWith(w, Options{}) }
-
-// JSONWith is JSON with opts: a result event gets a "resume" field when
-// opts.Resume gives a command.
-func JSONWith(w io.Writer, opts Options) steps.Sink {
+func JSON(w io.Writer) steps.Sink {
 	x := newWriter(w)
 	return func(e steps.Event) {
 		data, err := e.MarshalJSON()
-		if err == nil && e.Type == steps.EventResult && opts.Resume != nil {
-			if r := opts.Resume(e); r != "" {
-				data, err = withField(data, "resume", r)
-			}
-		}
 		x.mu.Lock()
 		defer x.mu.Unlock()
 		if err != nil {
@@ -257,20 +234,4 @@ func JSONWith(w io.Writer, opts Options) steps.Sink {
 		_ = x.bw.WriteByte('\n')
 		x.done(e.Type != steps.EventLine)
 	}
-}
-
-// withField adds one field to a marshalled JSON object. It runs once per
-// install (on the result), so decoding the object again costs nothing that
-// matters.
-func withField(obj []byte, key string, v any) ([]byte, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(obj, &m); err != nil {
-		return nil, err
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	m[key] = raw
-	return json.Marshal(m)
 }

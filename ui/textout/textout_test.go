@@ -219,29 +219,32 @@ func TestFormatDuration(t *testing.T) {
 	}
 }
 
-// TestResume: with Options.Resume, a failed run ends with the command
+// TestResume: with the result's Resume, a failed run ends with the command
 // that resumes it, as "Resume with:" in plain and "resume" in JSON; a
 // success has none.
 func TestResume(t *testing.T) {
 	const cmd = "bigbang install --host 203.0.113.7 --phases disko,install,keys,reboot --skip-preflight --yes-wipe 203.0.113.7"
-	opts := Options{Resume: func(e steps.Event) string {
-		if e.Outcome == steps.OutcomeSuccess {
-			return ""
+	withResume := func(evs []steps.Event) []steps.Event {
+		out := append([]steps.Event(nil), evs...)
+		for i := range out {
+			if out[i].Type == steps.EventResult && out[i].Outcome != steps.OutcomeSuccess {
+				out[i].Resume = cmd
+			}
 		}
-		return cmd
-	}}
+		return out
+	}
 	success := []steps.Event{{Time: at(1), Type: steps.EventResult, Outcome: steps.OutcomeSuccess, Log: "/l"}}
 	for _, tc := range []struct {
 		name   string
 		events []steps.Event
 		want   bool
 	}{
-		{"failed", failedRun, true},
-		{"success", success, false},
+		{"failed", withResume(failedRun), true},
+		{"success", withResume(success), false},
 	} {
 		t.Run(tc.name+"/plain", func(t *testing.T) {
 			var b bytes.Buffer
-			sink := PlainWith(&b, opts)
+			sink := Plain(&b)
 			for _, e := range tc.events {
 				sink(e)
 			}
@@ -252,7 +255,7 @@ func TestResume(t *testing.T) {
 		})
 		t.Run(tc.name+"/json", func(t *testing.T) {
 			var b bytes.Buffer
-			sink := JSONWith(&b, opts)
+			sink := JSON(&b)
 			for _, e := range tc.events {
 				sink(e)
 			}
@@ -272,5 +275,18 @@ func TestResume(t *testing.T) {
 				t.Error("resume on more than the result")
 			}
 		})
+	}
+}
+
+func TestCheckSummary(t *testing.T) {
+	var buf bytes.Buffer
+	CheckSummary(&buf, []steps.Check{
+		{ID: "remote.os", Status: steps.StatusOK, Summary: "Linux"},
+		{ID: "remote.ram", Status: steps.StatusFail, Summary: "0.5 GiB RAM", Fix: "bigger shape"},
+		{ID: "remote.uefi", Status: steps.StatusSkip, Summary: "not compared"},
+	})
+	want := "✔ remote.os    Linux\n✘ remote.ram   0.5 GiB RAM\n               fix: bigger shape\n– remote.uefi  not compared\n\n1 problem blocks the install: fix it and run bigbang check again.\n"
+	if buf.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }

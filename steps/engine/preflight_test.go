@@ -1,10 +1,11 @@
-package main
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,10 +18,27 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
-	"github.com/bigbang-nix/bigbang/ui"
+	"github.com/bigbang-nix/bigbang/steps/runner"
 )
 
-func receiptPathFor(host string) (string, error) { return receipt.Path(host) }
+// noLocal is a flake side with nothing to say.
+type noLocal struct{}
+
+func (noLocal) Local(context.Context, steps.Config) Local { return Local{} }
+
+// fingerprint is ssh-keygen's SHA256 fingerprint of a public key line.
+func fingerprint(t *testing.T, pub string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "k.pub")
+	if err := os.WriteFile(f, []byte(pub+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", f).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[1]
+}
 
 // TestLocalBuild covers the RAM screen's "can this machine build it":
 // natively, through binfmt emulation with extra-platforms, or not, and why.
@@ -71,18 +89,19 @@ func TestTargetDefaultsFromReceipt(t *testing.T) {
 	}
 	cfg := steps.DefaultConfig()
 	cfg.Host = "198.51.100.4"
-	if notes := targetDefaults(t.Context(), &cfg); len(notes) != 0 || cfg.User != "opc" {
+	e := New(World{Receipts: fileReceipts{}})
+	if notes := e.Defaults(t.Context(), &cfg, Given{}, true); len(notes) != 0 || cfg.User != "opc" {
 		t.Fatalf("without a receipt: notes %q, user %q", notes, cfg.User)
 	}
 	rec := `{"version":1,"host":"198.51.100.4","user":"ubuntu","port":2222,"flake":".#other","installed_at":"2026-01-02T03:04:05Z"}`
-	p, err := receiptPathFor(cfg.Host)
+	p, err := receipt.Path(cfg.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(p, []byte(rec), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	notes := targetDefaults(t.Context(), &cfg)
+	notes := e.Defaults(t.Context(), &cfg, Given{}, true)
 	if cfg.User != "ubuntu" || cfg.Port != 2222 || cfg.Flake != ".#other" {
 		t.Errorf("config not prefilled: %+v", cfg)
 	}
@@ -116,34 +135,27 @@ func TestRebootLine(t *testing.T) {
 	}
 }
 
-// TestPhaseClock: the receipt's phase times follow the events: the first
-// start, the last end, the final state, in the order the phases appeared.
-func TestPhaseClock(t *testing.T) {
+// TestPhaseTimes: the receipt's phase times are the runner's, with the
+// reboot's end set by the verification.
+func TestPhaseTimes(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	c := newPhaseClock()
-	for _, e := range []steps.Event{
-		{Time: at(0), Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StatePending},
-		{Time: at(0), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StatePending},
-		{Time: at(0), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StatePending},
-		{Time: at(1), Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateRunning},
-		{Time: at(3), Type: steps.EventPhase, Phase: steps.PhaseConnect, State: steps.StateDone},
-		{Time: at(3), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StateRunning},
-		{Time: at(5), Type: steps.EventLine, Phase: steps.PhaseInstall, Text: "copying path"},
-		{Time: at(9), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StateFailed},
-	} {
-		c.observe(e)
+	ps := []runner.PhaseTime{
+		{Phase: steps.PhaseConnect, State: steps.StateDone, Start: at(1), End: at(3)},
+		{Phase: steps.PhaseInstall, State: steps.StateFailed, Start: at(3), End: at(9)},
+		{Phase: steps.PhaseReboot, State: steps.StateRunning, Start: at(9)},
 	}
+	got := phaseTimes(endPhase(ps, steps.PhaseReboot, steps.StateDone, at(12)))
 	want := []receipt.PhaseTime{
 		{Phase: steps.PhaseConnect, State: steps.StateDone, Seconds: 2},
 		{Phase: steps.PhaseInstall, State: steps.StateFailed, Seconds: 6},
-		{Phase: steps.PhaseReboot, State: steps.StatePending},
+		{Phase: steps.PhaseReboot, State: steps.StateDone, Seconds: 3},
 	}
-	if got := c.times(); !reflect.DeepEqual(got, want) {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("times %+v\nwant  %+v", got, want)
 	}
-	if c.lastPhase() != steps.PhaseInstall {
-		t.Errorf("last phase %s", c.lastPhase())
+	if ps[2].State != steps.StateRunning {
+		t.Error("endPhase changed the runner's list in place")
 	}
 }
 
@@ -196,9 +208,10 @@ func TestPreflightTrustsOnlyTheApprovedKey(t *testing.T) {
 			cfg.Host, cfg.Port, cfg.User, cfg.Identity, cfg.KnownHosts = h.IP, h.Port, h.User, h.ClientKey, kh
 			cfg.Flake, cfg.ExtraFiles = filepath.Join(dir, "noflake")+"#vps", filepath.Join(dir, "keys")
 			cfg.SSHOptions = []string{"UserKnownHostsFile=" + kh}
-			ctx, cancel := context.WithTimeout(ui.WithApprovedHostKey(context.Background(), tc.approved), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			rep, err := realBackend{}.Preflight(ctx, cfg, func(steps.Event) {})
+			e := New(World{Dialer: SSHDialer{}, Local: noLocal{}, AgentSocket: "none"})
+			rep, err := e.Preflight(ctx, cfg, DialPolicy{Approved: tc.approved}, func(steps.Event) {})
 			if err != nil && !tc.wantBlock {
 				t.Fatalf("preflight: %v", err)
 			}
@@ -219,7 +232,7 @@ func TestPreflightTrustsOnlyTheApprovedKey(t *testing.T) {
 				}
 				return
 			}
-			if rep.HostKey.Status != ui.HostKeyKnown || !strings.Contains(string(data), strings.Fields(h.HostKeyPub())[1]) {
+			if rep.HostKey.Status != HostKeyKnown || !strings.Contains(string(data), strings.Fields(h.HostKeyPub())[1]) {
 				t.Fatalf("host key %+v, known_hosts %q: want the approved key saved", rep.HostKey, data)
 			}
 		})

@@ -1,0 +1,286 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/sshexec"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+	"github.com/bigbang-nix/bigbang/steps/runner"
+)
+
+// DiagnosisRebootUnverified is the diagnosis of an install whose new
+// system could not be verified: the extra-files tree held no pre-generated
+// host key to compare with. Its key was neither checked nor pinned, and
+// running the install again cannot help.
+const DiagnosisRebootUnverified = "reboot.unverified"
+
+// Install runs nixos-anywhere under the runner and then proves the new
+// system: it waits for it and pins the pre-generated host key. The result
+// and the reboot's "done" are held back until then. Whatever the outcome,
+// once nixos-anywhere has run, the receipt is written and bigbang's own
+// lines (the exit status, the verification) end the transcript, so that
+// `bigbang explain` on it agrees with this result. The error is for an
+// install that could not start.
+func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error) {
+	tr := &transcript{path: req.Log}
+	var mu sync.Mutex
+	var lastPhase steps.PhaseID
+	emit := func(ev steps.Event) {
+		if ev.Type == steps.EventPhase && ev.State == steps.StateRunning {
+			mu.Lock()
+			lastPhase = ev.Phase
+			mu.Unlock()
+		}
+		sink(ev)
+	}
+	verdict := runner.HoldVerdict(emit)
+	opts := runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases}
+	if e.Stall > 0 {
+		opts.DefaultStall = e.Stall
+	}
+	res, err := e.World.Child.Run(ctx, opts, verdict.Emit)
+	out := InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
+	if out.Log == "" {
+		out.Log = req.Log
+	}
+	if err != nil {
+		// Nothing ran: no receipt either.
+		verdict.Release()
+		return out, err
+	}
+	if res.Outcome == steps.OutcomeAborted {
+		tr.line("bigbang: interrupted by the operator")
+	} else {
+		tr.line(fmt.Sprintf("bigbang: exit status %d", res.ExitCode))
+	}
+	line := func(s string) {
+		tr.line(s)
+		emit(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: steps.PhaseReboot, Text: s})
+	}
+
+	phases := res.Phases
+	var rebootEnd steps.PhaseState // how the reboot phase ends; "" when it did not run
+	if res.Outcome == steps.OutcomeSuccess && req.Plan.Runs(steps.PhaseReboot) {
+		rebootEnd = e.verify(ctx, req, &out, line)
+		phases = endPhase(phases, steps.PhaseReboot, rebootEnd, time.Now())
+	}
+	if res.LogErr != nil {
+		out.Notes = append(out.Notes, "the transcript is incomplete: "+res.LogErr.Error())
+	}
+	if tr.err != nil {
+		out.Notes = append(out.Notes, "bigbang's own lines could not be added to the transcript: "+tr.err.Error())
+	}
+	if p, werr := e.World.Receipts.Write(e.installReceipt(req, out, phases)); werr != nil {
+		out.Notes = append(out.Notes, "the receipt of this install could not be written: "+werr.Error())
+	} else {
+		out.Receipt = p
+	}
+	notePhase := out.FailedPhase
+	if notePhase == "" {
+		mu.Lock()
+		notePhase = lastPhase
+		mu.Unlock()
+	}
+	for _, n := range out.Notes {
+		emit(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: notePhase, Text: "bigbang: " + n})
+	}
+	if rebootEnd != "" {
+		sink(steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: rebootEnd})
+	}
+	if out.Outcome != steps.OutcomeSuccess && (out.Diagnosis == nil || out.Diagnosis.ID != DiagnosisRebootUnverified) {
+		cfg := req.Config
+		// The resumed run appends to this run's transcript.
+		cfg.Log = out.Log
+		out.Resume = ResumeCommand(e.Command, cfg, req.Plan, out.FailedPhase, req.Resume)
+	}
+	result := verdict.Result()
+	result.Time = time.Now()
+	result.Outcome, result.FailedPhase, result.Diagnosis, result.Log, result.ExitCode = out.Outcome, out.FailedPhase, out.Diagnosis, out.Log, out.ExitCode
+	result.Resume = out.Resume
+	sink(result)
+	return out, nil
+}
+
+// endPhase records how phase ended in a run's phase list.
+func endPhase(ps []runner.PhaseTime, phase steps.PhaseID, state steps.PhaseState, at time.Time) []runner.PhaseTime {
+	out := append([]runner.PhaseTime(nil), ps...)
+	for i := range out {
+		if out[i].Phase == phase {
+			out[i].State, out[i].End = state, at
+			return out
+		}
+	}
+	return append(out, runner.PhaseTime{Phase: phase, State: state, End: at})
+}
+
+// transcript appends bigbang's own lines to the transcript file after the
+// runner has closed it.
+type transcript struct {
+	path string
+	err  error
+}
+
+func (t *transcript) line(s string) {
+	if t.path == "" || t.err != nil {
+		return
+	}
+	f, err := os.OpenFile(t.path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.err = err
+		return
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		t.err = err
+	}
+	if err := f.Close(); err != nil && t.err == nil {
+		t.err = err
+	}
+}
+
+// unverifiedDiagnosis is the reboot's failure when the extra-files tree
+// holds no pre-generated host key: nixos-anywhere finished, but nothing
+// proves that the machine that comes back is the one installed, and its
+// key was neither checked nor pinned.
+func unverifiedDiagnosis(cfg steps.Config, keyFile string) *steps.Diagnosis {
+	t := cfg.Target()
+	scan := []string{"ssh-keyscan", t.Host}
+	if t.Port != 22 && t.Port != 0 {
+		scan = []string{"ssh-keyscan", "-p", fmt.Sprint(t.Port), t.Host}
+	}
+	return &steps.Diagnosis{ID: DiagnosisRebootUnverified,
+		Summary: "nixos-anywhere finished, but the new system's host key was NOT verified and NOT pinned: there is no pre-generated host key at " + keyFile + " to compare it with",
+		Remedy: "do not run the install again. Compare the new system's fingerprint (" + steps.ShellJoin(scan) +
+			" | ssh-keygen -lf -) with the provider's console, remove the installer's old key with: " + ForgetHostKeyCommand(cfg) +
+			", then connect with: " + sshCommand(t) + "; next time generate the host key first with: bigbang keys"}
+}
+
+// verify waits for the new system after nixos-anywhere's reboot and pins
+// its host key, the pre-generated one of the extra-files tree. It updates
+// out and returns the reboot phase's final state.
+func (e *Engine) verify(ctx context.Context, req InstallRequest, out *InstallResult, line func(string)) steps.PhaseState {
+	cfg := req.Config
+	keyFile := sshexec.ExpectedHostKeyFile(cfg.ExtraFiles)
+	want, kerr := sshexec.ReadExpectedHostKey(keyFile)
+	if kerr != nil {
+		// Without the shipped key there is nothing to prove the new
+		// system against: bigbang does not call that a success, and it
+		// does not trust whatever key answers now.
+		out.Outcome, out.FailedPhase = steps.OutcomeFailed, steps.PhaseReboot
+		out.Diagnosis = unverifiedDiagnosis(cfg, keyFile)
+		line("bigbang: reboot failed: " + out.Diagnosis.ID + ": " + out.Diagnosis.Summary)
+		line("bigbang: " + out.Diagnosis.Remedy)
+		return steps.StateFailed
+	}
+	line("bigbang: waiting for " + cfg.Host + " to come back with the host key from " + keyFile + "…")
+	target := SSHTarget(cfg)
+	target.User = "root"
+	rep, err := e.World.Dialer.VerifyReboot(ctx, sshexec.RebootOptions{
+		Target:          target,
+		ExpectedHostKey: want,
+		KnownHosts:      cfg.KnownHosts,
+		Timeout:         e.RebootTimeout,
+		AgentSocket:     e.World.AgentSocket,
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// The operator stopped bigbang (Ctrl+C) while it waited: that is
+		// an interruption, not a failed machine.
+		out.Outcome, out.FailedPhase = steps.OutcomeAborted, steps.PhaseReboot
+		out.Diagnosis = &steps.Diagnosis{ID: "reboot.interrupted",
+			Summary: "stopped while waiting for the new system; nixos-anywhere had finished and the machine was rebooting",
+			Remedy:  "check the new system with: bigbang status --host " + steps.ShellQuote(cfg.Host)}
+		line("bigbang: interrupted by the operator while waiting for the new system")
+		return steps.StateFailed
+	case err != nil:
+		out.Outcome, out.FailedPhase = steps.OutcomeFailed, steps.PhaseReboot
+		out.Diagnosis = rebootDiagnosis(err, cfg.Host)
+		line("bigbang: reboot failed: " + out.Diagnosis.ID + ": " + out.Diagnosis.Summary)
+		return steps.StateFailed
+	}
+	line("bigbang: reboot verified: host key " + rep.HostKey.Fingerprint)
+	line(rebootLine(rep))
+	out.HostKeyFingerprint = rep.HostKey.Fingerprint
+	out.SSHCommand = sshCommand(cfg.Target())
+	return steps.StateDone
+}
+
+// rebootDiagnosis turns a failed verification into what happened and what
+// to do; sshexec's errors carry both.
+func rebootDiagnosis(err error, host string) *steps.Diagnosis {
+	status := "bigbang status --host " + steps.ShellQuote(host)
+	d := &steps.Diagnosis{ID: "reboot.verify", Summary: err.Error(),
+		Remedy: "open the provider's console: check that the machine booted NixOS and has network; then run " + status}
+	var se *sshexec.Error
+	if errors.As(err, &se) && se.Fix != "" {
+		d.Summary, d.Remedy = se.Summary, se.Fix+"; then run "+status
+	}
+	return d
+}
+
+// rebootLine says what the new system showed. nixos-version and
+// systemctl may be missing or say nothing; the line then says what is
+// known rather than leave blanks.
+func rebootLine(rep sshexec.RebootReport) string {
+	if rep.NixOSVersion != "" && rep.SystemState != "" {
+		return fmt.Sprintf("bigbang: NixOS %s is up (%s); host key %s matches", rep.NixOSVersion, rep.SystemState, rep.HostKey.Fingerprint)
+	}
+	parts := []string{"bigbang: the new system answered with the expected host key " + rep.HostKey.Fingerprint}
+	if rep.NixOSVersion == "" {
+		parts = append(parts, "nixos-version is not available")
+	} else {
+		parts = append(parts, "it runs NixOS "+rep.NixOSVersion)
+	}
+	if rep.SystemState == "" {
+		parts = append(parts, "systemctl is-system-running gave no answer")
+	} else {
+		parts = append(parts, "systemctl is-system-running says "+rep.SystemState)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// installReceipt is the record of an install: the target, the flake and
+// its revision and disko layout (when the preflight evaluated it), the
+// verified host key, the phases' times and the transcript. The backups of
+// an earlier receipt of the host are kept.
+func (e *Engine) installReceipt(req InstallRequest, out InstallResult, phases []runner.PhaseTime) receipt.Receipt {
+	cfg := req.Config
+	r := receipt.Receipt{
+		Host: cfg.Host, User: cfg.User, Port: cfg.Port, Identity: cfg.Identity, InstalledAt: e.now().UTC(),
+		Flake: cfg.Flake, ExtraFiles: cfg.ExtraFiles, BuildOn: req.Plan.BuildOn,
+		HostKeyFingerprint: out.HostKeyFingerprint, Phases: phaseTimes(phases), Log: out.Log, Disko: req.Layout,
+	}
+	if info := req.Flake; info != nil {
+		r.System = info.Config.System
+		if info.Config.Revision != nil {
+			r.FlakeRevision = *info.Config.Revision
+		}
+		if r.Disko == nil {
+			r.Disko = reinstall.FromDisko(info.Config.Disko)
+		}
+	}
+	if old, err := e.World.Receipts.Read(cfg.Target()); err == nil {
+		r.Backups = old.Backups
+	}
+	return r
+}
+
+// phaseTimes are the receipt's phase times from the runner's.
+func phaseTimes(ps []runner.PhaseTime) []receipt.PhaseTime {
+	out := []receipt.PhaseTime{}
+	for _, p := range ps {
+		pt := receipt.PhaseTime{Phase: p.Phase, State: p.State}
+		if !p.Start.IsZero() && p.End.After(p.Start) {
+			pt.Seconds = p.End.Sub(p.Start).Round(time.Millisecond).Seconds()
+		}
+		out = append(out, pt)
+	}
+	return out
+}

@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/sshexec"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/local"
+	"github.com/bigbang-nix/bigbang/steps/remote"
+)
+
+// Preflight checks the target and the flake for cfg: the local checks run
+// while it logs in, then the target's facts are checked against what the
+// flake expects. Every check goes to sink as soon as it is known. A host
+// key known_hosts does not know is refused and reported (HostKeyNew) unless
+// the policy prompts or approved it; the caller asks the operator and runs
+// the preflight again with DialPolicy.Approved. The error is for what
+// stopped the preflight itself (an interruption).
+func (e *Engine) Preflight(ctx context.Context, cfg steps.Config, p DialPolicy, sink steps.Sink) (Report, error) {
+	send := func(cs []steps.Check) {
+		for _, c := range cs {
+			sink(steps.Event{Time: time.Now(), Type: steps.EventCheck, Check: c})
+		}
+	}
+	lc := make(chan Local, 1)
+	go func() {
+		l := e.World.Local.Local(ctx, cfg)
+		send(l.Checks)
+		lc <- l
+	}()
+
+	c, seen, err := e.dialNoting(ctx, cfg, p)
+	lo := <-lc
+	rep := Report{Checks: append([]steps.Check(nil), lo.Checks...), Flake: lo.Flake, FlakeSummary: lo.Summary}
+	if ctx.Err() != nil {
+		if c != nil {
+			c.Close()
+		}
+		return rep, ctx.Err()
+	}
+	if err != nil {
+		rep.HostKey = HostKey{Fingerprint: seen.Fingerprint, Type: seen.Type}
+		if errors.Is(err, sshexec.ErrHostKeyUnknown) {
+			rep.HostKey.Status = HostKeyNew
+			return rep, nil
+		}
+		un := UnreachedChecks(err)
+		switch {
+		case errors.Is(err, sshexec.ErrHostKeyChangedSinceApproval):
+			// Not a known_hosts entry to forget: nothing was saved. The
+			// check blocks the install and says which two keys differ.
+			un = remote.Unreached(remote.IDHostKey, "the host key changed between the two connections: nothing was saved, bigbang refuses to go on", err.Error())
+		case errors.Is(err, sshexec.ErrHostKeyMismatch):
+			rep.HostKey.Status = HostKeyChanged
+		}
+		send(un)
+		rep.Checks = append(rep.Checks, un...)
+		return rep, nil
+	}
+	defer c.Close()
+	facts, err := c.Facts(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		un := remote.Unreached(remote.IDOS, "gathering the target's facts failed: "+err.Error(),
+			"run again; if it persists, check that the login user's shell can run /bin/sh")
+		connected := remote.Checks(remote.Facts{}, steps.TargetExpect{}, c.CheckOptions())
+		un[0], un[1] = connected[0], connected[1]
+		send(un)
+		rep.Checks = append(rep.Checks, un...)
+		return rep, nil
+	}
+	rc := remote.Checks(facts, lo.Expect, c.CheckOptions())
+	send(rc)
+	var wiped []string
+	for _, d := range lo.Expect.Disks {
+		wiped = append(wiped, d.Device)
+	}
+	hk := c.HostKey()
+	out := reportFromFacts(facts, append(rep.Checks, rc...), HostKey{Fingerprint: hk.Fingerprint, Type: hk.Type, Status: HostKeyKnown}, wiped)
+	out.Flake, out.FlakeSummary = lo.Flake, lo.Summary
+	out.LocalCanBuild, out.LocalBuildNote = localBuild(out.LocalSystem, out.TargetSystem, cfg.BuildOn, lo.Checks, lo.Binfmt)
+	return out, nil
+}
+
+// dialNoting dials the target: with no prompt in the policy, a host key
+// known_hosts does not know is refused but noted (seen is it), for the
+// operator to compare on the screen.
+func (e *Engine) dialNoting(ctx context.Context, cfg steps.Config, p DialPolicy) (Conn, sshexec.HostKeyInfo, error) {
+	var mu sync.Mutex
+	var key sshexec.HostKeyInfo
+	prompt := p.Prompt
+	p.Prompt = func(ctx context.Context, k sshexec.HostKeyInfo) (bool, error) {
+		mu.Lock()
+		key = k
+		mu.Unlock()
+		if prompt != nil {
+			return prompt(ctx, k)
+		}
+		return false, nil
+	}
+	c, err := e.World.Dialer.Dial(ctx, e.dialOptions(cfg, p))
+	mu.Lock()
+	defer mu.Unlock()
+	if err == nil {
+		key = c.HostKey()
+	}
+	return c, key, err
+}
+
+// Connect logs in to the target for the commands that only read (status,
+// drift, the reinstall's steps), with the error naming the host.
+func (e *Engine) Connect(ctx context.Context, cfg steps.Config, p DialPolicy) (Conn, error) {
+	c, err := e.World.Dialer.Dial(ctx, e.dialOptions(cfg, p))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
+	}
+	return c, nil
+}
+
+// SetupSudo installs the passwordless sudo line on the target with the
+// password typed once; the bytes are zeroed after.
+func (e *Engine) SetupSudo(ctx context.Context, cfg steps.Config, p DialPolicy, password []byte) error {
+	defer clear(password)
+	cfg.AcceptNewHostKey = false
+	c, err := e.World.Dialer.Dial(ctx, e.dialOptions(cfg, p))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.SetupSudo(ctx, password)
+}
+
+// UnreachedChecks turns a failed dial into the remote checks: a host key
+// problem fails remote.hostkey, anything else (network, handshake, login)
+// fails remote.auth. The words are sshexec's, which name both keys of a
+// mismatch and the fix.
+func UnreachedChecks(err error) []steps.Check {
+	summary, fix := err.Error(), ""
+	var se *sshexec.Error
+	if errors.As(err, &se) {
+		summary, fix = se.Summary, se.Fix
+	}
+	if fix == "" {
+		fix = "check the host, port and key, then run again"
+	}
+	id := remote.IDAuth
+	if errors.Is(err, sshexec.ErrHostKeyMismatch) || errors.Is(err, sshexec.ErrHostKeyUnknown) {
+		id = remote.IDHostKey
+	}
+	return remote.Unreached(id, summary, fix)
+}
+
+// UnknownKeyChecks are the remote checks of a target whose host key
+// known_hosts does not know, for the front ends that cannot ask: the host
+// key check blocks (a script must have said yes beforehand with
+// --accept-new-host-key), the others were not run.
+func UnknownKeyChecks(t steps.Target, k HostKey) []steps.Check {
+	scan := "ssh-keyscan " + steps.ShellQuote(t.Host)
+	if t.Port != 0 && t.Port != 22 {
+		scan = fmt.Sprintf("ssh-keyscan -p %d %s", t.Port, steps.ShellQuote(t.Host))
+	}
+	return remote.Unreached(remote.IDHostKey, fmt.Sprintf("the host key of %s is not known: %s %s", t.Host, k.Type, k.Fingerprint),
+		"compare the fingerprint with the one in the provider's console (or "+scan+" on a trusted network), then run again with --accept-new-host-key")
+}
+
+// Refusal is the error of a preflight that found blocking problems; the
+// checks themselves were sent as events.
+type Refusal struct{ Checks []steps.Check }
+
+func (r *Refusal) Error() string {
+	var blocking []string
+	for _, c := range r.Checks {
+		if c.Blocking() {
+			blocking = append(blocking, fmt.Sprintf("%s (%s; fix: %s)", c.ID, c.Summary, c.Fix))
+		}
+	}
+	return fmt.Sprintf("the preflight found %d problem(s) that block the install, and nothing was started: %s",
+		len(blocking), strings.Join(blocking, "; "))
+}
+
+// localBuild says whether this machine can build the target's system, for
+// the RAM screen: natively, or through emulation, which needs both a
+// binfmt_misc interpreter for the target's CPU and the target's system in
+// nix.conf's extra-platforms (the local.build check reads nix.conf; its
+// verdict is used rather than read twice).
+func localBuild(localSys, targetSys, buildOn string, checks []steps.Check, binfmt string) (bool, string) {
+	if targetSys == "" {
+		return false, ""
+	}
+	if localSys == targetSys {
+		return true, "this machine is " + localSys + " too"
+	}
+	extra := false
+	for _, c := range checks {
+		// With --build-on remote the check passes whatever nix.conf says.
+		if c.ID == local.IDBuild && c.Status == steps.StatusOK && buildOn != "remote" {
+			extra = true
+		}
+	}
+	cpu, _, _ := strings.Cut(targetSys, "-")
+	emulator := binfmtEntry(binfmt, cpu)
+	switch {
+	case extra && emulator != "":
+		return true, "binfmt emulation (" + emulator + ") and extra-platforms = " + targetSys + " in nix.conf"
+	case extra:
+		return true, "nix.conf lists " + targetSys + " in extra-platforms"
+	case emulator != "":
+		return false, "binfmt emulation (" + emulator + ") is registered, but nix.conf lacks extra-platforms = " + targetSys
+	}
+	return false, "no binfmt emulation for " + cpu + " is registered (" + binfmt + ")"
+}
+
+// binfmtEntry returns the name of an enabled binfmt_misc entry that runs
+// programs for cpu (qemu-aarch64, aarch64-linux, …), or "".
+func binfmtEntry(dir, cpu string) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil || cpu == "" || dir == "" {
+		return ""
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if n == "register" || n == "status" || !strings.Contains(n, cpu) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err == nil && strings.HasPrefix(string(b), "enabled") {
+			return n
+		}
+	}
+	return ""
+}

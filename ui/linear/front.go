@@ -1,0 +1,127 @@
+// Package linear is the plain and JSON front end of the engine's linear
+// run (and the text of `bigbang status`): it renders events with textout
+// and asks its questions on a terminal.
+package linear
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+	"github.com/bigbang-nix/bigbang/ui/textout"
+)
+
+// Front is the plain and JSON front end of the engine's linear run: events
+// to Out (text, or one JSON object per line), the human lines (stages,
+// progress) to Out too for text and to Err beside JSON, notes to Err. It
+// asks questions only when In is set (a terminal).
+type Front struct {
+	Out, Err io.Writer
+	JSON     bool
+	// In reads the operator's answers; nil: nothing is asked, an unknown
+	// host key is refused and the wipe must be confirmed with --yes-wipe.
+	In *bufio.Reader
+	// Confirmed is set when --yes-wipe named the target.
+	Confirmed bool
+
+	sink     steps.Sink
+	progress func(reinstall.Progress, bool)
+}
+
+var _ engine.Front = (*Front)(nil)
+
+func (f *Front) human() io.Writer {
+	if f.JSON {
+		return f.Err
+	}
+	return f.Out
+}
+
+// Event renders one event.
+func (f *Front) Event(e steps.Event) {
+	if f.sink == nil {
+		if f.JSON {
+			f.sink = textout.JSON(f.Out)
+		} else {
+			f.sink = textout.Plain(f.Out)
+		}
+	}
+	f.sink(e)
+}
+
+// Choose keeps the flags' choices.
+func (f *Front) Choose(_ context.Context, cfg steps.Config, _ engine.Report) (steps.Config, error) {
+	return cfg, nil
+}
+
+// Plan prints the plan for a plain reader.
+func (f *Front) Plan(cfg steps.Config, plan steps.Plan, _ []engine.Disk) {
+	if !f.JSON {
+		textout.Plan(f.Out, cfg, plan)
+	}
+}
+
+// Stage prints one step of the reinstall.
+func (f *Front) Stage(text string) { fmt.Fprintf(f.human(), "==> %s\n", text) }
+
+// Note prints a note on standard error, where it never mixes with JSON.
+func (f *Front) Note(text string) { fmt.Fprintf(f.Err, "bigbang: %s\n", text) }
+
+// Drift prints the layout comparison.
+func (f *Front) Drift(host string, rep reinstall.Report) { textout.Drift(f.human(), host, rep) }
+
+// Progress prints a transfer's progress.
+func (f *Front) Progress(p reinstall.Progress, done bool) {
+	if f.progress == nil {
+		f.progress = textout.Progress(f.human())
+	}
+	f.progress(p, done)
+}
+
+// TrustHostKey asks on a terminal; elsewhere the key is refused (a script
+// says yes beforehand with --accept-new-host-key).
+func (f *Front) TrustHostKey(_ context.Context, t steps.Target, k engine.HostKey) (bool, error) {
+	if f.In == nil {
+		return false, nil
+	}
+	fmt.Fprintf(f.Err, "The host %s is not in your known_hosts.\nIts %s key fingerprint is %s.\n"+
+		"Compare it with the one in your provider's console.\nTrust it and save it? [y/N] ", t.KnownHostsName(), k.Type, k.Fingerprint)
+	line, err := f.In.ReadString('\n')
+	if err != nil && line == "" {
+		return false, err
+	}
+	return textout.IsYes(line), nil
+}
+
+// SudoPassword sets nothing up: the linear install needs passwordless sudo
+// already (the preflight says how).
+func (f *Front) SudoPassword(context.Context, steps.Target) ([]byte, error) { return nil, nil }
+
+// ConfirmWipe is --yes-wipe, or the host typed on a terminal.
+func (f *Front) ConfirmWipe(_ context.Context, w engine.Wipe) (bool, error) {
+	if f.Confirmed {
+		return true, nil
+	}
+	if f.In == nil {
+		return false, nil
+	}
+	host := w.Target.Host
+	fmt.Fprintf(f.Err, "\nThis WIPES EVERY DISK of %s and installs the flake.\n", host)
+	if w.Backup != "" {
+		fmt.Fprintf(f.Err, "The data will come back from %s.\n", w.Backup)
+	}
+	fmt.Fprintf(f.Err, "Type the host (%s) to go on, anything else stops: ", host)
+	line, err := f.In.ReadString('\n')
+	if err != nil && line == "" {
+		return false, fmt.Errorf("no answer")
+	}
+	if strings.TrimSpace(line) != host {
+		return false, fmt.Errorf("you typed %q, not %s", strings.TrimSpace(line), host)
+	}
+	return true, nil
+}
