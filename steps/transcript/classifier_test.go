@@ -170,10 +170,8 @@ func TestFinishExitCodes(t *testing.T) {
 // the runner shows live and what explain says afterwards agree.
 func TestChangesMatchReport(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.log")
-	if dir := sharedLogs(t, false); dir != "" {
-		more, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-		files = append(files, more...)
-	}
+	more, _ := filepath.Glob(filepath.Join(realLogs, "*.log"))
+	files = append(files, more...)
 	for _, f := range files {
 		for _, exit := range []int{-1, 0, 1} {
 			t.Run(fmt.Sprintf("%s/exit%d", filepath.Base(f), exit), func(t *testing.T) {

@@ -101,7 +101,7 @@ func explainFile(t testing.TB, path string) Report {
 func checkReport(t *testing.T, r Report, w want) {
 	t.Helper()
 	if r.Outcome != w.outcome || r.FailedPhase != w.failed || r.Diagnosis.ID != w.diag {
-		t.Errorf("got outcome %q, failed phase %q, diagnosis %q; want %q, %q, %q (evidence line %d: %q)",
+		t.Errorf("got outcome %q, failed phase %q, diagnosis %q; want %q, %q, %q (evidence line %d: %v)",
 			r.Outcome, r.FailedPhase, r.Diagnosis.ID, w.outcome, w.failed, w.diag, r.EvidenceLine, r.Evidence)
 	}
 	if got := timeline(r); got != w.phases {

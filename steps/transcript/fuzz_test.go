@@ -12,15 +12,14 @@ import (
 
 // FuzzClassifier feeds arbitrary bytes to Explain and, line by line, to a
 // live classifier; neither may panic, and the report must stay coherent.
-// Seeded with every fixture and every shared transcript.
+// Seeded with every fixture and every real transcript.
 func FuzzClassifier(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.log")
-	if dir := os.Getenv("BIGBANG_SHARED_LOGS"); dir != "" {
-		more, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-		files = append(files, more...)
-	} else if more, _ := filepath.Glob("../../../shared/logs/*.log"); len(more) > 0 {
-		files = append(files, more...)
+	real, _ := filepath.Glob(filepath.Join(realLogs, "*.log"))
+	if len(real) == 0 {
+		f.Fatalf("no real transcripts in %s", realLogs)
 	}
+	files = append(files, real...)
 	for _, p := range files {
 		data, err := os.ReadFile(p)
 		if err != nil {
