@@ -74,6 +74,30 @@ var fixtures = map[string]want{
 	"aborted":                         {OutcomeFailed, "", "aborted", ""},
 	"interrupted":                     {OutcomeFailed, disko, "interrupted", "disko:failed"},
 	"incomplete":                      {OutcomeIncomplete, "kexec", "incomplete", "connect:done kexec:running"},
+	// Classes found in real transcripts of the issue tracker, in our own
+	// words: a rule that weighs other facts, phases placed by commands,
+	// errors no rule knows, and bigbang's own records.
+	"nix-untrusted-path":        {OutcomeFailed, disko, "nix-untrusted-path", "connect:done disko:failed"},
+	"kexec-old-kernel":          {OutcomeFailed, kexec, "kexec-old-kernel", "kexec:failed"},
+	"secure-boot-lockdown":      {OutcomeFailed, kexec, "secure-boot", "kexec:failed"},
+	"kexec-invalid-argument":    {OutcomeFailed, kexec, "kexec-no-room", "kexec:failed"},
+	"nixos-anywhere-script":     {OutcomeFailed, connect, "nixos-anywhere-script", "connect:failed"},
+	"generic-nix-error":         {OutcomeFailed, install, "unrecognised-error", "connect:done kexec:done disko:done install:failed"},
+	"generic-bash-error":        {OutcomeFailed, disko, "unrecognised-error", "disko:failed"},
+	"generic-permission-denied": {OutcomeFailed, kexec, "unrecognised-error", "connect:done kexec:failed"},
+	"generic-killed-build":      {OutcomeFailed, build, "unrecognised-error", "build:failed"},
+	"generic-exit-trace":        {OutcomeFailed, disko, "unrecognised-error", "disko:failed"},
+	"slow-copy":                 {OutcomeIncomplete, install, "incomplete", "connect:done kexec:done disko:done install:running"},
+	"controlmaster-copy":        {OutcomeFailed, install, "ssh-controlmaster-hang", "disko:done install:failed"},
+	"installer-low-memory":      {OutcomeIncomplete, disko, "installer-low-memory", "connect:done kexec:done disko:running"},
+	"disko-deps-fragment":       {OutcomeFailed, disko, "disko-layout", "disko:failed"},
+	"bigbang-exit-generic":      {OutcomeFailed, disko, "unrecognised-error", "connect:done kexec:done disko:failed"},
+	"bigbang-exit-silent":       {OutcomeFailed, disko, "unknown", "connect:done kexec:done disko:failed"},
+	"bigbang-interrupted":       {OutcomeFailed, install, "interrupted", "install:failed"},
+	"bigbang-reboot-verify":     {OutcomeFailed, reboot, "reboot.verify", "install:done reboot:failed"},
+	"bigbang-reboot-unverified": {OutcomeFailed, reboot, "reboot.unverified", "install:done reboot:failed"},
+	"bigbang-reboot-timeout":    {OutcomeFailed, reboot, "reboot.timeout", "install:done reboot:failed"},
+	"bigbang-reboot-verified":   {OutcomeSuccess, "", "", "install:done reboot:done"},
 }
 
 func timeline(r Report) string {
