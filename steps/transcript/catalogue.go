@@ -494,6 +494,7 @@ var errorNeedles = []struct {
 	{"+ exit ", true, "the script exits with an error"},
 	{"aborted: ", false, "nixos-anywhere aborted"},
 	{"Aborting", true, "a failure"},
+	{"Error is not recoverable", false, "an error message"},
 	{"cannot ", true, "something that could not be done"},
 	{"Cannot ", true, "something that could not be done"},
 	{"unable to", true, "something that could not be done"},

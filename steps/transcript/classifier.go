@@ -516,9 +516,6 @@ func (c *Classifier) content(text string, ch []Change) []Change {
 		// not stop for (a fragment without step lines).
 		c.fail = nil
 	}
-	if to != c.cur && c.cur != "" {
-		c.nerr = 0
-	}
 	// Notes and facts that later diagnoses depend on.
 	if hits.has(cat.allKeysSkipped) {
 		c.keysSkipped = true
@@ -547,6 +544,11 @@ func (c *Classifier) content(text string, ch []Change) []Change {
 	trace := isTrace(text)
 	if !ruleSet.empty() && !trace {
 		to = c.failures(text, hits, ruleSet, to)
+	}
+	if to != c.cur {
+		// The run moved on: the error lines before belong to a stretch
+		// that did not stop it.
+		c.nerr = 0
 	}
 	if viaFirst && c.cur == "" {
 		ch = c.enter(to, text, ch)
@@ -781,6 +783,11 @@ func (c *Classifier) Finish(exitCode int) ([]Change, Report) {
 			// A failure found even though the run went on (the boot loader
 			// before "Done!") marks its phase failed after the fact.
 			ch = c.set(rep.FailedPhase, steps.StateFailed, ch)
+			if sp := &c.spans[phaseIndex(rep.FailedPhase)]; sp.FirstLine == 0 {
+				// An error line that nothing placed: the phase it names
+				// holds it and what follows.
+				sp.FirstLine, sp.LastLine = max(rep.EvidenceLine, 1), max(c.line, 1)
+			}
 		}
 	case OutcomeSuccess:
 		for _, q := range c.order {

@@ -226,3 +226,64 @@ func TestFailureBeforeDone(t *testing.T) {
 		}
 	}
 }
+
+// TestEvidenceLines: every evidence line of every fixture and real
+// transcript points at the line it quotes, says why it counts, and the
+// failure line of a failed run is among them.
+func TestEvidenceLines(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.log")
+	real, _ := filepath.Glob(filepath.Join(realLogs, "*.log"))
+	for _, f := range append(files, real...) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			r := explainFile(t, f)
+			for _, e := range r.Evidence {
+				if e.Line < 1 || e.Line > len(lines) {
+					t.Fatalf("evidence line %d outside the %d lines", e.Line, len(lines))
+				}
+				src := strings.TrimSpace(New().clean(lines[e.Line-1]))
+				if !strings.HasPrefix(src, e.Text) || e.Text == "" || e.Why == "" {
+					t.Errorf("evidence line %d is %q (%s), the transcript has %q", e.Line, e.Text, e.Why, src)
+				}
+			}
+			if r.EvidenceLine > 0 && !slices.ContainsFunc(r.Evidence, func(e Evidence) bool { return e.Line == r.EvidenceLine }) {
+				t.Errorf("failure line %d is not in the evidence %v", r.EvidenceLine, r.Evidence)
+			}
+			if r.Outcome == OutcomeFailed && r.Diagnosis.ID != "unknown" && len(r.Evidence) == 0 {
+				t.Errorf("failed (%s) without evidence", r.Diagnosis.ID)
+			}
+		})
+	}
+}
+
+// TestEvidenceNamesTheLine: the evidence of a few fixtures names exactly
+// the lines that decide them, including the facts a diagnosis weighed.
+func TestEvidenceNamesTheLine(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []int
+	}{
+		{"kexec-old-kernel", []int{1, 8, 9, 11, 14}},
+		{"secure-boot-lockdown", []int{1, 6, 7, 8, 11}},
+		{"generic-nix-error", []int{7, 9}},
+		{"installer-low-memory", []int{6, 8}},
+		{"bigbang-exit-silent", []int{6, 7}},
+		{"bigbang-reboot-verify", []int{4, 7, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := explainFile(t, "testdata/"+tt.name+".log")
+			var got []int
+			for _, e := range r.Evidence {
+				got = append(got, e.Line)
+			}
+			if !slices.Equal(got, tt.lines) {
+				t.Errorf("evidence lines %v, want %v: %v", got, tt.lines, r.Evidence)
+			}
+		})
+	}
+}
