@@ -422,6 +422,7 @@ const (
 	nNoisePTY        = "Pseudo-terminal will not be allocated"
 	nNoiseIdentity   = "Warning: Identity file"
 	nAutoGC          = "running auto-GC"
+	nNoisePTYLine    = "Pseudo-terminal will not be allocated because stdin is not a terminal."
 )
 
 // A fact is something the transcript shows about the machine that a
@@ -515,9 +516,13 @@ type compiled struct {
 	hintBy [maxNeedles]uint64
 	// Needles that set notes.
 	allKeysSkipped, installFinished, machineBoots, rsync, sshConnect int
-	copying, copyTo, noisePerm                                       int
-	noise                                                            hitSet
-	facts                                                            [numFacts]hitSet
+	copying, copyTo, noisePerm, noisePTY                             int
+	// active are the needles that can do more than place a line: rules,
+	// notes, facts and error words.
+	active  hitSet
+	noise   hitSet
+	facts   [numFacts]hitSet
+	anyFact hitSet
 	// errs are the error-looking needles, weakErr the weak ones among
 	// them, ignoredErr the needle that takes a line out (nix's "error
 	// (ignored)"), and errWhy says why each counts.
@@ -565,12 +570,14 @@ func compile() *compiled {
 	c.copying = id(nCopying)
 	c.copyTo = id(nCopyTo)
 	c.noisePerm = id(nNoisePerm)
+	c.noisePTY = id(nNoisePTY)
 	for _, n := range []string{nNoisePerm, nNoisePTY, nNoiseIdentity} {
 		c.noise.add(id(n))
 	}
 	for f, ns := range factNeedles {
 		for _, n := range ns {
 			c.facts[f].add(id(n))
+			c.anyFact.add(id(n))
 		}
 	}
 	for _, e := range errorNeedles {
@@ -582,6 +589,14 @@ func compile() *compiled {
 		c.errWhy[i] = e.why
 	}
 	c.ignoredErr = id("error (ignored)")
+	for i := range c.rules {
+		c.active.union(c.rules[i].mask)
+	}
+	c.active.union(c.anyFact)
+	c.active.union(c.errs)
+	for _, i := range []int{c.allKeysSkipped, c.installFinished, c.machineBoots, c.rsync, c.sshConnect} {
+		c.active.add(i)
+	}
 	if len(needles) > maxNeedles {
 		panic("transcript: too many needles")
 	}

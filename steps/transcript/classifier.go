@@ -143,7 +143,18 @@ type Classifier struct {
 	rebootID    string
 	rebootSum   string
 
+	// memo is the placement of the last line that only placed the
+	// stream.
+	memo memo
+
 	buf []byte // scratch for cleaning lines with escapes
+}
+
+// memo remembers where a line with only placement needles went.
+type memo struct {
+	hits     hitSet
+	cur, to  steps.PhaseID
+	anchored bool
 }
 
 // New returns a classifier at the start of a stream.
@@ -314,7 +325,7 @@ func (c *Classifier) Line(text string) (steps.PhaseID, []Change) {
 // --debug ("+ echo '### … ###'", "+ step …") do not start with "###" and so
 // are not steps.
 func stepText(line string) (string, bool) {
-	t := strings.TrimLeft(line, " \t")
+	t := trimBlanks(line)
 	if len(t) < 8 || !strings.HasPrefix(t, "### ") {
 		return "", false
 	}
@@ -323,6 +334,15 @@ func stepText(line string) (string, bool) {
 		return "", false
 	}
 	return strings.TrimSpace(t[4 : len(t)-4]), true
+}
+
+// trimBlanks removes the spaces and tabs that start s.
+func trimBlanks(s string) string {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return s[i:]
 }
 
 // step handles a step line.
@@ -452,16 +472,26 @@ func scan(text string) hitSet {
 	var h hitSet
 	switch {
 	case strings.HasPrefix(text, nCopying) && strings.IndexByte(text, ' ') == len("copying"):
+		// "copying path '<store path>' from|to '<store URL>'...": the
+		// store URL is at the end, so look for its quote from there.
 		h.add(cat.copying)
-		if strings.Contains(text, nCopyTo) {
-			h.add(cat.copyTo)
+		end := len(text)
+		for end > 0 && (text[end-1] == '.' || text[end-1] == '\'') {
+			end--
 		}
-		if strings.Contains(text, nCopyTo+"ssh") && strings.Contains(text, "remote-store=local") {
-			return cat.m.scan(text)
+		j := end - 1
+		for j >= 0 && text[j] != '\'' {
+			j--
+		}
+		if j > 0 && strings.HasSuffix(text[:j], " to ") {
+			h.add(cat.copyTo)
 		}
 		return h
 	case strings.HasPrefix(text, nNoisePerm) && strings.HasSuffix(text, "to the list of known hosts."):
 		h.add(cat.noisePerm)
+		return h
+	case text == nNoisePTYLine:
+		h.add(cat.noisePTY)
 		return h
 	}
 	return cat.m.scan(text)
@@ -481,6 +511,15 @@ func (c *Classifier) content(text string, ch []Change) []Change {
 	if c.quiet && noise != hits {
 		c.quiet = false
 	}
+	inert := hits.and(cat.active).empty()
+	if inert && hits == c.memo.hits && c.cur == c.memo.cur && c.anchored == c.memo.anchored {
+		// The same placement needles as the line before, where the
+		// stream still is, and nothing else: most of a long transcript
+		// (nix's copying lines). The answer is the same.
+		c.calmer()
+		return c.enter(c.memo.to, text, ch)
+	}
+	from, anchored := c.cur, c.anchored
 	ruleSet, hintSet := cat.candidates(hits)
 	// Placement by content: the line goes to the furthest phase its
 	// content points at, entered once so that no phase is left without
@@ -495,7 +534,7 @@ func (c *Classifier) content(text string, ch []Change) []Change {
 		if h.first && (c.anchored || c.cur != "") {
 			continue
 		}
-		if h.prefix && !strings.HasPrefix(strings.TrimLeft(text, " "), h.all[0]) {
+		if h.prefix && !strings.HasPrefix(trimBlanks(text), h.all[0]) {
 			continue
 		}
 		if h.first && hits.has(cat.copyTo) {
@@ -529,9 +568,11 @@ func (c *Classifier) content(text string, ch []Change) []Change {
 	if to == keys && hits.has(cat.rsync) {
 		c.rsyncInKeys = true
 	}
-	for f := range cat.facts {
-		if c.facts[f].Line == 0 && !hits.and(cat.facts[f]).empty() {
-			c.facts[f] = Evidence{Line: c.line, Text: quote(text), Why: factWhy[f]}
+	if !hits.and(cat.anyFact).empty() {
+		for f := range cat.facts {
+			if c.facts[f].Line == 0 && !hits.and(cat.facts[f]).empty() {
+				c.facts[f] = Evidence{Line: c.line, Text: quote(text), Why: factWhy[f]}
+			}
 		}
 	}
 	if to == install && c.installFinished && hits.has(cat.sshConnect) {
@@ -556,7 +597,14 @@ func (c *Classifier) content(text string, ch []Change) []Change {
 	} else {
 		ch = c.enter(to, text, ch)
 	}
-	c.errorLine(text, hits, trace)
+	if inert && !viaFirst {
+		c.memo = memo{hits: hits, cur: from, anchored: anchored, to: to}
+	}
+	if hits.and(cat.errs).empty() {
+		c.calmer()
+	} else {
+		c.errorLine(text, hits, trace)
+	}
 	return ch
 }
 
