@@ -330,6 +330,7 @@ var rules = []rule{
 	{diag: "connection-lost", all: []string{"Connection timed out"}, where: midRun, generic: true},
 	{diag: "connection-lost", all: []string{"closed by remote host"}, where: midRun, generic: true},
 	{diag: "connection-lost", all: []string{"unexpected end-of-file"}, where: midRun, generic: true},
+	{diag: "installer-low-memory", all: []string{"running auto-GC"}, where: midRun, generic: true},
 	{diag: "ssh-controlmaster-hang", all: []string{"mux_client_request_session"}, where: onTarget, generic: true},
 	{diag: "ssh-controlmaster-hang", all: []string{"ControlSocket"}, where: onTarget, generic: true},
 	{diag: "aborted", all: []string{"aborted: "}, generic: true},

@@ -89,7 +89,7 @@ var fixtures = map[string]want{
 	"generic-exit-trace":        {OutcomeFailed, disko, "unrecognised-error", "disko:failed"},
 	"slow-copy":                 {OutcomeIncomplete, install, "incomplete", "connect:done kexec:done disko:done install:running"},
 	"controlmaster-copy":        {OutcomeFailed, install, "ssh-controlmaster-hang", "disko:done install:failed"},
-	"installer-low-memory":      {OutcomeIncomplete, disko, "installer-low-memory", "connect:done kexec:done disko:running"},
+	"installer-low-memory":      {OutcomeFailed, disko, "installer-low-memory", "connect:done kexec:done disko:failed"},
 	"disko-deps-fragment":       {OutcomeFailed, disko, "disko-layout", "disko:failed"},
 	"bigbang-exit-generic":      {OutcomeFailed, disko, "unrecognised-error", "connect:done kexec:done disko:failed"},
 	"bigbang-exit-silent":       {OutcomeFailed, disko, "unknown", "connect:done kexec:done disko:failed"},
