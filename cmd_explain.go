@@ -50,7 +50,7 @@ func newExplainCmd(_ *steps.Config) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: outcome, failed_phase, phases, diagnosis")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: outcome, failed_phase, phases, diagnosis, evidence")
 	return cmd
 }
 
@@ -107,6 +107,7 @@ func writeExplanation(w io.Writer, name string, rep transcript.Report) {
 	case transcript.OutcomeSuccess:
 		fmt.Fprintln(w, "Outcome: success — nixos-anywhere reached Done! and no failure shows in the output.")
 		fmt.Fprintln(w, "Next: wait for the new system to boot, then check it with bigbang status.")
+		writeEvidence(w, rep.Evidence)
 		return
 	case transcript.OutcomeFailed:
 		if rep.FailedPhase != "" {
@@ -122,8 +123,19 @@ func writeExplanation(w io.Writer, name string, rep transcript.Report) {
 		}
 	}
 	fmt.Fprintf(w, "Diagnosis (%s): %s\n", rep.Diagnosis.ID, rep.Diagnosis.Summary)
-	if rep.EvidenceLine > 0 {
-		fmt.Fprintf(w, "  line %d: %s\n", rep.EvidenceLine, strings.TrimSpace(rep.Evidence))
-	}
 	fmt.Fprintf(w, "Remedy: %s\n", rep.Diagnosis.Remedy)
+	writeEvidence(w, rep.Evidence)
+}
+
+// writeEvidence lists the lines behind the verdict, so that the operator
+// can check it against the log.
+func writeEvidence(w io.Writer, ev []transcript.Evidence) {
+	if len(ev) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nEvidence:")
+	for _, e := range ev {
+		fmt.Fprintf(w, "  line %d: %s\n", e.Line, strings.TrimSpace(e.Text))
+		fmt.Fprintf(w, "           (%s)\n", e.Why)
+	}
 }

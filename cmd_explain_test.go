@@ -39,7 +39,7 @@ func TestExplainCommand(t *testing.T) {
 		message string   // substring of the error
 	}{
 		{"failed run is explained", "", []string{failed}, 0,
-			[]string{"Install", "failed", "lines 1-4", "boot-loader", "line 3: Died at", "Remedy:", "Reboot"}, ""},
+			[]string{"Install", "failed", "lines 1-4", "boot-loader", "Evidence:", "line 3: Died at", "(matches the known failure boot-loader)", "line 1: ### Installing NixOS ###", "Remedy:", "Reboot"}, ""},
 		{"success", "", []string{success}, 0, []string{"Connect", "done", "Outcome: success"}, ""},
 		{"stdin", "### Formatting hard drive with disko ###\nCould not create partition 2 from 34 to 99\n", []string{"-"}, 0,
 			[]string{"standard input", "Disko", "disko-layout"}, ""},
@@ -86,7 +86,24 @@ func TestExplainJSON(t *testing.T) {
 		t.Errorf("want one line, got %q", out)
 	}
 	diag := got["diagnosis"].(map[string]any)
+	// The evidence: where the failed phase began and the failure line,
+	// each with a reason.
+	ev, _ := got["evidence"].([]any)
+	wantEv := []struct {
+		line float64
+		text string
+	}{{3, "### Switching system into kexec ###"}, {4, "kexec_file_load failed: Resource busy"}}
+	if len(ev) != len(wantEv) {
+		t.Fatalf("evidence %v, want lines %v", got["evidence"], wantEv)
+	}
+	for i, w := range wantEv {
+		e := ev[i].(map[string]any)
+		if e["line"] != w.line || e["text"] != w.text || e["why"] == "" || len(e) != 3 {
+			t.Errorf("evidence %d: %v, want line %v %q with a reason", i, e, w.line, w.text)
+		}
+	}
 	want := map[string]any{
+		"evidence":     got["evidence"],
 		"outcome":      "failed",
 		"failed_phase": "kexec",
 		"phases": []any{

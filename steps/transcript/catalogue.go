@@ -2,6 +2,7 @@ package transcript
 
 import (
 	"math/bits"
+	"strings"
 
 	"github.com/bigbang-nix/bigbang/steps"
 )
@@ -59,7 +60,7 @@ var catalogue = []steps.Diagnosis{
 		Summary: "The target ran out of memory while loading the NixOS installer into RAM (kexec).",
 		Remedy:  "Use a shape with more RAM (at least 1.5 GB free; Oracle's 1 GB E2.1.Micro usually fails), or try --no-disko-deps after stopping services to free memory."},
 	{ID: "kexec-no-room",
-		Summary: "The kernel found no room to load the installer (kexec_file_load: Address not available), typical of small-memory machines and some newer distribution kernels.",
+		Summary: "The kernel found no room to load the installer (kexec: Address not available or Invalid argument), typical of small-memory machines and some newer distribution kernels.",
 		Remedy:  "Use a shape with more RAM, or reinstall the target with an older distribution release (for example Ubuntu 24.04) before running nixos-anywhere again."},
 	{ID: "kexec-no-space",
 		Summary: "There was no space left in the login user's home on the target to unpack the kexec tarball.",
@@ -67,6 +68,9 @@ var catalogue = []steps.Diagnosis{
 	{ID: "secure-boot",
 		Summary: "The target's kernel refused to load the installer: Secure Boot or kernel lockdown forbids kexec.",
 		Remedy:  "Disable Secure Boot in the provider's console (shielded instance settings), or boot a NixOS installer image and install with --phases disko,install,reboot."},
+	{ID: "kexec-old-kernel",
+		Summary: "The target's kernel refused or lacks the kexec system call the installer image uses: an old kernel (CentOS 7, other 3.x kernels, legacy BIOS machines without Secure Boot) rather than Secure Boot.",
+		Remedy:  "Use a kexec image built for old kernels (--kexec URL), or upgrade the target's kernel or distribution first, or boot a NixOS installer image and install with --phases disko,install,reboot."},
 	{ID: "kexec-busy",
 		Summary: "The target's kernel could not switch into the installer (kexec: Resource busy, CPUs stuck in the kernel).",
 		Remedy:  "Reboot the target and run the install again right away; if it persists, boot a NixOS installer image from the provider's console and install with --phases disko,install,reboot."},
@@ -79,6 +83,12 @@ var catalogue = []steps.Diagnosis{
 	{ID: "root-permission-denied",
 		Summary: "After kexec the installer refused root's login: your key was only in the old system's per-user keys (for example /etc/ssh/authorized_keys.d/$USER), not root's.",
 		Remedy:  "Make sure root accepts your key before the install (or pass -i <key file>), then resume with --phases disko,install,reboot against root@host."},
+	{ID: "nix-untrusted-path",
+		Summary: "The installer's Nix refused a store path because it lacks a signature by a trusted key: the user nixos-anywhere logs in as is not a trusted Nix user there (typical of nixos@ on the NixOS installer ISO).",
+		Remedy:  "Log in as root (root@host; give root your key first), or add the login user to nix.settings.trusted-users on the installer, then run the install again."},
+	{ID: "installer-low-memory",
+		Summary: "The NixOS installer ran low on memory: its Nix store lives in RAM, and Nix started garbage collecting (running auto-GC) or the copy stalled while it was filling.",
+		Remedy:  "Use a shape with more RAM (at least 1.5 GB free after kexec), or pass --no-disko-deps and build locally (--build-on local) so less goes into the installer, then run the install again."},
 	// disko
 	{ID: "disko-layout",
 		Summary: "disko could not partition the disk: the layout does not fit it, or the device named in disko.nix does not exist on this machine.",
@@ -122,7 +132,22 @@ var catalogue = []steps.Diagnosis{
 	{ID: "reboot-never",
 		Summary: "nixos-anywhere asked the machine to reboot, but it never went away: the reboot did not happen.",
 		Remedy:  "Check the machine in the provider's console and reboot it from there; then wait for the new system with bigbang status."},
+	{ID: "reboot.verify",
+		Summary: "The new system did not come back after the reboot, or did not answer as expected.",
+		Remedy:  "Open the provider's serial console to see where the boot stopped (boot loader, initrd without the disk or network driver, a wrong console= setting); once it is up, check it with bigbang status."},
+	{ID: "reboot.unverified",
+		Summary: "The new system came back but its host key could not be checked against the pre-generated one, so bigbang cannot vouch for it.",
+		Remedy:  "Check the host key with bigbang status (it compares the key with the one in --extra-files) before you trust the machine with secrets."},
+	{ID: "reboot.timeout",
+		Summary: "The new system did not come back within bigbang's wait after the reboot.",
+		Remedy:  "Open the provider's serial console to see whether it is still booting or stuck; once it is up, check it with bigbang status."},
 	// anywhere
+	{ID: "nixos-anywhere-script",
+		Summary: "nixos-anywhere's own script stopped on a shell error (for example an unbound variable): a bug of the version that ran, not a problem of the target.",
+		Remedy:  "Run the pinned nixos-anywhere 1.13.0 (bigbang's default) or another release instead of an unpinned main branch, then run the install again."},
+	{ID: "unrecognised-error",
+		Summary: "nixos-anywhere stopped on an error bigbang has no specific diagnosis for; the error line is quoted below.",
+		Remedy:  "Read the quoted error line and the lines just before it in the log; fix what it names, then resume from that phase with --phases."},
 	{ID: "aborted",
 		Summary: "nixos-anywhere stopped on one of its own checks (the 'aborted:' line says which).",
 		Remedy:  "Read the 'aborted:' line: it names the option or fact that is wrong; fix it and run again."},
@@ -177,13 +202,13 @@ type rule struct {
 var (
 	afterKexec = []steps.PhaseID{steps.PhaseKexec, steps.PhaseDisko, steps.PhaseInstall, steps.PhaseKeys}
 	midRun     = []steps.PhaseID{steps.PhaseDisko, steps.PhaseInstall, steps.PhaseKeys}
-	onlyBuild  = []steps.PhaseID{steps.PhaseBuild}
 	onlyConn   = []steps.PhaseID{steps.PhaseConnect}
 	onlyKexec  = []steps.PhaseID{steps.PhaseKexec}
 	connKexec  = []steps.PhaseID{steps.PhaseConnect, steps.PhaseKexec}
 	onlyDisko  = []steps.PhaseID{steps.PhaseDisko}
 	onlyKeys   = []steps.PhaseID{steps.PhaseKeys}
 	inInstall  = []steps.PhaseID{steps.PhaseInstall, steps.PhaseKeys}
+	onTarget   = []steps.PhaseID{connect, kexec, disko, install, keys}
 )
 
 const (
@@ -198,6 +223,9 @@ const (
 
 // rules in priority order: within one line the first match wins, so the
 // specific rules come before the generic ones that share words with them.
+// A kexec refusal is listed as secure-boot; the classifier weighs the
+// other facts of the transcript (Secure Boot state, kernel version) before
+// it settles on Secure Boot or an old kernel.
 var rules = []rule{
 	{diag: "key-mode", all: []string{"UNPROTECTED PRIVATE KEY FILE"}, home: connect},
 	{diag: "key-mode", all: []string{"bad permissions"}, home: connect},
@@ -208,7 +236,7 @@ var rules = []rule{
 	{diag: "sudo-password", all: []string{"a password is required"}, home: connect},
 	{diag: "sudo-password", all: []string{"a terminal is required to read the password"}, home: connect},
 	{diag: "sudo-password", all: []string{"sudo: no tty present"}, home: connect},
-	{diag: "facts-failed", all: []string{"Retrieving host facts via SSH failed"}, home: connect},
+	{diag: "facts-failed", all: []string{"Retrieving host facts via"}, home: connect},
 	{diag: "facts-failed", all: []string{"Failed to retrieve fact"}, home: connect},
 	{diag: "target-missing-tools", all: []string{"no tar command found"}, home: connect},
 	{diag: "target-missing-tools", all: []string{"no cpio command found"}, home: connect},
@@ -217,30 +245,44 @@ var rules = []rule{
 	{diag: "unsupported-target", all: []string{"requires Linux as the operating system"}, home: connect},
 	{diag: "cross-build", all: []string{"is required to build", "but I am a"}, home: build},
 	{diag: "flake-attribute", all: []string{"does not provide attribute"}, home: build},
+	{diag: "nix-untrusted-path", all: []string{"lacks a signature by a trusted key"}, home: disko},
+	{diag: "nix-untrusted-path", all: []string{"lacks a valid signature"}, home: disko},
+	{diag: "nix-untrusted-path", all: []string{"not a trusted user"}, where: onTarget, generic: true},
+	{diag: "kexec-old-kernel", all: []string{"load failed: Function not implemented"}, home: kexec},
+	{diag: "kexec-old-kernel", all: []string{"syscall kexec_file_load not available"}, home: kexec},
 	{diag: "secure-boot", all: []string{"load failed: Permission denied"}, home: kexec},
+	{diag: "secure-boot", all: []string{"load failed: Operation not permitted"}, home: kexec},
 	{diag: "secure-boot", all: []string{"Key was rejected by service"}, home: kexec},
 	{diag: "secure-boot", all: []string{"kernel is locked down"}, home: kexec},
-	{diag: "secure-boot", all: []string{"Lockdown: "}, home: kexec},
+	{diag: "secure-boot", all: []string{"Lockdown: "}, where: onlyKexec},
 	{diag: "kexec-busy", all: []string{"load failed: Resource busy"}, home: kexec},
 	{diag: "kexec-busy", all: []string{"load failed: Device or resource busy"}, home: kexec},
 	{diag: "kexec-busy", all: []string{"CPUs are stuck in the kernel"}, home: kexec},
 	{diag: "kexec-no-room", all: []string{"load failed: Address not available"}, home: kexec},
+	{diag: "kexec-no-room", all: []string{"load failed: Cannot assign requested address"}, home: kexec},
+	{diag: "kexec-no-room", all: []string{"load failed: Invalid argument"}, home: kexec},
 	{diag: "kexec-oom", all: []string{"invoked oom-killer"}, where: connKexec, home: kexec},
 	{diag: "kexec-oom", all: []string{"Out of memory"}, where: connKexec, home: kexec},
 	{diag: "kexec-oom", all: []string{"Failure unpacking initrd"}, home: kexec},
+	{diag: "kexec-oom", all: []string{"load failed: Cannot allocate memory"}, home: kexec},
 	{diag: "kexec-oom", all: []string{"Cannot allocate memory"}, where: onlyKexec},
 	{diag: "kexec-oom", all: []string{"Killed"}, where: onlyKexec},
 	{diag: "kexec-no-space", all: []string{"No space left on device"}, where: connKexec},
 	{diag: "install-oom", all: []string{"invoked oom-killer"}, where: midRun},
 	{diag: "install-oom", all: []string{"Out of memory"}, where: midRun},
+	{diag: "install-oom", all: []string{"out of memory"}, where: midRun},
+	{diag: "install-oom", all: []string{"Cannot allocate memory"}, where: midRun},
+	{diag: "install-oom", all: []string{"Killed"}, where: midRun},
 	{diag: "installer-no-network", all: []string{"No route to host"}, where: onlyKexec},
 	{diag: "installer-no-network", all: []string{"Connection timed out"}, where: onlyKexec},
 	{diag: "installer-no-network", all: []string{"Operation timed out"}, where: onlyKexec},
 	{diag: "installer-no-network", all: []string{"Network is unreachable"}, where: onlyKexec},
 	{diag: "kexec-failed", all: []string{"kexec failed"}, home: kexec, generic: true},
+	{diag: "kexec-failed", all: []string{"Kexec failed"}, home: kexec, generic: true},
 	{diag: "kexec-failed", all: []string{"Kexec may have failed"}, home: kexec, generic: true},
 	{diag: "kexec-failed", all: []string{"Failed to kexec into NixOS installer"}, home: kexec, generic: true},
 	{diag: "kexec-failed", all: []string{"_load failed"}, home: kexec, generic: true},
+	{diag: "kexec-failed", all: []string{"kexec: failed"}, home: kexec, generic: true},
 	{diag: "login-denied", all: []string{"Permission denied ("}, where: onlyConn, home: connect},
 	{diag: "login-denied", all: []string{"Permission denied, please try again"}, where: onlyConn, home: connect},
 	{diag: "root-permission-denied", all: []string{"Permission denied ("}, where: afterKexec},
@@ -260,6 +302,7 @@ var rules = []rule{
 	{diag: "disko-layout", all: []string{"Secondary header was placed beyond the disk"}, home: disko},
 	{diag: "disko-layout", all: []string{"No space left on device"}, where: onlyDisko},
 	{diag: "disko-layout", all: []string{"/dev/disk/by-", "No such file or directory"}, where: onlyDisko},
+	{diag: "disko-layout", all: []string{"does not exist"}, where: onlyDisko},
 	{diag: "disko-tool-crash", all: []string{"Bus error"}, where: onlyDisko},
 	{diag: "disko-tool-crash", all: []string{"Segmentation fault"}, where: onlyDisko},
 	{diag: "extra-files-rsync", all: []string{"rsync error"}, home: keys},
@@ -274,85 +317,193 @@ var rules = []rule{
 	{diag: "boot-loader", all: []string{"Died at", "install-grub.pl"}, home: install, hard: true},
 	{diag: "boot-loader", all: []string{"do not know how to make this configuration bootable"}, home: install, hard: true},
 	{diag: "boot-loader", all: []string{"grub-install: error"}, home: install, hard: true},
+	{diag: "boot-loader", all: []string{"bootctl", "returned non-zero exit status"}, home: install, hard: true},
 	{diag: "boot-loader", all: []string{"Traceback (most recent call last)"}, where: inInstall, hard: true},
 	{diag: "boot-loader", all: []string{"CalledProcessError"}, where: inInstall, hard: true},
 	{diag: "nix-build-failed", all: []string{"error: builder for"}, home: build, generic: true},
 	{diag: "nix-build-failed", all: []string{"error: Cannot build"}, home: build, generic: true},
+	{diag: "nix-build-failed", all: []string{"dependencies of derivation", "failed to build"}, home: build, generic: true},
+	{diag: "nixos-anywhere-script", all: []string{"nixos-anywhere.sh: line "}, home: connect},
+	{diag: "nixos-anywhere-script", all: []string{"nixos-anywhere: line "}, home: connect},
 	{diag: "connection-lost", all: []string{"Connection reset by peer"}, where: midRun, generic: true},
 	{diag: "connection-lost", all: []string{"Broken pipe"}, where: midRun, generic: true},
 	{diag: "connection-lost", all: []string{"Connection timed out"}, where: midRun, generic: true},
 	{diag: "connection-lost", all: []string{"closed by remote host"}, where: midRun, generic: true},
-	{diag: "ssh-controlmaster-hang", all: []string{"mux_client_request_session"}, where: []steps.PhaseID{connect, kexec, disko, install, keys}, generic: true},
-	{diag: "ssh-controlmaster-hang", all: []string{"ControlSocket"}, where: []steps.PhaseID{connect, kexec, disko, install, keys}, generic: true},
+	{diag: "connection-lost", all: []string{"unexpected end-of-file"}, where: midRun, generic: true},
+	{diag: "installer-low-memory", all: []string{"running auto-GC"}, where: midRun, generic: true},
+	{diag: "ssh-controlmaster-hang", all: []string{"mux_client_request_session"}, where: onTarget, generic: true},
+	{diag: "ssh-controlmaster-hang", all: []string{"ControlSocket"}, where: onTarget, generic: true},
 	{diag: "aborted", all: []string{"aborted: "}, generic: true},
 	{diag: "interrupted", all: []string{"^C"}, generic: true},
 }
 
-// A hint places a line with no step line in a phase by its content.
+// A hint places a line with no step line in a phase by its content. All
+// its needles must occur in the line.
 type hint struct {
-	phase  steps.PhaseID
-	needle string
-	// prefix: the needle must start the line (tar's listing of the kexec
-	// tarball: "kexec/", "kexec/initrd").
+	phase steps.PhaseID
+	all   []string
+	// prefix: the first needle must start the line (tar's listing of the
+	// kexec tarball: "kexec/", "kexec/initrd").
 	prefix bool
 	// first: only before anything else placed the stream (nix's output of
 	// the local build looks like the closure copy of the install phase).
 	first bool
-	idx   int
+	mask  hitSet
 }
 
+// hints place lines by what they show. The commands nixos-anywhere runs
+// place a line as well as their output does: it copies the disko script's
+// closure before it prints the disko step, and its --debug trace names
+// disko, nixos-install and kexec before they print anything.
 var hints = []hint{
-	{phase: build, needle: "copying path '", first: true},
-	{phase: build, needle: "building '/nix/store/", first: true},
-	{phase: build, needle: "will be built:", first: true},
-	{phase: build, needle: "will be fetched", first: true},
-	{phase: build, needle: "evaluating derivation", first: true},
-	{phase: build, needle: "warning: Git tree", first: true},
-	{phase: connect, needle: "ssh-copy-id"},
-	{phase: connect, needle: "Number of key(s) added"},
-	{phase: connect, needle: "Now try logging into the machine"},
-	{phase: connect, needle: "All keys were skipped"},
-	{phase: kexec, needle: "Downloading kexec tarball"},
-	{phase: kexec, needle: "machine will boot into nixos"},
-	{phase: kexec, needle: "kexec/", prefix: true},
-	{phase: kexec, needle: "/kexec/run"},
-	{phase: kexec, needle: "--kexec-syscall"},
-	{phase: disko, needle: "sgdisk"},
-	{phase: disko, needle: "mkfs."},
-	{phase: disko, needle: "mke2fs"},
-	{phase: disko, needle: "partprobe"},
-	{phase: disko, needle: "disko-format"},
-	{phase: disko, needle: "disk-deactivate"},
-	{phase: disko, needle: "wipefs"},
-	{phase: disko, needle: "-disko: line"},
-	{phase: disko, needle: "Creating new GPT entries"},
-	{phase: disko, needle: "Creating fresh partition table"},
-	{phase: disko, needle: "btrfs subvolume create"},
-	{phase: disko, needle: "zpool create"},
-	{phase: disko, needle: "cryptsetup"},
-	{phase: install, needle: "installing the boot loader"},
-	{phase: install, needle: "setting up /etc"},
-	{phase: install, needle: "installation finished!"},
-	{phase: install, needle: "Installation finished. No error reported"},
-	{phase: install, needle: "kernel boot files installed"},
-	{phase: install, needle: "generational bootloader installed"},
-	{phase: install, needle: "switch-to-configuration"},
-	{phase: install, needle: "updating GRUB 2 menu"},
-	{phase: keys, needle: "rsync "},
+	{phase: build, all: []string{"copying path '"}, first: true},
+	{phase: build, all: []string{"building '/nix/store/"}, first: true},
+	{phase: build, all: []string{"will be built:"}, first: true},
+	{phase: build, all: []string{"will be fetched"}, first: true},
+	{phase: build, all: []string{"evaluating derivation"}, first: true},
+	{phase: build, all: []string{"warning: Git tree"}, first: true},
+	{phase: connect, all: []string{"ssh-copy-id"}},
+	{phase: connect, all: []string{"Number of key(s) added"}},
+	{phase: connect, all: []string{"Now try logging into the machine"}},
+	{phase: connect, all: []string{"All keys were skipped"}},
+	{phase: kexec, all: []string{"Downloading kexec tarball"}},
+	{phase: kexec, all: []string{"machine will boot into nixos"}},
+	{phase: kexec, all: []string{"kexec/"}, prefix: true},
+	{phase: kexec, all: []string{"/kexec/run"}},
+	{phase: kexec, all: []string{"--kexec-syscall"}},
+	{phase: kexec, all: []string{"kexec --load"}},
+	{phase: kexec, all: []string{"kexec -l "}},
+	{phase: kexec, all: []string{"nixos-anywhere-kexec.sh"}},
+	{phase: kexec, all: []string{"kexec-installer"}},
+	{phase: disko, all: []string{"nix copy", "-disko"}},
+	{phase: disko, all: []string{"nix-copy-closure", "-disko"}},
+	{phase: disko, all: []string{"sgdisk"}},
+	{phase: disko, all: []string{"mkfs."}},
+	{phase: disko, all: []string{"mke2fs"}},
+	{phase: disko, all: []string{"partprobe"}},
+	{phase: disko, all: []string{"disko-format"}},
+	{phase: disko, all: []string{"disko-mount"}},
+	{phase: disko, all: []string{"disk-deactivate"}},
+	{phase: disko, all: []string{"wipefs"}},
+	{phase: disko, all: []string{"-disko: line"}},
+	{phase: disko, all: []string{"Creating new GPT entries"}},
+	{phase: disko, all: []string{"Creating fresh partition table"}},
+	{phase: disko, all: []string{"btrfs subvolume create"}},
+	{phase: disko, all: []string{"zpool create"}},
+	{phase: disko, all: []string{"cryptsetup"}},
+	{phase: disko, all: []string{"parted "}},
+	{phase: disko, all: []string{"+ disko "}},
+	{phase: install, all: []string{"nixos-install --"}},
+	{phase: install, all: []string{"+ nixos-install"}},
+	{phase: install, all: []string{"installing the boot loader"}},
+	{phase: install, all: []string{"setting up /etc"}},
+	{phase: install, all: []string{"installation finished!"}},
+	{phase: install, all: []string{"Installation finished. No error reported"}},
+	{phase: install, all: []string{"kernel boot files installed"}},
+	{phase: install, all: []string{"generational bootloader installed"}},
+	{phase: install, all: []string{"switch-to-configuration"}},
+	{phase: install, all: []string{"updating GRUB 2 menu"}},
+	{phase: install, all: []string{"remote-store=local"}},
+	{phase: keys, all: []string{"rsync "}},
+	{phase: keys, all: []string{"tar -C /mnt -xf-"}},
+	{phase: keys, all: []string{"--no-same-owner"}},
 }
 
-// Needles that only set a note, and noise that does not end the quiet
-// stretch after a step line.
+// Needles that only set a note or a fact, and noise that does not end the
+// quiet stretch after a step line.
 const (
 	nAllKeysSkipped  = "All keys were skipped"
 	nInstallFinished = "installation finished!"
 	nMachineBoots    = "machine will boot into nixos"
 	nRsync           = "rsync"
 	nSSHConnect      = "ssh: connect to host"
+	nCopying         = "copying path '"
+	nCopyTo          = "' to '"
 	nNoisePerm       = "Warning: Permanently added"
 	nNoisePTY        = "Pseudo-terminal will not be allocated"
 	nNoiseIdentity   = "Warning: Identity file"
+	nAutoGC          = "running auto-GC"
+	nNoisePTYLine    = "Pseudo-terminal will not be allocated because stdin is not a terminal."
 )
+
+// A fact is something the transcript shows about the machine that a
+// diagnosis weighs, wherever in the transcript it appears.
+type fact int
+
+const (
+	factSecureBootOn fact = iota
+	factSecureBootOff
+	factOldKernel
+	factAutoGC
+	factControlMaster
+	numFacts
+)
+
+// factNeedles say which needles establish each fact.
+var factNeedles = [numFacts][]string{
+	factSecureBootOn:  {"Secure boot enabled", "SecureBoot enabled", "secure boot is enabled", "Lockdown: ", "kernel is locked down", "lockdown=integrity", "lockdown=confidentiality"},
+	factSecureBootOff: {"Secure boot disabled", "SecureBoot disabled", "secure boot is disabled", "Secure boot could not be determined", "EFI variables are not supported"},
+	factOldKernel:     {"Linux version 2.", "Linux version 3.", ".el7.", ".el6.", "CentOS Linux 7", "CentOS Linux release 7", "CentOS release 6"},
+	factAutoGC:        {nAutoGC},
+	factControlMaster: {"mux_client_", "ControlSocket", "ControlPath", "ControlMaster", "control socket"},
+}
+
+var factWhy = [numFacts]string{
+	factSecureBootOn:  "the target runs with Secure Boot or kernel lockdown",
+	factSecureBootOff: "the target runs without Secure Boot",
+	factOldKernel:     "the target runs an old kernel",
+	factAutoGC:        "Nix ran out of room in the store (on the installer that store is RAM)",
+	factControlMaster: "ssh connection sharing (ControlMaster) is in use",
+}
+
+// errorNeedles are the words of an error-looking line: whatever the tool,
+// a run that stops on one of these failed, even when no rule knows it.
+// Weak ones only count when nothing stronger is near.
+var errorNeedles = []struct {
+	needle string
+	weak   bool
+	why    string
+}{
+	{"error:", false, "an error message"},
+	{"Error:", false, "an error message"},
+	{"ERROR:", false, "an error message"},
+	{"error (ignored)", true, ""},
+	{"fatal:", false, "a fatal error"},
+	{"FATAL", false, "a fatal error"},
+	{": line ", false, "a shell script error"},
+	{"unbound variable", false, "a shell script error (unbound variable)"},
+	{"command not found", false, "a missing command"},
+	{"Permission denied", false, "a refused permission"},
+	{"Operation not permitted", false, "a refused operation"},
+	{"Read-only file system", false, "a read-only file system"},
+	{"No such file or directory", false, "a missing file"},
+	{"No space left on device", false, "a full disk"},
+	{"Cannot allocate memory", false, "memory exhausted"},
+	{"Input/output error", false, "an I/O error"},
+	{"Traceback (most recent call last)", false, "a Python traceback"},
+	{"Killed", false, "a process killed (often by the out-of-memory killer)"},
+	{"Segmentation fault", false, "a crashed program"},
+	{"core dumped", false, "a crashed program"},
+	{"lacks a signature by a trusted key", false, "a store path refused by Nix"},
+	{"returned non-zero exit status", false, "a command that failed"},
+	{"non-zero exit", false, "a command that failed"},
+	{"exited with", true, "a command that failed"},
+	{"exit code", true, "a command that failed"},
+	{"exit status", true, "a command that failed"},
+	{"failed", true, "a failure"},
+	{"Failed", true, "a failure"},
+	{"FAILED", true, "a failure"},
+	{"+ exit ", true, "the script exits with an error"},
+	{"aborted: ", false, "nixos-anywhere aborted"},
+	{"Aborting", true, "a failure"},
+	{"Error is not recoverable", false, "an error message"},
+	{"cannot ", true, "something that could not be done"},
+	{"Cannot ", true, "something that could not be done"},
+	{"unable to", true, "something that could not be done"},
+	{"Unable to", true, "something that could not be done"},
+	{"not found", true, "something missing"},
+	{"nvalid ", true, "something invalid"},
+}
 
 // compiled is the catalogue compiled into one matcher.
 type compiled struct {
@@ -366,7 +517,19 @@ type compiled struct {
 	hintBy [maxNeedles]uint64
 	// Needles that set notes.
 	allKeysSkipped, installFinished, machineBoots, rsync, sshConnect int
-	noise                                                            hitSet
+	copying, copyTo, noisePerm, noisePTY                             int
+	// active are the needles that can do more than place a line: rules,
+	// notes, facts and error words.
+	active  hitSet
+	noise   hitSet
+	facts   [numFacts]hitSet
+	anyFact hitSet
+	// errs are the error-looking needles, weakErr the weak ones among
+	// them, ignoredErr the needle that takes a line out (nix's "error
+	// (ignored)"), and errWhy says why each counts.
+	errs, weakErr hitSet
+	ignoredErr    int
+	errWhy        [maxNeedles]string
 }
 
 var cat = compile()
@@ -394,16 +557,49 @@ func compile() *compiled {
 	}
 	c.hints = append([]hint(nil), hints...)
 	for i := range c.hints {
-		c.hints[i].idx = id(c.hints[i].needle)
-		c.hintBy[c.hints[i].idx] |= 1 << uint(i)
+		h := &c.hints[i]
+		for _, n := range h.all {
+			h.mask.add(id(n))
+		}
+		c.hintBy[id(h.all[0])] |= 1 << uint(i)
 	}
 	c.allKeysSkipped = id(nAllKeysSkipped)
 	c.installFinished = id(nInstallFinished)
 	c.machineBoots = id(nMachineBoots)
 	c.rsync = id(nRsync)
 	c.sshConnect = id(nSSHConnect)
+	c.copying = id(nCopying)
+	c.copyTo = id(nCopyTo)
+	c.noisePerm = id(nNoisePerm)
+	c.noisePTY = id(nNoisePTY)
 	for _, n := range []string{nNoisePerm, nNoisePTY, nNoiseIdentity} {
 		c.noise.add(id(n))
+	}
+	for f, ns := range factNeedles {
+		for _, n := range ns {
+			c.facts[f].add(id(n))
+			c.anyFact.add(id(n))
+		}
+	}
+	for _, e := range errorNeedles {
+		i := id(e.needle)
+		c.errs.add(i)
+		if e.weak {
+			c.weakErr.add(i)
+		}
+		c.errWhy[i] = e.why
+	}
+	c.ignoredErr = id("error (ignored)")
+	for i := range c.rules {
+		c.active.union(c.rules[i].mask)
+	}
+	c.active.union(c.anyFact)
+	c.active.union(c.errs)
+	for _, i := range []int{c.allKeysSkipped, c.installFinished, c.machineBoots, c.rsync, c.sshConnect} {
+		c.active.add(i)
+	}
+	if len(needles) > maxNeedles {
+		panic("transcript: too many needles")
 	}
 	c.m = newMatcher(needles)
 	return c
@@ -411,7 +607,7 @@ func compile() *compiled {
 
 // candidates returns the rules and hints that the hit needles can set off.
 func (c *compiled) candidates(hits hitSet) (rs hitSet, hs uint64) {
-	for w := 0; w < 2; w++ {
+	for w := range hits {
 		for x := hits[w]; x != 0; x &= x - 1 {
 			i := w*64 + bits.TrailingZeros64(x)
 			rs.union(c.ruleBy[i])
@@ -419,4 +615,42 @@ func (c *compiled) candidates(hits hitSet) (rs hitSet, hs uint64) {
 		}
 	}
 	return rs, hs
+}
+
+// whyError says why a line with these hits looks like an error, and
+// whether only weak words make it look so; "" when it does not.
+func (c *compiled) whyError(hits hitSet) (why string, weak bool) {
+	e := hits.and(c.errs)
+	if e.empty() || hits.has(c.ignoredErr) {
+		return "", false
+	}
+	weak = true
+	for w := range e {
+		for x := e[w]; x != 0; x &= x - 1 {
+			i := w*64 + bits.TrailingZeros64(x)
+			if c.weakErr.has(i) {
+				if why == "" {
+					why = c.errWhy[i]
+				}
+				continue
+			}
+			return c.errWhy[i], false
+		}
+	}
+	return why, weak
+}
+
+// isBashError reports whether text holds a bash error location
+// ("<script>: line <n>: …"), not just the words ": line ".
+func isBashError(text string) bool {
+	i := strings.Index(text, ": line ")
+	if i < 0 {
+		return false
+	}
+	j := i + len(": line ")
+	k := j
+	for k < len(text) && text[k] >= '0' && text[k] <= '9' {
+		k++
+	}
+	return k > j && k < len(text) && text[k] == ':'
 }

@@ -74,6 +74,30 @@ var fixtures = map[string]want{
 	"aborted":                         {OutcomeFailed, "", "aborted", ""},
 	"interrupted":                     {OutcomeFailed, disko, "interrupted", "disko:failed"},
 	"incomplete":                      {OutcomeIncomplete, "kexec", "incomplete", "connect:done kexec:running"},
+	// Classes found in real transcripts of the issue tracker, in our own
+	// words: a rule that weighs other facts, phases placed by commands,
+	// errors no rule knows, and bigbang's own records.
+	"nix-untrusted-path":        {OutcomeFailed, disko, "nix-untrusted-path", "connect:done disko:failed"},
+	"kexec-old-kernel":          {OutcomeFailed, kexec, "kexec-old-kernel", "kexec:failed"},
+	"secure-boot-lockdown":      {OutcomeFailed, kexec, "secure-boot", "kexec:failed"},
+	"kexec-invalid-argument":    {OutcomeFailed, kexec, "kexec-no-room", "kexec:failed"},
+	"nixos-anywhere-script":     {OutcomeFailed, connect, "nixos-anywhere-script", "connect:failed"},
+	"generic-nix-error":         {OutcomeFailed, install, "unrecognised-error", "connect:done kexec:done disko:done install:failed"},
+	"generic-bash-error":        {OutcomeFailed, disko, "unrecognised-error", "disko:failed"},
+	"generic-permission-denied": {OutcomeFailed, kexec, "unrecognised-error", "connect:done kexec:failed"},
+	"generic-killed-build":      {OutcomeFailed, build, "unrecognised-error", "build:failed"},
+	"generic-exit-trace":        {OutcomeFailed, disko, "unrecognised-error", "disko:failed"},
+	"slow-copy":                 {OutcomeIncomplete, install, "incomplete", "connect:done kexec:done disko:done install:running"},
+	"controlmaster-copy":        {OutcomeFailed, install, "ssh-controlmaster-hang", "disko:done install:failed"},
+	"installer-low-memory":      {OutcomeFailed, disko, "installer-low-memory", "connect:done kexec:done disko:failed"},
+	"disko-deps-fragment":       {OutcomeFailed, disko, "disko-layout", "disko:failed"},
+	"bigbang-exit-generic":      {OutcomeFailed, disko, "unrecognised-error", "connect:done kexec:done disko:failed"},
+	"bigbang-exit-silent":       {OutcomeFailed, disko, "unknown", "connect:done kexec:done disko:failed"},
+	"bigbang-interrupted":       {OutcomeFailed, install, "interrupted", "install:failed"},
+	"bigbang-reboot-verify":     {OutcomeFailed, reboot, "reboot.verify", "install:done reboot:failed"},
+	"bigbang-reboot-unverified": {OutcomeFailed, reboot, "reboot.unverified", "install:done reboot:failed"},
+	"bigbang-reboot-timeout":    {OutcomeFailed, reboot, "reboot.timeout", "install:done reboot:failed"},
+	"bigbang-reboot-verified":   {OutcomeSuccess, "", "", "install:done reboot:done"},
 }
 
 func timeline(r Report) string {
@@ -101,7 +125,7 @@ func explainFile(t testing.TB, path string) Report {
 func checkReport(t *testing.T, r Report, w want) {
 	t.Helper()
 	if r.Outcome != w.outcome || r.FailedPhase != w.failed || r.Diagnosis.ID != w.diag {
-		t.Errorf("got outcome %q, failed phase %q, diagnosis %q; want %q, %q, %q (evidence line %d: %q)",
+		t.Errorf("got outcome %q, failed phase %q, diagnosis %q; want %q, %q, %q (evidence line %d: %v)",
 			r.Outcome, r.FailedPhase, r.Diagnosis.ID, w.outcome, w.failed, w.diag, r.EvidenceLine, r.Evidence)
 	}
 	if got := timeline(r); got != w.phases {
@@ -200,5 +224,66 @@ func TestFailureBeforeDone(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestEvidenceLines: every evidence line of every fixture and real
+// transcript points at the line it quotes, says why it counts, and the
+// failure line of a failed run is among them.
+func TestEvidenceLines(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.log")
+	real, _ := filepath.Glob(filepath.Join(realLogs, "*.log"))
+	for _, f := range append(files, real...) {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			r := explainFile(t, f)
+			for _, e := range r.Evidence {
+				if e.Line < 1 || e.Line > len(lines) {
+					t.Fatalf("evidence line %d outside the %d lines", e.Line, len(lines))
+				}
+				src := strings.TrimSpace(New().clean(lines[e.Line-1]))
+				if !strings.HasPrefix(src, e.Text) || e.Text == "" || e.Why == "" {
+					t.Errorf("evidence line %d is %q (%s), the transcript has %q", e.Line, e.Text, e.Why, src)
+				}
+			}
+			if r.EvidenceLine > 0 && !slices.ContainsFunc(r.Evidence, func(e Evidence) bool { return e.Line == r.EvidenceLine }) {
+				t.Errorf("failure line %d is not in the evidence %v", r.EvidenceLine, r.Evidence)
+			}
+			if r.Outcome == OutcomeFailed && r.Diagnosis.ID != "unknown" && len(r.Evidence) == 0 {
+				t.Errorf("failed (%s) without evidence", r.Diagnosis.ID)
+			}
+		})
+	}
+}
+
+// TestEvidenceNamesTheLine: the evidence of a few fixtures names exactly
+// the lines that decide them, including the facts a diagnosis weighed.
+func TestEvidenceNamesTheLine(t *testing.T) {
+	tests := []struct {
+		name  string
+		lines []int
+	}{
+		{"kexec-old-kernel", []int{1, 8, 9, 11, 14}},
+		{"secure-boot-lockdown", []int{1, 6, 7, 8, 11}},
+		{"generic-nix-error", []int{7, 9}},
+		{"installer-low-memory", []int{6, 8}},
+		{"bigbang-exit-silent", []int{6, 7}},
+		{"bigbang-reboot-verify", []int{4, 7, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := explainFile(t, "testdata/"+tt.name+".log")
+			var got []int
+			for _, e := range r.Evidence {
+				got = append(got, e.Line)
+			}
+			if !slices.Equal(got, tt.lines) {
+				t.Errorf("evidence lines %v, want %v: %v", got, tt.lines, r.Evidence)
+			}
+		})
 	}
 }

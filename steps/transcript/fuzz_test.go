@@ -2,6 +2,7 @@ package transcript
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,15 +13,14 @@ import (
 
 // FuzzClassifier feeds arbitrary bytes to Explain and, line by line, to a
 // live classifier; neither may panic, and the report must stay coherent.
-// Seeded with every fixture and every shared transcript.
+// Seeded with every fixture and every real transcript.
 func FuzzClassifier(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.log")
-	if dir := os.Getenv("BIGBANG_SHARED_LOGS"); dir != "" {
-		more, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-		files = append(files, more...)
-	} else if more, _ := filepath.Glob("../../../shared/logs/*.log"); len(more) > 0 {
-		files = append(files, more...)
+	real, _ := filepath.Glob(filepath.Join(realLogs, "*.log"))
+	if len(real) == 0 {
+		f.Fatalf("no real transcripts in %s", realLogs)
 	}
+	files = append(files, real...)
 	for _, p := range files {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -29,11 +29,22 @@ func FuzzClassifier(f *testing.F) {
 		f.Add(data, int8(-1))
 	}
 	f.Add([]byte("### ###\n###  ###\n#### Done! ####\n\x1b[\r\r\n"), int8(1))
+	f.Add([]byte("### Done! ###\nbigbang: exit status 7\nbigbang: reboot failed: reboot.x: gone\nbigbang: reboot failed: Bad ID: x\n"), int8(-1))
+	f.Add([]byte("copying path 'x' from 'y'\n+ sgdisk\nbigbang: interrupted by the operator\nbigbang: exit status -3\n"), int8(-1))
 	ids := map[string]bool{"": true}
 	for _, d := range Diagnoses() {
 		ids[d.ID] = true
 	}
 	f.Fuzz(func(t *testing.T, data []byte, exit int8) {
+		// bigbang's own "reboot failed: <id>: …" records name their own
+		// diagnosis IDs.
+		ids := maps.Clone(ids)
+		for _, l := range strings.Split(string(data), "\n") {
+			if _, rest, ok := strings.Cut(l, "bigbang: reboot failed: "); ok {
+				id, _, _ := strings.Cut(rest, ": ")
+				ids[strings.TrimSpace(id)] = true
+			}
+		}
 		r, err := Explain(bytes.NewReader(data))
 		if err == nil {
 			checkCoherent(t, r, ids)
@@ -67,6 +78,11 @@ func checkCoherent(t *testing.T, r Report, ids map[string]bool) {
 	// transcript stops; a success has none.
 	if r.FailedPhase != "" && (!r.FailedPhase.Valid() || r.Outcome == OutcomeSuccess) {
 		t.Fatalf("failed phase %q with outcome %q", r.FailedPhase, r.Outcome)
+	}
+	for _, e := range r.Evidence {
+		if e.Line < 1 || e.Line > r.Lines || e.Why == "" {
+			t.Fatalf("bad evidence %+v of %d lines", e, r.Lines)
+		}
 	}
 	for _, s := range r.Phases {
 		if !s.ID.Valid() || s.FirstLine < 1 || s.FirstLine > s.LastLine || s.LastLine > r.Lines {

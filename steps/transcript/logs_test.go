@@ -11,41 +11,12 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 )
 
-// sharedLogs finds the folder of real nixos-anywhere transcripts that sits
-// beside the checkout (../shared/logs from the repository root, also in
-// CI's clone) by walking up from the test's folder. With must set, a missing
-// folder skips the test, or fails it under BIGBANG_REQUIRE_TOOLS.
-func sharedLogs(t *testing.T, must bool) string {
-	t.Helper()
-	if d := os.Getenv("BIGBANG_SHARED_LOGS"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "logs")
-		if fi, err := os.Stat(filepath.Join(cand, "README.md")); err == nil && !fi.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if !must {
-		return ""
-	}
-	if os.Getenv("BIGBANG_REQUIRE_TOOLS") != "" {
-		t.Fatal("the real transcripts (shared/logs beside the checkout) are missing: clone them next to the repository or set BIGBANG_SHARED_LOGS")
-	}
-	t.Skip("shared/logs beside the checkout not found; set BIGBANG_SHARED_LOGS to run this test")
-	return ""
-}
+// realLogs is the folder of real nixos-anywhere transcripts copied into
+// the repository (with a source note beside each), so that a fresh clone
+// tests itself.
+const realLogs = "../../testdata/logs"
 
-// readmeRow is one row of the table in shared/logs/README.md.
+// readmeRow is one row of the table in testdata/logs/README.md.
 type readmeRow struct {
 	outcome string        // success, failed or unknown
 	phase   steps.PhaseID // where it failed, or the last phase seen
@@ -96,7 +67,7 @@ var logDiagnoses = map[string]string{
 var cutBeforeError = map[string]string{"14": "unknown", "20": "extra-files-rsync"}
 
 func TestSharedLogs(t *testing.T) {
-	dir := sharedLogs(t, true)
+	dir := realLogs
 	rows := readREADME(t, dir)
 	files, err := filepath.Glob(filepath.Join(dir, "*.log"))
 	if err != nil || len(files) == 0 {
@@ -104,6 +75,11 @@ func TestSharedLogs(t *testing.T) {
 	}
 	if len(rows) != len(files) {
 		t.Errorf("README lists %d transcripts, folder has %d", len(rows), len(files))
+	}
+	for _, f := range files {
+		if _, err := os.Stat(strings.TrimSuffix(f, ".log") + ".meta"); err != nil {
+			t.Errorf("%s has no source note beside it: %v", f, err)
+		}
 	}
 	for _, f := range files {
 		num := strings.SplitN(filepath.Base(f), "-", 2)[0]
@@ -142,7 +118,7 @@ func TestSharedLogs(t *testing.T) {
 			default:
 				want := logDiagnoses[num]
 				if r.Outcome != OutcomeFailed || r.FailedPhase != row.phase || r.Diagnosis.ID != want {
-					t.Errorf("got %s in %q (%s, line %d %q), want failed in %q (%s)",
+					t.Errorf("got %s in %q (%s, line %d %v), want failed in %q (%s)",
 						r.Outcome, r.FailedPhase, r.Diagnosis.ID, r.EvidenceLine, r.Evidence, row.phase, want)
 				}
 				if r.EvidenceLine == 0 {

@@ -16,17 +16,29 @@ type matcher struct {
 	needles  []string
 }
 
-// maxNeedles bounds the catalogue so a hit set fits in two words.
-const maxNeedles = 128
+// maxNeedles bounds the catalogue so a hit set fits in four words.
+const maxNeedles = 256
 
 // hitSet is a set of needle indexes.
-type hitSet [2]uint64
+type hitSet [4]uint64
 
-func (h *hitSet) add(i int)           { h[i>>6] |= 1 << (uint(i) & 63) }
-func (h hitSet) has(i int) bool       { return h[i>>6]&(1<<(uint(i)&63)) != 0 }
-func (h hitSet) empty() bool          { return h[0]|h[1] == 0 }
-func (h *hitSet) union(o hitSet)      { h[0] |= o[0]; h[1] |= o[1] }
-func (h hitSet) hasAll(o hitSet) bool { return h[0]&o[0] == o[0] && h[1]&o[1] == o[1] }
+func (h *hitSet) add(i int)     { h[i>>6] |= 1 << (uint(i) & 63) }
+func (h hitSet) has(i int) bool { return h[i>>6]&(1<<(uint(i)&63)) != 0 }
+func (h hitSet) empty() bool    { return h[0]|h[1]|h[2]|h[3] == 0 }
+func (h *hitSet) union(o hitSet) {
+	h[0] |= o[0]
+	h[1] |= o[1]
+	h[2] |= o[2]
+	h[3] |= o[3]
+}
+func (h hitSet) hasAll(o hitSet) bool {
+	return h[0]&o[0] == o[0] && h[1]&o[1] == o[1] && h[2]&o[2] == o[2] && h[3]&o[3] == o[3]
+}
+
+// and returns the needles in both sets.
+func (h hitSet) and(o hitSet) hitSet {
+	return hitSet{h[0] & o[0], h[1] & o[1], h[2] & o[2], h[3] & o[3]}
+}
 
 // newMatcher compiles the needles. It panics on an empty needle or too many
 // needles: the catalogue is fixed at build time and a test covers it.
