@@ -32,12 +32,11 @@ func newCheckCmd(cfg *steps.Config) *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true, // stdout carries the report (JSON); errors say what to do
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validateTarget(cfg); err != nil {
-				return usageErr(err)
+			ctx, cancel, e, err := readOnly(cmd, cfg)
+			if err != nil {
+				return err
 			}
-			ctx, cancel := commandContext(cmd)
 			defer cancel()
-			e, _ := newEngine(ctx, cmd, cfg, false)
 			rep, err := e.Check(ctx, *cfg, dialPolicy(cmd, cfg, timeout, hash))
 			if err != nil {
 				return err

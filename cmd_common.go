@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,32 +43,16 @@ func newEngine(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, fromR
 	return e, notes
 }
 
-// validateTarget checks the flags that name the target and the output
-// style: what a command that only logs in needs, without the install's
-// flake and extra-files checks.
-func validateTarget(cfg *steps.Config) error {
-	if err := steps.ValidateHost(cfg.Host); err != nil {
-		return err
+// readOnly starts a command that only logs in (check, drift, status, the
+// restore alone): the target flags checked, then the engine over the real
+// world with the target's defaults filled in. The caller defers cancel.
+func readOnly(cmd *cobra.Command, cfg *steps.Config) (context.Context, context.CancelFunc, *engine.Engine, error) {
+	if err := cfg.ValidateTarget(); err != nil {
+		return nil, nil, nil, usageErr(err)
 	}
-	if err := steps.ValidateUser(cfg.User); err != nil {
-		return err
-	}
-	if _, err := steps.ValidatePort(fmt.Sprint(cfg.Port)); err != nil {
-		return err
-	}
-	switch cfg.Output {
-	case "", "tui", "plain", "json":
-	default:
-		return fmt.Errorf("%w: --output %q: use tui, plain or json", steps.ErrInvalidConfig, cfg.Output)
-	}
-	if cfg.Identity != "" {
-		// A passphrase is asked on a terminal, so only the other key file
-		// problems are usage errors here.
-		if err := steps.CheckKeyFile(cfg.Identity); err != nil && !errors.Is(err, steps.ErrKeyEncrypted) {
-			return err
-		}
-	}
-	return nil
+	ctx, cancel := commandContext(cmd)
+	e, _ := newEngine(ctx, cmd, cfg, false)
+	return ctx, cancel, e, nil
 }
 
 // addConnectTimeout adds --connect-timeout.
@@ -83,30 +66,14 @@ func interactive(cfg *steps.Config) bool {
 	return cfg.Output != "json" && term.IsTerminal(os.Stdin.Fd())
 }
 
-// dialPolicy is how the commands' dials treat the operator. On a terminal
-// an unknown host key is shown with its fingerprint and saved only when
-// the operator says yes, and a key file's passphrase is asked for;
-// otherwise an unknown key is refused unless --accept-new-host-key was
-// given.
+// dialPolicy is how the commands' dials treat the operator: on a
+// terminal an unknown host key is shown and saved only after a yes, and a
+// key file's passphrase is asked for; otherwise an unknown key is refused
+// unless --accept-new-host-key was given.
 func dialPolicy(cmd *cobra.Command, cfg *steps.Config, timeout time.Duration, hash bool) engine.DialPolicy {
 	p := engine.DialPolicy{Timeout: timeout, HashKnownHosts: hash}
-	if !interactive(cfg) {
-		return p
-	}
-	errw := cmd.ErrOrStderr()
-	in := bufio.NewReader(os.Stdin)
-	p.Prompt = func(_ context.Context, k sshexec.HostKeyInfo) (bool, error) {
-		f := linear.Front{Err: errw, In: in}
-		return f.TrustHostKey(context.Background(), steps.Target{Host: k.Address}, engine.HostKey{Type: k.Type, Fingerprint: k.Fingerprint})
-	}
-	p.Passphrase = func(file string, attempt int) ([]byte, error) {
-		if attempt > 1 {
-			fmt.Fprintln(errw, "Wrong passphrase, try again.")
-		}
-		fmt.Fprintf(errw, "Passphrase for %s: ", file)
-		pp, err := term.ReadPassword(os.Stdin.Fd())
-		fmt.Fprintln(errw)
-		return pp, err
+	if interactive(cfg) {
+		p.Prompt, p.Passphrase = linear.Prompts(bufio.NewReader(os.Stdin), os.Stdin.Fd(), cmd.ErrOrStderr())
 	}
 	return p
 }
@@ -123,12 +90,7 @@ func front(cmd *cobra.Command, cfg steps.Config, ask bool) *linear.Front {
 // writeReport prints v as one line of JSON with --output json, and calls
 // plain for the text output otherwise.
 func writeReport(cmd *cobra.Command, cfg *steps.Config, v any, plain func(io.Writer)) error {
-	out := cmd.OutOrStdout()
-	if cfg.Output != "json" {
-		plain(out)
-		return nil
-	}
-	if err := json.NewEncoder(out).Encode(v); err != nil {
+	if err := linear.Report(cmd.OutOrStdout(), cfg.Output == "json", v, plain); err != nil {
 		return failErr(fmt.Errorf("%s: writing the report: %w", cmd.Name(), err))
 	}
 	return nil
@@ -144,8 +106,6 @@ func silentFailure(cmd *cobra.Command) error {
 // engineErr maps an error of the engine's linear run to the exit codes.
 func engineErr(ctx context.Context, stage string, err error) error {
 	switch {
-	case err == nil:
-		return nil
 	case ctx.Err() != nil || errors.Is(err, engine.ErrInterrupted):
 		return &exitError{code: exitInterrupted, err: err}
 	case errors.Is(err, steps.ErrInvalidConfig) || errors.Is(err, engine.ErrNotConfirmed):

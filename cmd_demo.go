@@ -84,25 +84,5 @@ func autoPause(speed float64) time.Duration {
 // newReplayCmd is the hidden command the rehearsal's runner starts in place
 // of nixos-anywhere.
 func newReplayCmd(_ *steps.Config) *cobra.Command {
-	var o rehearsal.ReplayOptions
-	cmd := &cobra.Command{
-		Use:    rehearsal.ReplayCommand,
-		Hidden: true,
-		// It takes nixos-anywhere's arguments and ignores them, so the
-		// plan's exact argv runs unchanged.
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				t, _ := steps.ParseTarget(args[len(args)-1])
-				o.User, o.Host = t.User, t.Host
-			}
-			if code := rehearsal.Replay(cmd.Context(), cmd.OutOrStdout(), o); code != 0 {
-				return &exitError{code: code, err: errSilentFailure}
-			}
-			return nil
-		},
-	}
-	cmd.Flags().Float64Var(&o.Speed, "speed", 1, "")
-	cmd.Flags().StringVar(&o.FailAt, "fail-at", "", "")
-	return cmd
+	return rehearsal.ReplayCmd(func(code int) error { return &exitError{code: code, err: errSilentFailure} })
 }

@@ -26,15 +26,14 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validateTarget(cfg); err != nil {
-				return usageErr(err)
-			}
 			if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
 				return usageErr(err)
 			}
-			ctx, cancel := commandContext(cmd)
+			ctx, cancel, e, err := readOnly(cmd, cfg)
+			if err != nil {
+				return err
+			}
 			defer cancel()
-			e, _ := newEngine(ctx, cmd, cfg, false)
 			c, err := e.Connect(ctx, *cfg, dialPolicy(cmd, cfg, timeout, false))
 			if err != nil {
 				return failErr(err)

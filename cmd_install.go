@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/charmbracelet/x/term"
@@ -55,11 +53,6 @@ func newInstallCmd(cfg *steps.Config) *cobra.Command {
 	return cmd
 }
 
-// installStall is the silence after which the plain and JSON outputs warn
-// that a phase may hang (nixos-anywhere has loops that never end on their
-// own).
-const installStall = 2 * time.Minute
-
 // runInstall is `bigbang install`: the wizard on a terminal, else the
 // engine's linear install, for --yes-wipe or when there is no terminal.
 func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error {
@@ -74,42 +67,22 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
 	}
-	if err := confirmWipe(cfg); err != nil {
+	if err := engine.CheckYesWipe(cfg); err != nil {
 		return usageErr(err)
 	}
 	if cfg.Output == "" {
 		cfg.Output = "plain"
 	}
 	e := engine.New(engine.Real(ctx, cfg.Flake))
-	e.RebootTimeout, e.Stall = flags.rebootTimeout, installStall
+	e.RebootTimeout, e.Stall = flags.rebootTimeout, engine.ScriptStall
 	s := engine.Script{Config: cfg, SkipPreflight: flags.skipPreflight,
 		Resume: engine.ResumeStyle{Script: true, SkipPreflight: flags.skipPreflight, RebootTimeout: flags.rebootTimeout}}
 	res, err := e.RunInstall(ctx, s, front(cmd, cfg, false))
 	if err != nil {
 		return engineErr(ctx, "install", err)
 	}
-	printEnd(cmd, cfg, res, "install")
+	front(cmd, cfg, false).End(cfg, res, "install")
 	return resultErr(res)
-}
-
-// printEnd says on standard error what the result event does not: notes,
-// the receipt, how to log in, where the transcript is.
-func printEnd(cmd *cobra.Command, cfg steps.Config, res engine.InstallResult, what string) {
-	for _, n := range res.Notes {
-		notef(cmd, "bigbang: %s\n", n)
-	}
-	if res.Receipt != "" {
-		notef(cmd, "bigbang: receipt: %s\n", res.Receipt)
-	}
-	switch res.Outcome {
-	case steps.OutcomeSuccess:
-		if res.SSHCommand != "" {
-			notef(cmd, "bigbang: %s is up with host key %s; log in with: %s\n", cfg.Host, res.HostKeyFingerprint, res.SSHCommand)
-		}
-		notef(cmd, "bigbang: transcript: %s\n", res.Log)
-	case steps.OutcomeFailed:
-		notef(cmd, "bigbang: %s failed; the transcript is in %s (bigbang explain %s)\n", what, res.Log, steps.ShellQuote(res.Log))
-	}
 }
 
 // wantsWizard says whether the install is the interactive wizard: asked
@@ -126,25 +99,6 @@ func wantsWizard(cmd *cobra.Command, cfg steps.Config) bool {
 	return false
 }
 
-// errNoConfirm is wrapped when --yes-wipe does not name the target.
-var errNoConfirm = engine.ErrNotConfirmed
-
-// confirmWipe checks the typed confirmation of scripts: --yes-wipe must
-// name the target host exactly, so a command line copied to another host
-// cannot wipe it.
-func confirmWipe(cfg steps.Config) error {
-	host := cfg.Host
-	switch {
-	case cfg.YesWipe == "":
-		return fmt.Errorf("%w: installing wipes every disk of %s; to go ahead without questions, pass --yes-wipe %s (run `bigbang check --host %s` first to see what is there)",
-			errNoConfirm, host, steps.ShellQuote(host), steps.ShellQuote(host))
-	case strings.Trim(cfg.YesWipe, "[]") != cfg.Target().Host:
-		return fmt.Errorf("%w: --yes-wipe %s does not match the target host %s; pass --yes-wipe %s to wipe %s",
-			errNoConfirm, steps.ShellQuote(cfg.YesWipe), host, steps.ShellQuote(host), host)
-	}
-	return nil
-}
-
 // runWizard runs the wizard over the real engine, with the flake
 // evaluation started now, so that it runs while the operator reads the
 // welcome screen and fills in the form; re, when not nil, makes it a
@@ -153,12 +107,7 @@ func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, reboo
 	c := *cfg
 	e, notes := newEngine(ctx, cmd, &c, true)
 	e.RebootTimeout = rebootTimeout
-	wd, _ := os.Getwd()
-	found := "no flake.nix in this folder: give --flake with the path of yours"
-	if _, err := os.Stat(filepath.Join(wd, "flake.nix")); err == nil {
-		found = "flake.nix in this folder"
-	}
-	opts := ui.Options{Config: c, Engine: e, Welcome: ui.Welcome{Flake: c.Flake, Found: found, Folder: wd}, TargetNotes: notes, Reinstall: re}
+	opts := ui.Options{Config: c, Engine: e, Welcome: ui.WelcomeHere(c.Flake), TargetNotes: notes, Reinstall: re}
 	if re == nil && ui.Accessible() {
 		res, err := ui.RunAccessible(ctx, opts, os.Stdin, os.Stdout)
 		return tuiExit(res, err)
@@ -167,30 +116,13 @@ func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, reboo
 	if res.Log != "" {
 		// The alternate screen is gone with the wizard: the transcript's
 		// path stays in the terminal's scrollback.
-		fmt.Fprintf(os.Stderr, "bigbang: %s; the transcript is in %s\n", outcomeText(res, re != nil), res.Log)
+		fmt.Fprintf(os.Stderr, "bigbang: %s; the transcript is in %s\n", res.Words(re != nil), res.Log)
 	}
 	if errors.Is(err, engine.ErrNothingToReinstall) {
 		fmt.Fprintf(os.Stderr, "bigbang: %v.\n", err)
 		return nil
 	}
 	return tuiExit(res, err)
-}
-
-// outcomeText says how the wizard ended, for the line left on the terminal.
-func outcomeText(res engine.InstallResult, reinstall bool) string {
-	switch {
-	case res.Outcome == steps.OutcomeSuccess && reinstall:
-		return "reinstalled"
-	case res.Outcome == steps.OutcomeSuccess:
-		return "installed"
-	case res.Diagnosis != nil && res.Diagnosis.ID == "restore":
-		return "reinstalled, but the restore did not complete (the backup is kept)"
-	case res.Outcome == steps.OutcomeAborted:
-		return "interrupted"
-	case reinstall:
-		return "the reinstall failed"
-	}
-	return "the install failed"
 }
 
 // tuiExit maps the wizard's end to the exit codes of the contract.

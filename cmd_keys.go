@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
+	"io/fs"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/steps/flake"
-	"github.com/bigbang-nix/bigbang/steps/local"
-	"github.com/bigbang-nix/bigbang/steps/secrets"
-	"github.com/bigbang-nix/bigbang/ui/textout"
+	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/ui/linear"
 )
 
 func newKeysCmd(cfg *steps.Config) *cobra.Command {
@@ -37,61 +32,21 @@ func newKeysCmd(cfg *steps.Config) *cobra.Command {
 
 func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader) error {
 	out := cmd.OutOrStdout()
-	flakePath, name, err := steps.SplitFlake(cfg.Flake)
-	if err != nil {
+	if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
 		return usageErr(err)
 	}
-	dir := flake.LocalDir(flakePath)
-	info, ferr := flake.Evaluate(cmd.Context(), cfg.Flake)
-	var conf *flake.Config
-	if ferr != nil {
-		if err := cmd.Context().Err(); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%s cannot read %s, so the default key path is used and the sops checks are skipped:\n  %s\n",
-			textout.StatusGlyph(steps.StatusWarn, "–"), cfg.Flake, strings.ReplaceAll(ferr.Error(), "\n", "\n  "))
-	} else {
-		conf = &info.Config
+	fix := func(path string, mode fs.FileMode) bool {
+		return fixMode || linear.AskYes(out, stdin, fmt.Sprintf("%s has mode %04o; sshd ignores such a key. Fix it with chmod 600? [y/N] ", path, mode))
 	}
-	keyPath, target := local.HostKeyPath(cfg, conf)
-	key, kerr := secrets.Inspect(keyPath)
-	if errors.Is(kerr, secrets.ErrMissing) {
-		key, kerr = secrets.Generate(keyPath, "root@"+name)
-		if kerr != nil {
-			return failErr(fmt.Errorf("keys: %w: check that %s is writable", kerr, cfg.ExtraFiles))
-		}
-		fmt.Fprintf(out, "%s generated a new host key %s (+ .pub) for %s on the new system\n", textout.StatusGlyph(steps.StatusOK, "–"), keyPath, target)
-	}
-	if kerr == nil && !key.ModeOK() {
-		if fixMode || keysAskYes(out, stdin, fmt.Sprintf("%s has mode %04o; sshd ignores such a key. Fix it with chmod 600? [y/N] ", keyPath, key.Mode.Perm())) {
-			if err := secrets.FixMode(keyPath); err != nil {
-				return failErr(fmt.Errorf("keys: %w", err))
-			}
-			fmt.Fprintf(out, "%s %s is now mode 0600\n", textout.StatusGlyph(steps.StatusOK, "–"), keyPath)
-			key, kerr = secrets.Inspect(keyPath)
-		}
-	}
-	if kerr == nil {
-		fmt.Fprintf(out, "\nhost key     %s\nfingerprint  %s\nage          %s\n\n", keyPath, key.Fingerprint, key.Recipient)
-	}
-	checks := local.SecretChecks(cmd.Context(), cfg, dir, conf)
-	textout.Checks(out, checks)
-	if ferr != nil || steps.CountBlocking(checks) > 0 {
+	rep, err := engine.Keys(cmd.Context(), cfg, fix)
+	linear.Keys(out, cfg, rep)
+	switch {
+	case err != nil && cmd.Context().Err() != nil:
+		return err
+	case err != nil:
+		return failErr(err)
+	case rep.Blocking():
 		return errSilentFailure
 	}
 	return nil
-}
-
-// keysAskYes asks a yes/no question when stdin is a terminal; otherwise the
-// answer is no (a script passes --fix-mode).
-func keysAskYes(out io.Writer, stdin io.Reader, question string) bool {
-	if f, ok := stdin.(*os.File); ok {
-		st, err := f.Stat()
-		if err != nil || st.Mode()&os.ModeCharDevice == 0 {
-			return false
-		}
-	}
-	fmt.Fprint(out, question)
-	line, _ := bufio.NewReader(stdin).ReadString('\n')
-	return textout.IsYes(line)
 }

@@ -16,7 +16,7 @@ import (
 
 func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	var o engine.ReinstallOptions
-	var restore string
+	var restore, src string
 	var timeout, wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "reinstall",
@@ -35,40 +35,25 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := commandContext(cmd)
-			defer cancel()
 			c := *cfg
 			if restore != "" {
 				// The restore alone needs no flake and no extra files.
-				if err := validateTarget(&c); err != nil {
-					return usageErr(err)
-				}
-				a, err := reinstall.OpenArchive(restore)
+				ctx, cancel, e, err := readOnly(cmd, &c)
 				if err != nil {
+					return err
+				}
+				defer cancel()
+				if cmd.Flags().Changed("source") {
+					o.Source = src
+				}
+				if _, err := e.RestoreArchive(ctx, c, restore, o, dialPolicy(cmd, &c, timeout, false), front(cmd, c, false)); err != nil {
 					return failErr(err)
 				}
-				if err := reinstall.CheckHost(a.Manifest, c.Host, ""); err != nil {
-					return failErr(fmt.Errorf("restore %s: %w", a.Path, err))
-				}
-				if !cmd.Flags().Changed("source") {
-					o.Source = a.Manifest.Source
-				}
-				e, _ := newEngine(ctx, cmd, &c, false)
-				conn, err := e.Connect(ctx, c, dialPolicy(cmd, &c, timeout, false))
-				if err != nil {
-					return failErr(err)
-				}
-				defer conn.Close()
-				f := front(cmd, c, false)
-				f.Stage(fmt.Sprintf("Restore of %s into %s:%s", a.Path, c.Host, o.Source))
-				r, err := e.RestoreOver(ctx, conn, c, a, o, func(p reinstall.Progress) { f.Progress(p, false) })
-				f.Progress(reinstall.Progress{}, true)
-				if err != nil {
-					return failErr(err)
-				}
-				restoredLine(f, o.Source, r)
 				return nil
 			}
+			ctx, cancel := commandContext(cmd)
+			defer cancel()
+			o.Source = src
 			if wantsWizard(cmd, c) && !ui.Accessible() {
 				// On a terminal: the install's wizard with the reinstall's steps.
 				return runWizard(ctx, cmd, &c, wait, &o)
@@ -78,12 +63,12 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 			}
 			ask := interactive(&c)
 			if !ask {
-				if err := confirmWipe(c); err != nil {
+				if err := engine.CheckYesWipe(c); err != nil {
 					return usageErr(err)
 				}
 			}
 			e, _ := newEngine(ctx, cmd, &c, false)
-			e.RebootTimeout, e.Stall = wait, installStall
+			e.RebootTimeout, e.Stall = wait, engine.ScriptStall
 			f := front(cmd, c, ask)
 			out, err := e.RunReinstall(ctx, engine.Script{Config: c, Dial: dialPolicy(cmd, &c, timeout, false), Reinstall: &o,
 				Resume: engine.ResumeStyle{Script: true, RebootTimeout: wait}}, f)
@@ -94,27 +79,18 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 			case err != nil && out.Install.Outcome == "":
 				return engineErr(ctx, "reinstall", err)
 			}
-			printEnd(cmd, c, out.Install, "reinstall")
+			f.EndReinstall(c, out)
 			if out.Install.Outcome != steps.OutcomeSuccess {
-				if out.Archive.Path != "" {
-					notef(cmd, "bigbang: the backup is safe in %s: restore it later with bigbang reinstall --host %s --restore %s\n",
-						out.Archive.Path, steps.ShellQuote(c.Host), steps.ShellQuote(out.Archive.Path))
-				}
 				return resultErr(out.Install)
 			}
 			if err != nil {
 				return failErr(err)
 			}
-			restoredLine(f, o.Source, *out.Restored)
-			if out.Restored.Receipt != "" {
-				f.Stage("Receipt: " + out.Restored.Receipt)
-			}
-			f.Stage(fmt.Sprintf("Reinstall of %s done: same host key, %s restored.", c.Host, out.Archive.Manifest.Source))
 			return nil
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.Source, "source", reinstall.DefaultSource, "directory on the target to back up and restore")
+	fl.StringVar(&src, "source", reinstall.DefaultSource, "directory on the target to back up and restore")
 	fl.StringVar(&o.BackupDir, "backup-dir", "", "local folder for the backup (default $XDG_STATE_HOME/bigbang/backups)")
 	fl.StringArrayVar(&o.Services, "service", nil, "systemd unit that uses the source: stopped during the restore (repeatable)")
 	fl.BoolVar(&o.Force, "force", false, "reinstall even when the disk layout did not change")
@@ -122,9 +98,4 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	addConnectTimeout(cmd, &timeout)
 	fl.DurationVar(&wait, "reboot-timeout", sshexec.DefaultRebootTimeout, "how long to wait for the new system after the install")
 	return cmd
-}
-
-// restoredLine says what the comparison with the archive found.
-func restoredLine(f engine.Front, source string, r engine.Restored) {
-	f.Stage(fmt.Sprintf("Restored and compared with the archive: %s holds %d entries, %s of files.", source, r.Result.Entries, steps.FormatBytes(r.Result.Bytes)))
 }

@@ -32,12 +32,11 @@ func newStatusCmd(cfg *steps.Config) *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := validateTarget(cfg); err != nil {
-				return usageErr(err)
+			ctx, cancel, e, err := readOnly(cmd, cfg)
+			if err != nil {
+				return err
 			}
-			ctx, cancel := commandContext(cmd)
 			defer cancel()
-			e, _ := newEngine(ctx, cmd, cfg, false)
 			req.Config, req.Dial = *cfg, dialPolicy(cmd, cfg, timeout, false)
 			st, err := e.Status(ctx, req)
 			if err != nil {

@@ -381,12 +381,12 @@ func TestInstallEndToEnd(t *testing.T) {
 				said = e.Text
 			}
 		}
-		if !strings.Contains(said, "the new system answered with the expected host key "+fingerprint(t, r.hostKeyPub)) ||
+		if !strings.Contains(said, "the new system answered with the expected host key "+testhost.Fingerprint(t, r.hostKeyPub)) ||
 			!strings.Contains(said, "nixos-version is not available") || strings.Contains(said, "()") {
 			t.Errorf("the reboot line does not say what is known: %q", said)
 		}
 
-		checkReceipt(t, x, r, fingerprint(t, r.hostKeyPub), "done")
+		checkReceipt(t, x, r, testhost.Fingerprint(t, r.hostKeyPub), "done")
 		if p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"); !strings.Contains(stderr, "bigbang: receipt: "+p) {
 			t.Errorf("stderr does not name the receipt %s: %s", p, stderr)
 		}

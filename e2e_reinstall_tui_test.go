@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -60,7 +61,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	backups := t.TempDir()
 	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups)
 	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
-	fp := fingerprint(t, x.h.HostKeyPub())
+	fp := testhost.Fingerprint(t, x.h.HostKeyPub())
 
 	// The host key step and the drift come first, as in the scripted
 	// reinstall: the preflight has not run yet.

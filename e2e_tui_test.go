@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -98,20 +97,6 @@ func layoutOK(t *testing.T, tm *tmuxTerm, w, h int, noColor bool, name string) {
 	}
 }
 
-// fingerprint is the SHA256 fingerprint of an authorized_keys line.
-func fingerprint(t *testing.T, pub string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "k.pub")
-	if err := os.WriteFile(f, []byte(pub+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", f).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Fields(string(out))[1]
-}
-
 // throughWipe drives the wizard from the welcome screen to the progress
 // screen with real keys: the form as given, the new host key accepted with
 // y, the default build location, the plan, the host typed on the wipe
@@ -122,7 +107,7 @@ func throughWipe(t *testing.T, x *e2e, tm *tmuxTerm, check func(name string)) {
 	toPreflight(tm, wait, check)
 	s := tm.waitFor(wait, "trust this key")
 	check("preflight: new host key")
-	if fp := fingerprint(t, x.h.HostKeyPub()); !strings.Contains(s, fp) {
+	if fp := testhost.Fingerprint(t, x.h.HostKeyPub()); !strings.Contains(s, fp) {
 		t.Errorf("the preflight does not show the host key's fingerprint %s whole:\n%s", fp, s)
 	}
 	tm.keys("y")
@@ -196,7 +181,7 @@ func TestWizardEndToEnd(t *testing.T) {
 		throughWipe(t, x, tm, func(string) {})
 		s := tm.waitFor(wait, "NixOS is installed on "+x.h.IP)
 		login := "ssh -p " + x.h.PortString() + " root@" + x.h.IP
-		shipped := fingerprint(t, r.hostKeyPub)
+		shipped := testhost.Fingerprint(t, r.hostKeyPub)
 		for _, want := range []string{login, shipped, "✔ Connect", "✔ Disko", "✔ Key copy", "✔ Reboot"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("the result screen lacks %q:\n%s", want, s)

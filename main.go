@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -157,10 +156,4 @@ func isCobraUsage(err error) bool {
 		}
 	}
 	return false
-}
-
-// notef writes to the command's standard error; used for notes such as the
-// log path that must not mix with JSON on standard output.
-func notef(cmd *cobra.Command, format string, args ...any) {
-	fmt.Fprintf(cmd.ErrOrStderr(), format, args...)
 }

@@ -6,6 +6,9 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/spf13/cobra"
 )
 
 // step is one moment of the recorded run: wait, then print.
@@ -168,4 +171,31 @@ func Replay(ctx context.Context, w io.Writer, o ReplayOptions) int {
 		fmt.Fprint(w, st.text+"\n")
 	}
 	return 0
+}
+
+// ReplayCmd is the hidden subcommand (ReplayCommand) that the rehearsal's
+// runner starts under a PTY in place of nixos-anywhere. It takes
+// nixos-anywhere's arguments and reads only the target, so the plan's
+// exact argv runs unchanged; exit turns a replay's exit status into the
+// command's error.
+func ReplayCmd(exit func(code int) error) *cobra.Command {
+	var o ReplayOptions
+	cmd := &cobra.Command{
+		Use:    ReplayCommand,
+		Hidden: true,
+		Args:   cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				t, _ := steps.ParseTarget(args[len(args)-1])
+				o.User, o.Host = t.User, t.Host
+			}
+			if code := Replay(cmd.Context(), cmd.OutOrStdout(), o); code != 0 {
+				return exit(code)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().Float64Var(&o.Speed, "speed", 1, "")
+	cmd.Flags().StringVar(&o.FailAt, "fail-at", "", "")
+	return cmd
 }

@@ -167,6 +167,32 @@ func ParsePhases(s string) ([]PhaseID, error) {
 	return out, nil
 }
 
+// ValidateTarget checks what a command that only logs in needs: the host,
+// the user, the port, the output style and a key file (a passphrase is
+// asked for on a terminal, so an encrypted key passes here).
+func (c Config) ValidateTarget() error {
+	if err := ValidateHost(c.Host); err != nil {
+		return err
+	}
+	if err := ValidateUser(c.User); err != nil {
+		return err
+	}
+	if err := validPort(c.Port); err != nil {
+		return err
+	}
+	switch c.Output {
+	case "", "tui", "plain", "json":
+	default:
+		return invalid("--output %q: use tui, plain or json", c.Output)
+	}
+	if c.Identity != "" {
+		if err := CheckKeyFile(c.Identity); err != nil && !errors.Is(err, ErrKeyEncrypted) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Validate checks everything that can be checked without touching the
 // network, and returns the first problem with what to do about it.
 func (c Config) Validate() error {

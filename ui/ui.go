@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -48,6 +50,17 @@ type Welcome struct {
 	Flake  string // the flake reference, e.g. .#vps-arm
 	Found  string // what was found, e.g. "flake.nix with nixosConfigurations.vps-arm"
 	Folder string
+}
+
+// WelcomeHere is the welcome of a wizard started in the current folder
+// for the flake reference ref: whether the folder holds a flake.nix.
+func WelcomeHere(ref string) Welcome {
+	wd, _ := os.Getwd()
+	found := "no flake.nix in this folder: give --flake with the path of yours"
+	if _, err := os.Stat(filepath.Join(wd, "flake.nix")); err == nil {
+		found = "flake.nix in this folder"
+	}
+	return Welcome{Flake: ref, Found: found, Folder: wd}
 }
 
 // Options configure a wizard run.

@@ -576,3 +576,17 @@ func (h *Host) watchRebootRequests() {
 		h.Reboot(delay, key)
 	}
 }
+
+// Fingerprint is ssh-keygen's SHA256 fingerprint of a public key line.
+func Fingerprint(t testing.TB, pub string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "k.pub")
+	if err := os.WriteFile(f, []byte(pub+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", f).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))[1]
+}

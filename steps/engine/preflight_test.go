@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -25,20 +24,6 @@ import (
 type noLocal struct{}
 
 func (noLocal) Local(context.Context, steps.Config) Local { return Local{} }
-
-// fingerprint is ssh-keygen's SHA256 fingerprint of a public key line.
-func fingerprint(t *testing.T, pub string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "k.pub")
-	if err := os.WriteFile(f, []byte(pub+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", f).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Fields(string(out))[1]
-}
 
 // TestLocalBuild covers the RAM screen's "can this machine build it":
 // natively, through binfmt emulation with extra-platforms, or not, and why.
@@ -187,8 +172,8 @@ func TestPreflightTrustsOnlyTheApprovedKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherFP := fingerprint(t, otherPub)
-	hostFP := fingerprint(t, h.HostKeyPub())
+	otherFP := testhost.Fingerprint(t, otherPub)
+	hostFP := testhost.Fingerprint(t, h.HostKeyPub())
 	for _, tc := range []struct {
 		name      string
 		approved  string

@@ -337,3 +337,37 @@ func writeHostKey(privFile, pubFile string, priv, pub []byte) error {
 	}
 	return os.WriteFile(pubFile, pub, 0o644)
 }
+
+// Words say what the comparison after a restore into source found.
+func (r Restored) Words(source string) string {
+	return fmt.Sprintf("Restored and compared with the archive: %s holds %d entries, %s of files.", source, r.Result.Entries, steps.FormatBytes(r.Result.Bytes))
+}
+
+// RestoreArchive is `reinstall --restore ARCHIVE`: the last step of a
+// reinstall alone, over a connection of its own, into o.Source (the
+// archive's own source when empty), after a restore that failed.
+func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, path string, o ReinstallOptions, p DialPolicy, f Front) (Restored, error) {
+	a, err := reinstall.OpenArchive(path)
+	if err != nil {
+		return Restored{}, err
+	}
+	if err := reinstall.CheckHost(a.Manifest, cfg.Host, ""); err != nil {
+		return Restored{}, fmt.Errorf("restore %s: %w", a.Path, err)
+	}
+	if o.Source == "" {
+		o.Source = a.Manifest.Source
+	}
+	c, err := e.Connect(ctx, cfg, p)
+	if err != nil {
+		return Restored{}, err
+	}
+	defer c.Close()
+	f.Stage(fmt.Sprintf("Restore of %s into %s:%s", a.Path, cfg.Host, o.Source))
+	r, err := e.RestoreOver(ctx, c, cfg, a, o, func(pr reinstall.Progress) { f.Progress(pr, false) })
+	f.Progress(reinstall.Progress{}, true)
+	if err != nil {
+		return r, err
+	}
+	f.Stage(r.Words(o.Source))
+	return r, nil
+}

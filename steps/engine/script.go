@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
@@ -51,12 +52,32 @@ type Script struct {
 	Reinstall *ReinstallOptions
 }
 
+// ScriptStall is the silence after which the linear front ends warn that
+// a phase may hang (nixos-anywhere has loops that never end on their own).
+const ScriptStall = 2 * time.Minute
+
 // ErrNotConfirmed is wrapped when the operator did not confirm the wipe.
 var ErrNotConfirmed = errors.New("the disk wipe is not confirmed")
 
 // ErrInterrupted is wrapped when the operator stopped the run before
 // anything was changed.
 var ErrInterrupted = errors.New("interrupted")
+
+// CheckYesWipe checks the typed confirmation of scripts: --yes-wipe must
+// name the target host exactly, so a command line copied to another host
+// cannot wipe it.
+func CheckYesWipe(cfg steps.Config) error {
+	host := cfg.Host
+	switch {
+	case cfg.YesWipe == "":
+		return fmt.Errorf("%w: installing wipes every disk of %s; to go ahead without questions, pass --yes-wipe %s (run `bigbang check --host %s` first to see what is there)",
+			ErrNotConfirmed, host, steps.ShellQuote(host), steps.ShellQuote(host))
+	case strings.Trim(cfg.YesWipe, "[]") != cfg.Target().Host:
+		return fmt.Errorf("%w: --yes-wipe %s does not match the target host %s; pass --yes-wipe %s to wipe %s",
+			ErrNotConfirmed, steps.ShellQuote(cfg.YesWipe), host, steps.ShellQuote(host), host)
+	}
+	return nil
+}
 
 // CheckCommand says how to get the nixos-anywhere command of plan when it
 // is not there.

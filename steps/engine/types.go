@@ -158,6 +158,24 @@ type InstallResult struct {
 	Notes []string
 }
 
+// Words say how an install (or a reinstall) ended, for the line a front
+// end leaves on the terminal.
+func (r InstallResult) Words(reinstall bool) string {
+	switch {
+	case r.Outcome == steps.OutcomeSuccess && reinstall:
+		return "reinstalled"
+	case r.Outcome == steps.OutcomeSuccess:
+		return "installed"
+	case r.Diagnosis != nil && r.Diagnosis.ID == "restore":
+		return "reinstalled, but the restore did not complete (the backup is kept)"
+	case r.Outcome == steps.OutcomeAborted:
+		return "interrupted"
+	case reinstall:
+		return "the reinstall failed"
+	}
+	return "the install failed"
+}
+
 // Drift is what the reinstall's first step found.
 type Drift struct {
 	Report reinstall.Report

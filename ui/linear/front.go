@@ -6,10 +6,15 @@ package linear
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
+	"github.com/charmbracelet/x/term"
+
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
@@ -124,4 +129,86 @@ func (f *Front) ConfirmWipe(_ context.Context, w engine.Wipe) (bool, error) {
 		return false, fmt.Errorf("you typed %q, not %s", strings.TrimSpace(line), host)
 	}
 	return true, nil
+}
+
+// Prompts are the questions of a dial on a terminal: an unknown host key
+// shown with its fingerprint (saved only after a yes), and a key file's
+// passphrase read without echo from fd.
+func Prompts(in *bufio.Reader, fd uintptr, errw io.Writer) (sshexec.HostKeyPrompt, sshexec.PassphraseFunc) {
+	hostKey := func(ctx context.Context, k sshexec.HostKeyInfo) (bool, error) {
+		f := Front{Err: errw, In: in}
+		return f.TrustHostKey(ctx, steps.Target{Host: k.Address}, engine.HostKey{Type: k.Type, Fingerprint: k.Fingerprint})
+	}
+	passphrase := func(file string, attempt int) ([]byte, error) {
+		if attempt > 1 {
+			fmt.Fprintln(errw, "Wrong passphrase, try again.")
+		}
+		fmt.Fprintf(errw, "Passphrase for %s: ", file)
+		pp, err := term.ReadPassword(fd)
+		fmt.Fprintln(errw)
+		return pp, err
+	}
+	return hostKey, passphrase
+}
+
+// End says on standard error what the result event does not: notes, the
+// receipt, how to log in, where the transcript is and how to read it.
+func (f *Front) End(cfg steps.Config, res engine.InstallResult, what string) {
+	for _, n := range res.Notes {
+		f.Note(n)
+	}
+	if res.Receipt != "" {
+		f.Note("receipt: " + res.Receipt)
+	}
+	switch res.Outcome {
+	case steps.OutcomeSuccess:
+		if res.SSHCommand != "" {
+			f.Note(fmt.Sprintf("%s is up with host key %s; log in with: %s", cfg.Host, res.HostKeyFingerprint, res.SSHCommand))
+		}
+		f.Note("transcript: " + res.Log)
+	case steps.OutcomeFailed:
+		f.Note(fmt.Sprintf("%s failed; the transcript is in %s (bigbang explain %s)", what, res.Log, steps.ShellQuote(res.Log)))
+	}
+}
+
+// EndReinstall says how a reinstall ended: the install's end, then where
+// the backup is when the install did not get to the restore, or what the
+// restore verified.
+func (f *Front) EndReinstall(cfg steps.Config, out engine.Reinstalled) {
+	f.End(cfg, out.Install, "reinstall")
+	switch {
+	case out.Install.Outcome != steps.OutcomeSuccess && out.Archive.Path != "":
+		f.Note(fmt.Sprintf("the backup is safe in %s: restore it later with bigbang reinstall --host %s --restore %s",
+			out.Archive.Path, steps.ShellQuote(cfg.Host), steps.ShellQuote(out.Archive.Path)))
+	case out.Restored != nil:
+		f.Stage(out.Restored.Words(out.Archive.Manifest.Source))
+		if out.Restored.Receipt != "" {
+			f.Stage("Receipt: " + out.Restored.Receipt)
+		}
+		f.Stage(fmt.Sprintf("Reinstall of %s done: same host key, %s restored.", cfg.Host, out.Archive.Manifest.Source))
+	}
+}
+
+// AskYes asks a yes/no question on out when in is a terminal; otherwise
+// the answer is no (a script passes the flag that answers it).
+func AskYes(out io.Writer, in io.Reader, question string) bool {
+	if f, ok := in.(*os.File); ok {
+		st, err := f.Stat()
+		if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+			return false
+		}
+	}
+	fmt.Fprint(out, question)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	return textout.IsYes(line)
+}
+
+// Report prints v as one line of JSON when asJSON, and calls plain for
+// the text otherwise.
+func Report(w io.Writer, asJSON bool, v any, plain func(io.Writer)) error {
+	if !asJSON {
+		plain(w)
+		return nil
+	}
+	return json.NewEncoder(w).Encode(v)
 }
