@@ -196,13 +196,7 @@ func (c Config) ValidateTarget() error {
 // Validate checks everything that can be checked without touching the
 // network, and returns the first problem with what to do about it.
 func (c Config) Validate() error {
-	if err := ValidateHost(c.Host); err != nil {
-		return err
-	}
-	if err := ValidateUser(c.User); err != nil {
-		return err
-	}
-	if err := validPort(c.Port); err != nil {
+	if err := c.ValidateTarget(); err != nil {
 		return err
 	}
 	if _, _, err := SplitFlake(c.Flake); err != nil {
@@ -212,11 +206,6 @@ func (c Config) Validate() error {
 	case "auto", "local", "remote":
 	default:
 		return invalid("--build-on %q: use auto, local or remote", c.BuildOn)
-	}
-	switch c.Output {
-	case "", "tui", "plain", "json":
-	default:
-		return invalid("--output %q: use tui, plain or json", c.Output)
 	}
 	if c.RAM != "" {
 		if _, err := ParseRAM(c.RAM); err != nil {
