@@ -11,11 +11,14 @@ const DefaultMaxLine = 16 << 10
 // starts the line over, as it does on a screen: progress bars redraw their
 // line that way, and only the last state of the line is kept.
 type splitter struct {
-	buf  []byte
-	cr   bool // the last byte seen was a '\r' that may start a "\r\n"
-	cut  bool // the current line was longer than max
-	max  int
-	emit func(line []byte)
+	buf []byte
+	cr  bool // the last byte seen was a '\r' that may start a "\r\n"
+	cut bool // the current line was longer than max
+	// redrawn: a '\r' started the current line over: it is a line that a
+	// program keeps redrawing (nix's status line), not yet ended.
+	redrawn bool
+	max     int
+	emit    func(line []byte)
 }
 
 // write feeds a chunk of output. emit is called for every complete line; the
@@ -38,6 +41,7 @@ func (s *splitter) write(p []byte) {
 			s.reset()
 			seg = seg[j+1:]
 		}
+		s.redrawn = false
 		if len(s.buf) == 0 && !s.cut && len(seg) <= s.max {
 			// The common case: the whole line is in this chunk.
 			s.emit(seg)
@@ -52,6 +56,7 @@ func (s *splitter) write(p []byte) {
 func (s *splitter) part(p []byte) {
 	if s.cr {
 		s.reset()
+		s.redrawn = true
 	}
 	s.cr = false
 	if n := len(p); p[n-1] == '\r' {
@@ -60,9 +65,21 @@ func (s *splitter) part(p []byte) {
 	}
 	if j := bytes.LastIndexByte(p, '\r'); j >= 0 {
 		s.reset()
+		s.redrawn = true
 		p = p[j+1:]
 	}
 	s.add(p)
+}
+
+// redraw returns the current state of a line that is being redrawn and has
+// not ended, or nil. It is valid until the next write. A line that just got
+// a '\r' which may be the start of its "\r\n" is not returned: it is about
+// to end as a line.
+func (s *splitter) redraw() []byte {
+	if !s.redrawn || s.cr || len(s.buf) == 0 {
+		return nil
+	}
+	return s.buf
 }
 
 func (s *splitter) add(p []byte) {
@@ -79,6 +96,7 @@ func (s *splitter) reset() {
 }
 
 func (s *splitter) flushLine() {
+	s.redrawn = false
 	if s.cut {
 		s.buf = append(s.buf, " …"...)
 	}
