@@ -150,7 +150,16 @@ func TestRunSuccessTerminalOrderAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("stdout and stderr merged in order", func(t *testing.T) {
+		// Each line as a terminal shows it: what follows its last '\r'
+		// (nix's status line is redrawn that way), without escapes.
 		want := strings.Split(strings.TrimSuffix(string(copied), "\n"), "\n")
+		for i, l := range want {
+			l = strings.TrimSuffix(l, "\r")
+			if j := strings.LastIndexByte(l, '\r'); j >= 0 {
+				l = l[j+1:]
+			}
+			want[i] = string(cleanText([]byte(l), nil))
+		}
 		if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("lines differ from what the stand-in wrote:\n got %d lines\nwant %d lines", len(lines), len(want))
 		}
