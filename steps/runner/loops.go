@@ -27,6 +27,7 @@ const (
 	chatCopyID  // ssh-copy-id's INFO lines
 	chatCopyErr // ssh-copy-id's ERROR lines: why it cannot log in
 	chatConnErr // "ssh: connect to host … Connection refused" and friends
+	chatAuthErr // "root@host: Permission denied (publickey)."
 )
 
 // lineSign is what the watchdog and the front ends need to know about a
@@ -69,6 +70,9 @@ func signOf(text string) lineSign {
 			return lineSign{kind: chatConnErr}
 		}
 	}
+	if strings.Contains(t, ": Permission denied (") {
+		return lineSign{kind: chatAuthErr}
+	}
 	// ssh-copy-id names itself by its path, which differs between systems
 	// (/usr/bin/ssh-copy-id, /nix/store/…-openssh-…/bin/ssh-copy-id).
 	if i := strings.Index(t, "ssh-copy-id: "); i >= 0 && i < 120 {
@@ -103,15 +107,17 @@ func isConnErr(t string) bool {
 // loopState is what the watchdog has seen since the last progress. It is
 // guarded by run.mu.
 type loopState struct {
-	login, copyID, connErr bool
-	last                   chatter
-	lastErr                string // the last error text of ssh-copy-id or ssh
-	lastRepeat             string // the last line that came again
+	any                             bool // any line came
+	login, copyID, connErr, authErr bool
+	last                            chatter
+	lastErr                         string // the last error text of ssh-copy-id or ssh
+	lastRepeat                      string // the last line that came again
 }
 
 // note records a chatter line (or, with kind chatNone, a repeated line).
 func (l *loopState) note(s lineSign, text string) {
 	t := strings.TrimSpace(text)
+	l.any = true
 	switch s.kind {
 	case chatLogin:
 		l.login = true
@@ -127,6 +133,9 @@ func (l *loopState) note(s lineSign, text string) {
 		}
 	case chatConnErr:
 		l.connErr = true
+		l.lastErr = t
+	case chatAuthErr:
+		l.authErr = true
 		l.lastErr = t
 	case chatNone:
 		l.lastRepeat = t
@@ -155,6 +164,9 @@ func (l *loopState) stallWords(p steps.PhaseID, d time.Duration, login string) (
 	case p == steps.PhaseKexec && l.connErr && (l.last == chatConnErr || !l.login):
 		return steps.LoopKexecUp, "the NixOS installer has not answered for " + after + " after kexec" + why +
 			": open the provider's console to see whether it booted"
+	case p == steps.PhaseKexec && l.authErr && !l.copyID:
+		return steps.LoopKexecUp, "the NixOS installer does not let root log in after " + after + why +
+			": give root the key (the user's keys may live in /etc/ssh/authorized_keys.d)"
 	case p == steps.PhaseKexec && l.login:
 		return steps.LoopKexecDown, "the machine has not gone down for kexec after " + after +
 			": nixos-anywhere can still log in to the old system"
@@ -163,7 +175,7 @@ func (l *loopState) stallWords(p steps.PhaseID, d time.Duration, login string) (
 			"; nixos-anywhere retries every 3 s for ever"
 	case l.connErr:
 		return steps.LoopRepeat, fmt.Sprintf("%s: no progress for %s, only failing connections%s", p.Title(), after, why)
-	case l.login || l.last != chatNone || l.lastRepeat != "":
+	case l.any:
 		last := ""
 		if l.lastRepeat != "" {
 			last = fmt.Sprintf(" (last: %q)", l.lastRepeat)

@@ -535,7 +535,7 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 		case c, ok = <-full:
 		case now = <-timer.C:
 			armed = false
-			r.redraw(sp.redraw(), now, every, true)
+			r.redraw(nil, now, every)
 			continue
 		}
 		if !ok {
@@ -551,7 +551,7 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 		}
 		sp.write(c.b)
 		free <- c.b
-		if wait := r.redraw(sp.redraw(), now, every, false); wait > 0 && !armed {
+		if wait := r.redraw(sp.redraw(), now, every); wait > 0 && !armed {
 			armed = true
 			timer.Reset(wait)
 		}
@@ -559,26 +559,22 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 	timer.Stop()
 	now = time.Now()
 	sp.close()
+	r.sendProgress(now, 0, true)
 }
 
 // redraw handles the current state of a redrawn line (raw may be nil): a
 // new state is progress, and goes out as a progress event unless one went
 // out less than every ago; then redraw returns how long to wait before
-// trying again. late is set when the wait is over.
-func (r *run) redraw(raw []byte, now time.Time, every time.Duration, late bool) time.Duration {
-	if raw == nil {
-		return 0
-	}
-	if !late || r.progText == "" {
+// trying again.
+func (r *run) redraw(raw []byte, now time.Time, every time.Duration) time.Duration {
+	if raw != nil {
 		clean := cleanText(raw, r.scratch)
 		if len(clean) > 0 && &clean[0] != &raw[0] {
 			r.scratch = clean[:0]
 		}
-		text := strings.TrimSpace(string(clean))
-		if text == "" {
-			return 0
-		}
-		if text != r.progText {
+		// An empty state is nix clearing its line before it prints
+		// another: the last state stays the one to send.
+		if text := strings.TrimSpace(string(clean)); text != "" && text != r.progText {
 			r.progText = text
 			if !r.recent.seen(text) {
 				r.mu.Lock()
@@ -587,10 +583,17 @@ func (r *run) redraw(raw []byte, now time.Time, every time.Duration, late bool) 
 			}
 		}
 	}
-	if r.progText == r.progSent {
+	return r.sendProgress(now, every, false)
+}
+
+// sendProgress sends the redrawn line's state when it has not gone out yet
+// and, unless force, when the last progress event is every old; else it
+// returns how long to wait.
+func (r *run) sendProgress(now time.Time, every time.Duration, force bool) time.Duration {
+	if r.progText == "" || r.progText == r.progSent {
 		return 0
 	}
-	if wait := every - now.Sub(r.progAt); wait > 0 {
+	if wait := every - now.Sub(r.progAt); wait > 0 && !force {
 		return wait
 	}
 	r.progSent, r.progAt = r.progText, now
@@ -616,6 +619,11 @@ func (r *run) line(raw []byte, now time.Time) {
 	}
 	text := string(clean)
 	phase, changes := r.cls.Line(text)
+	if len(changes) > 0 {
+		// The last state of a phase's status line goes out before the
+		// phase ends.
+		r.sendProgress(now, 0, true)
+	}
 	sign := signOf(text)
 	// A repeat is remembered only for lines that could be progress, so
 	// that the loops' chatter does not crowd them out.

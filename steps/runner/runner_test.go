@@ -360,12 +360,18 @@ func TestRunStall(t *testing.T) {
 		}, c.sink)
 		done <- res
 	}()
+	// Two stalls in a row, with nothing between them: a pause that a
+	// loaded machine puts into the stand-in's output before the hang may
+	// earn a stall of its own, which the output after it ends.
 	var stalls []steps.Event
-	c.waitFor(t, "two stall events", func(steps.Event) bool {
+	c.waitFor(t, "two stall events in a row", func(steps.Event) bool {
 		stalls = nil
 		for _, e := range c.all() {
-			if e.Type == steps.EventStall {
+			switch e.Type {
+			case steps.EventStall:
 				stalls = append(stalls, e)
+			case steps.EventLine, steps.EventProgress:
+				stalls = nil
 			}
 		}
 		return len(stalls) >= 2
