@@ -138,22 +138,25 @@ func TestSplitterRedraw(t *testing.T) {
 	var lines []string
 	sp := &splitter{max: DefaultMaxLine, emit: func(l []byte) { lines = append(lines, string(l)) }}
 	cases := []struct {
-		in, redraw string
+		in, redraw, prev string
 	}{
-		{"warning: dirty\r\n", ""},
-		{"\r[0/3 built] \x1b[K", "[0/3 built] \x1b[K"},
-		{"\r[1/3 built]\x1b[K\r[2/3 built]", "[2/3 built]"},
-		{"\x1b[K", "[2/3 built]\x1b[K"},
+		{"warning: dirty\r\n", "", ""},
+		{"\r[0/3 built] \x1b[K", "[0/3 built] \x1b[K", ""},
+		{"\r[1/3 built]\x1b[K\r[2/3 built]", "[2/3 built]", "[1/3 built]\x1b[K"},
+		{"\x1b[K", "[2/3 built]\x1b[K", "[1/3 built]\x1b[K"},
 		// A '\r' at the end of a chunk may be the start of "\r\n".
-		{"\r", ""},
-		{"[3/3 built]", "[3/3 built]"},
-		{"\r\x1b[K### Uploading install SSH keys ###\n", ""},
-		{"no redraw yet", ""},
+		{"\r", "", ""},
+		{"[3/3 built]", "[3/3 built]", "[2/3 built]\x1b[K"},
+		// nix clears its line when it is done: the last state is kept.
+		{"\x1b[K\r\x1b[K", "\x1b[K", "[3/3 built]\x1b[K"},
+		{"\r\x1b[K### Uploading install SSH keys ###\n", "", ""},
+		{"no redraw yet", "", ""},
 	}
 	for i, s := range cases {
 		sp.write([]byte(s.in))
-		if got := string(sp.redraw()); got != s.redraw {
-			t.Fatalf("step %d (%q): redraw %q, want %q", i, s.in, got, s.redraw)
+		cur, prev := sp.redraw()
+		if string(cur) != s.redraw || string(prev) != s.prev {
+			t.Fatalf("step %d (%q): redraw %q, %q, want %q, %q", i, s.in, cur, prev, s.redraw, s.prev)
 		}
 	}
 	want := []string{"warning: dirty", "\x1b[K### Uploading install SSH keys ###"}

@@ -6,6 +6,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -363,6 +364,7 @@ type run struct {
 	progText string    // the last redrawn line seen
 	progSent string    // the last one sent
 	progAt   time.Time // when the last progress event went out
+	progWait time.Duration
 }
 
 func newRun(opts Options, sink steps.Sink, start time.Time) *run {
@@ -520,9 +522,10 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 		maxLine = DefaultMaxLine
 	}
 	var now time.Time
-	sp := &splitter{max: maxLine, emit: func(line []byte) { r.line(line, now) }}
-	warned := false
 	every := dur(r.opts.ProgressEvery, DefaultProgressEvery)
+	sp := &splitter{max: maxLine, emit: func(line []byte) { r.line(line, now) },
+		ended: func(states []byte) { r.redrawEnded(states, now, every) }}
+	warned := false
 	// A redrawn line that came within every of the last progress event
 	// goes out when the timer fires, if it is still the current one.
 	timer := time.NewTimer(time.Hour)
@@ -535,7 +538,7 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 		case c, ok = <-full:
 		case now = <-timer.C:
 			armed = false
-			r.redraw(nil, now, every)
+			r.redraw(nil, nil, now, every)
 			continue
 		}
 		if !ok {
@@ -551,7 +554,13 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 		}
 		sp.write(c.b)
 		free <- c.b
-		if wait := r.redraw(sp.redraw(), now, every); wait > 0 && !armed {
+		cur, prev := sp.redraw()
+		wait := r.redraw(cur, prev, now, every)
+		if r.progWait > 0 && (wait == 0 || r.progWait < wait) {
+			wait = r.progWait
+		}
+		r.progWait = 0
+		if wait > 0 && !armed {
 			armed = true
 			timer.Reset(wait)
 		}
@@ -566,15 +575,15 @@ func (r *run) process(full <-chan chunk, free chan<- []byte) {
 // new state is progress, and goes out as a progress event unless one went
 // out less than every ago; then redraw returns how long to wait before
 // trying again.
-func (r *run) redraw(raw []byte, now time.Time, every time.Duration) time.Duration {
-	if raw != nil {
-		clean := cleanText(raw, r.scratch)
-		if len(clean) > 0 && &clean[0] != &raw[0] {
-			r.scratch = clean[:0]
-		}
+func (r *run) redraw(raw, prev []byte, now time.Time, every time.Duration) time.Duration {
+	text := r.redrawText(raw)
+	if text == "" {
 		// An empty state is nix clearing its line before it prints
-		// another: the last state stays the one to send.
-		if text := strings.TrimSpace(string(clean)); text != "" && text != r.progText {
+		// another, or exits: the state before it is the last one.
+		text = r.redrawText(prev)
+	}
+	if text != "" {
+		if text != r.progText {
 			r.progText = text
 			if !r.recent.seen(text) {
 				r.mu.Lock()
@@ -584,6 +593,39 @@ func (r *run) redraw(raw []byte, now time.Time, every time.Duration) time.Durati
 		}
 	}
 	return r.sendProgress(now, every, false)
+}
+
+// redrawEnded takes the states of a redrawn line that has just ended
+// (separated by '\r', the latest last): its latest state that is not empty
+// is the status line's last, which a chunk read at once may never have
+// shown as a line that had not ended.
+func (r *run) redrawEnded(states []byte, now time.Time, every time.Duration) {
+	for len(states) > 0 {
+		seg := states
+		if i := bytes.LastIndexByte(states, '\r'); i >= 0 {
+			seg, states = states[i+1:], states[:i]
+		} else {
+			states = nil
+		}
+		if text := r.redrawText(seg); text != "" {
+			if wait := r.redraw(seg, nil, now, every); wait > 0 {
+				r.progWait = wait
+			}
+			return
+		}
+	}
+}
+
+// redrawText is a redrawn line's state as text.
+func (r *run) redrawText(raw []byte) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	clean := cleanText(raw, r.scratch)
+	if len(clean) > 0 && &clean[0] != &raw[0] {
+		r.scratch = clean[:0]
+	}
+	return strings.TrimSpace(string(clean))
 }
 
 // sendProgress sends the redrawn line's state when it has not gone out yet
@@ -628,7 +670,6 @@ func (r *run) line(raw []byte, now time.Time) {
 	// A repeat is remembered only for lines that could be progress, so
 	// that the loops' chatter does not crowd them out.
 	repeat := sign.kind == chatNone && r.recent.seen(text)
-	r.progText = ""
 	r.mu.Lock()
 	r.apply(changes, now)
 	if phase == "" {

@@ -44,7 +44,8 @@
 //	                           instead of nix's log lines (which nix prints only without
 //	                           a terminal)
 //	STANDIN_PROGRESS_FRAMES=4  how many states of the status line each of those draws
-//	STANDIN_PROGRESS_EVERY=50ms  the time between two states
+//	STANDIN_PROGRESS_EVERY=50ms  the time between two states (the disko script's
+//	                           states come at once: it is small and usually cached)
 //
 // Unless the target is offline (see remote.go), it also really does what
 // nixos-anywhere does over ssh, against a test host on this machine:
@@ -668,6 +669,12 @@ const (
 // "build", "copy" or "remote" (a build on the target through ssh-ng). It
 // reports whether it drew: without a terminal nix prints log lines instead.
 func (in *installer) drawProgress(what, item string) bool {
+	return in.drawProgressEvery(what, item, in.ctl.progressEvery)
+}
+
+// drawProgressEvery is drawProgress with another time between states: the
+// disko script is small and usually cached, so its states come at once.
+func (in *installer) drawProgressEvery(what, item string, every time.Duration) bool {
 	if !in.ctl.progress {
 		return false
 	}
@@ -677,7 +684,7 @@ func (in *installer) drawProgress(what, item string) bool {
 	for i := 0; i <= n; i++ {
 		if i > 0 {
 			_ = w.Flush()
-			time.Sleep(in.ctl.progressEvery)
+			time.Sleep(every)
 		}
 		mib := total * float64(i) / float64(n)
 		var status string
@@ -869,10 +876,10 @@ func (in *installer) disko() error {
 	if in.opts.buildOn == "remote" {
 		in.step("Building disko script")
 		in.warnAdded()
-		if !in.drawProgress("remote", "disko-format") {
+		if !in.drawProgressEvery("remote", "disko-format", 0) {
 			in.out.line(stderr, "copying path '/nix/store/"+storeHash+"-disko-format' from 'https://cache.nixos.org'...")
 		}
-	} else if !in.drawProgress("copy", "disko-format") {
+	} else if !in.drawProgressEvery("copy", "disko-format", 0) {
 		in.out.line(stderr, "copying path '/nix/store/"+storeHash+"-disko-format' to 'ssh://root@"+in.host+"'...")
 	}
 	in.step("Formatting hard drive with disko")
