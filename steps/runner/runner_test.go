@@ -188,6 +188,30 @@ func TestRunSuccessTerminalOrderAndLog(t *testing.T) {
 			t.Fatalf("log folder mode %04o, want 0700", dst.Mode().Perm())
 		}
 	})
+	t.Run("noise flagged", func(t *testing.T) {
+		seen := map[string]bool{}
+		for _, e := range c.all() {
+			if e.Type != steps.EventLine {
+				continue
+			}
+			noise := strings.HasPrefix(e.Text, "Warning: Permanently added ") ||
+				strings.HasPrefix(e.Text, "Pseudo-terminal will not be allocated") ||
+				strings.HasPrefix(e.Text, "Connection to 192.0.2.7 closed") ||
+				strings.HasPrefix(e.Text, "Warning: Identity file") ||
+				strings.Contains(e.Text, "ssh-copy-id: INFO: ")
+			if e.Noise != noise {
+				t.Errorf("line %q has Noise %v, want %v", e.Text, e.Noise, noise)
+			}
+			if noise {
+				seen[strings.Fields(e.Text)[0]] = true
+			}
+		}
+		for _, w := range []string{"Warning:", "Pseudo-terminal", "Connection", "/usr/bin/ssh-copy-id:"} {
+			if !seen[w] {
+				t.Errorf("no noise line starting %q in the run", w)
+			}
+		}
+	})
 	t.Run("phase events", func(t *testing.T) {
 		evs := c.all()
 		for i, p := range allPhases {
