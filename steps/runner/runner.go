@@ -710,8 +710,9 @@ func (r *run) rebootDeadline() time.Duration {
 	}
 }
 
-// watchTick is how often the watchdog looks: a tenth of the shortest limit,
-// between 10 ms and 250 ms.
+// watchTick is how often the watchdog looks: a twentieth of the shortest
+// limit, between 10 ms and 100 ms, so that a stall is noticed at most
+// 100 ms late; ten wake-ups a second cost nothing.
 func (r *run) watchTick() time.Duration {
 	shortest := r.stallFor("")
 	for _, p := range steps.PhaseOrder {
@@ -725,7 +726,7 @@ func (r *run) watchTick() time.Duration {
 	if d := r.rebootDeadline(); d > 0 {
 		shortest = min(shortest, d)
 	}
-	return min(max(shortest/10, 10*time.Millisecond), 250*time.Millisecond)
+	return min(max(shortest/20, 10*time.Millisecond), 100*time.Millisecond)
 }
 
 // watch sends a stall event when the running phase has made no progress
