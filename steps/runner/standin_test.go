@@ -145,3 +145,27 @@ func indexOf(list []string, s string) int {
 	}
 	return -1
 }
+
+// A reboot that does happen ends the wait, even when the test host stays
+// down for less than nixos-anywhere's 1 s between two logins.
+func TestStandinRebootHappens(t *testing.T) {
+	bin := standin(t)
+	tg := liveTarget(t)
+	c := newCollector()
+	res, err := Run(context.Background(), Options{
+		Argv:           append([]string{bin, "--flake", ".#vps-arm", "--build-on", "remote"}, tg.argv...),
+		Env:            standinEnv(tg.env...),
+		LogPath:        filepath.Join(t.TempDir(), "run.log"),
+		Phases:         []steps.PhaseID{steps.PhaseConnect, steps.PhaseKexec, steps.PhaseDisko, steps.PhaseInstall, steps.PhaseReboot},
+		RebootDeadline: 20 * time.Second,
+	}, c.sink)
+	if err != nil || res.Outcome != steps.OutcomeSuccess {
+		t.Fatalf("result %+v, %v\n%s", res, err, strings.Join(c.lines(), "\n"))
+	}
+	if !contains(c.lines(), "### Done! ###") {
+		t.Fatal("no Done! step")
+	}
+	if _, err := tg.host.WaitUp(10 * time.Second); err != nil {
+		t.Fatalf("the test host did not come back: %v", err)
+	}
+}

@@ -336,12 +336,18 @@ func (in *installer) rebootLive() error {
 		return err
 	}
 	in.step("Waiting for the machine to become unreachable due to reboot")
+	// nixos-anywhere sleeps 1 s between logins; a test host that stays
+	// down for less than that is polled often enough not to miss it.
+	pause := time.Second
+	if !in.ctl.rebootNever {
+		pause = min(pause, in.live.rebootDelay/3)
+	}
 	for {
 		argv := append([]string{"timeout", "10"}, in.sshArgv(nil, "--", "exit", "0")...)
 		if in.command(argv, nil).Run() != nil {
 			return nil
 		}
-		time.Sleep(time.Second)
+		time.Sleep(pause)
 	}
 }
 
