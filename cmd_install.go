@@ -74,7 +74,7 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		cfg.Output = "plain"
 	}
 	e := engine.New(engine.Real(ctx, cfg.Flake))
-	e.RebootTimeout, e.Stall = flags.rebootTimeout, engine.ScriptStall
+	e.RebootTimeout = flags.rebootTimeout
 	s := engine.Script{Config: cfg, SkipPreflight: flags.skipPreflight,
 		Resume: engine.ResumeStyle{Script: true, SkipPreflight: flags.skipPreflight, RebootTimeout: flags.rebootTimeout}}
 	res, err := e.RunInstall(ctx, s, front(cmd, cfg, false))

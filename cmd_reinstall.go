@@ -68,7 +68,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 				}
 			}
 			e, _ := newEngine(ctx, cmd, &c, false)
-			e.RebootTimeout, e.Stall = wait, engine.ScriptStall
+			e.RebootTimeout = wait
 			f := front(cmd, c, ask)
 			out, err := e.RunReinstall(ctx, engine.Script{Config: c, Dial: dialPolicy(cmd, &c, timeout, false), Reinstall: &o,
 				Resume: engine.ResumeStyle{Script: true, RebootTimeout: wait}}, f)

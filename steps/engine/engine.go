@@ -14,8 +14,8 @@ type Engine struct {
 	// RebootTimeout bounds the wait for the new system after the reboot
 	// (--reboot-timeout); zero is sshexec's default.
 	RebootTimeout time.Duration
-	// Stall is the silence per phase after which a stall is reported
-	// (zero: the runner's default).
+	// Stall is the time without progress after which any phase is
+	// reported stalled (zero: the runner's limits per phase).
 	Stall time.Duration
 	// Command is how the operator runs bigbang, for resume commands.
 	Command string

@@ -42,7 +42,11 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 		sink(ev)
 	}
 	verdict := runner.HoldVerdict(emit)
-	opts := runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases}
+	opts := runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases, Login: req.Plan.Target,
+		RebootDeadline: e.RebootTimeout}
+	if opts.RebootDeadline == 0 {
+		opts.RebootDeadline = sshexec.DefaultRebootTimeout
+	}
 	if e.Stall > 0 {
 		opts.DefaultStall = e.Stall
 	}

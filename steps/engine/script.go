@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"time"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
@@ -51,10 +50,6 @@ type Script struct {
 	// Reinstall makes it a reinstall (nil: an install).
 	Reinstall *ReinstallOptions
 }
-
-// ScriptStall is the silence after which the linear front ends warn that
-// a phase may hang (nixos-anywhere has loops that never end on their own).
-const ScriptStall = 2 * time.Minute
 
 // ErrNotConfirmed is wrapped when the operator did not confirm the wipe.
 var ErrNotConfirmed = errors.New("the disk wipe is not confirmed")

@@ -11,11 +11,22 @@ const DefaultMaxLine = 16 << 10
 // starts the line over, as it does on a screen: progress bars redraw their
 // line that way, and only the last state of the line is kept.
 type splitter struct {
-	buf  []byte
-	cr   bool // the last byte seen was a '\r' that may start a "\r\n"
-	cut  bool // the current line was longer than max
+	buf []byte
+	cr  bool // the last byte seen was a '\r' that may start a "\r\n"
+	cut bool // the current line was longer than max
+	// redrawn: a '\r' started the current line over: it is a line that a
+	// program keeps redrawing (nix's status line), not yet ended.
+	redrawn bool
+	// prev is the state before the current one of a redrawn line: a
+	// program that clears its line before it prints another ("\r\x1b[K")
+	// leaves its last real state there.
+	prev []byte
 	max  int
 	emit func(line []byte)
+	// ended, when set, gets the states a redrawn line showed before its
+	// last one, when it ends: separated by '\r', the latest last.
+	ended  func(states []byte)
+	states []byte
 }
 
 // write feeds a chunk of output. emit is called for every complete line; the
@@ -29,15 +40,33 @@ func (s *splitter) write(p []byte) {
 		}
 		seg := p[:i]
 		p = p[i+1:]
-		if s.cr && len(seg) > 0 {
-			s.reset()
-		}
+		wasCR := s.cr && len(seg) > 0
 		s.cr = false
 		seg = trimCR(seg)
-		if j := bytes.LastIndexByte(seg, '\r'); j >= 0 {
+		j := bytes.LastIndexByte(seg, '\r')
+		if (wasCR || j >= 0) && s.ended != nil {
+			// The line was redrawn before it ended: its states before the
+			// last one, separated by '\r', the latest last.
+			st := append(append(s.states[:0], s.prev...), '\r')
+			st = append(st, s.buf...)
+			if wasCR {
+				st = append(st, '\r')
+			}
+			if j >= 0 {
+				st = append(st, seg[:j]...)
+			}
+			s.states = st
+			s.ended(st)
+		}
+		if wasCR {
+			s.reset()
+		}
+		if j >= 0 {
 			s.reset()
 			seg = seg[j+1:]
 		}
+		s.redrawn = false
+		s.prev = s.prev[:0]
 		if len(s.buf) == 0 && !s.cut && len(seg) <= s.max {
 			// The common case: the whole line is in this chunk.
 			s.emit(seg)
@@ -51,7 +80,9 @@ func (s *splitter) write(p []byte) {
 // part takes the start of a line whose end has not arrived yet.
 func (s *splitter) part(p []byte) {
 	if s.cr {
+		s.keepPrev(s.buf, nil)
 		s.reset()
+		s.redrawn = true
 	}
 	s.cr = false
 	if n := len(p); p[n-1] == '\r' {
@@ -59,10 +90,39 @@ func (s *splitter) part(p []byte) {
 		p = trimCR(p)
 	}
 	if j := bytes.LastIndexByte(p, '\r'); j >= 0 {
+		if k := bytes.LastIndexByte(p[:j], '\r'); k >= 0 {
+			s.keepPrev(nil, p[k+1:j])
+		} else {
+			s.keepPrev(s.buf, p[:j])
+		}
 		s.reset()
+		s.redrawn = true
 		p = p[j+1:]
 	}
 	s.add(p)
+}
+
+// keepPrev remembers a+b as the state before the current one, when it is
+// not empty.
+func (s *splitter) keepPrev(a, b []byte) {
+	if len(a)+len(b) == 0 {
+		return
+	}
+	s.prev = append(append(s.prev[:0], a...), b...)
+	if len(s.prev) > s.max {
+		s.prev = s.prev[:s.max]
+	}
+}
+
+// redraw returns the current state of a line that is being redrawn and has
+// not ended, and the state before it, or nils. They are valid until the
+// next write. A line that just got a '\r' which may be the start of its
+// "\r\n" is not returned: it is about to end as a line.
+func (s *splitter) redraw() (cur, prev []byte) {
+	if !s.redrawn || s.cr {
+		return nil, nil
+	}
+	return s.buf, s.prev
 }
 
 func (s *splitter) add(p []byte) {
@@ -79,6 +139,8 @@ func (s *splitter) reset() {
 }
 
 func (s *splitter) flushLine() {
+	s.redrawn = false
+	s.prev = s.prev[:0]
 	if s.cut {
 		s.buf = append(s.buf, " …"...)
 	}

@@ -53,6 +53,10 @@ func standin(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("RUNNER_BENCH_CHILD") == "progress" {
+		benchChild()
+		os.Exit(0)
+	}
 	code := m.Run()
 	if standinPath != "" {
 		os.RemoveAll(filepath.Dir(standinPath))
@@ -150,7 +154,16 @@ func TestRunSuccessTerminalOrderAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("stdout and stderr merged in order", func(t *testing.T) {
+		// Each line as a terminal shows it: what follows its last '\r'
+		// (nix's status line is redrawn that way), without escapes.
 		want := strings.Split(strings.TrimSuffix(string(copied), "\n"), "\n")
+		for i, l := range want {
+			l = strings.TrimSuffix(l, "\r")
+			if j := strings.LastIndexByte(l, '\r'); j >= 0 {
+				l = l[j+1:]
+			}
+			want[i] = string(cleanText([]byte(l), nil))
+		}
 		if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("lines differ from what the stand-in wrote:\n got %d lines\nwant %d lines", len(lines), len(want))
 		}
@@ -177,6 +190,30 @@ func TestRunSuccessTerminalOrderAndLog(t *testing.T) {
 		dst, _ := os.Stat(filepath.Dir(logPath))
 		if dst.Mode().Perm() != 0o700 {
 			t.Fatalf("log folder mode %04o, want 0700", dst.Mode().Perm())
+		}
+	})
+	t.Run("noise flagged", func(t *testing.T) {
+		seen := map[string]bool{}
+		for _, e := range c.all() {
+			if e.Type != steps.EventLine {
+				continue
+			}
+			noise := strings.HasPrefix(e.Text, "Warning: Permanently added ") ||
+				strings.HasPrefix(e.Text, "Pseudo-terminal will not be allocated") ||
+				strings.HasPrefix(e.Text, "Connection to 192.0.2.7 closed") ||
+				strings.HasPrefix(e.Text, "Warning: Identity file") ||
+				strings.Contains(e.Text, "ssh-copy-id: INFO: ")
+			if e.Noise != noise {
+				t.Errorf("line %q has Noise %v, want %v", e.Text, e.Noise, noise)
+			}
+			if noise {
+				seen[strings.Fields(e.Text)[0]] = true
+			}
+		}
+		for _, w := range []string{"Warning:", "Pseudo-terminal", "Connection", "/usr/bin/ssh-copy-id:"} {
+			if !seen[w] {
+				t.Errorf("no noise line starting %q in the run", w)
+			}
 		}
 	})
 	t.Run("phase events", func(t *testing.T) {
@@ -351,12 +388,18 @@ func TestRunStall(t *testing.T) {
 		}, c.sink)
 		done <- res
 	}()
+	// Two stalls in a row, with nothing between them: a pause that a
+	// loaded machine puts into the stand-in's output before the hang may
+	// earn a stall of its own, which the output after it ends.
 	var stalls []steps.Event
-	c.waitFor(t, "two stall events", func(steps.Event) bool {
+	c.waitFor(t, "two stall events in a row", func(steps.Event) bool {
 		stalls = nil
 		for _, e := range c.all() {
-			if e.Type == steps.EventStall {
+			switch e.Type {
+			case steps.EventStall:
 				stalls = append(stalls, e)
+			case steps.EventLine, steps.EventProgress:
+				stalls = nil
 			}
 		}
 		return len(stalls) >= 2

@@ -24,6 +24,28 @@
 //	STANDIN_REPORT_TTY=1       print whether stdin, stdout and stderr are terminals
 //	STANDIN_MARKER=path        create this file first thing (proves that it ran)
 //	STANDIN_COPY=path          write a copy of every byte printed, in order, to this file
+//	STANDIN_REBOOT=never       the reboot never happens: the wait for the machine to go
+//	                           down goes on for ever, a "Warning: Permanently added …"
+//	                           line about every 1.2 s, as nixos-anywhere's does
+//	STANDIN_CONNECT=refused    every ssh-copy-id login fails ("denied": Permission denied,
+//	                           "unresolvable": the host name does not resolve) and is
+//	                           retried every 3 s, printing ssh-copy-id's lines each time;
+//	                           without it only a real failing login (or a bracketed IPv6
+//	                           host, which OpenSSH cannot resolve) does that
+//	STANDIN_POST_KEXEC_DEFAULT=22  the port after kexec when --post-kexec-ssh-port is not
+//	                           given. nixos-anywhere's default is 22; unset, the stand-in
+//	                           keeps the -p port (what the tests written before it knew
+//	                           the option rely on). Either way -p is replaced only when
+//	                           it was given, as nixos-anywhere does.
+//	STANDIN_PROGRESS=0         never draw nix's status line. Otherwise, when stderr is a
+//	                           terminal, the local build, the disko script build and the
+//	                           closure copy or build draw it as nix does: "\r[1/3 built, 2
+//	                           copied (12.3/40.1 MiB)] …\x1b[K", never ending the line,
+//	                           instead of nix's log lines (which nix prints only without
+//	                           a terminal)
+//	STANDIN_PROGRESS_FRAMES=4  how many states of the status line each of those draws
+//	STANDIN_PROGRESS_EVERY=50ms  the time between two states (the disko script's
+//	                           states come at once: it is small and usually cached)
 //
 // Unless the target is offline (see remote.go), it also really does what
 // nixos-anywhere does over ssh, against a test host on this machine:
@@ -106,6 +128,7 @@ type options struct {
 	debug            bool
 	noDiskoDeps      bool
 	phases           map[string]bool
+	postKexecPort    string // --post-kexec-ssh-port; "" when not given
 }
 
 // control is what the STANDIN_ variables ask for.
@@ -116,6 +139,13 @@ type control struct {
 	failText   string
 	hangPhase  string
 	flood      int
+
+	rebootNever    bool
+	connectFail    string // "", "refused", "denied", "unresolvable"
+	postKexecPort  string // STANDIN_POST_KEXEC_DEFAULT
+	progress       bool
+	progressFrames int
+	progressEvery  time.Duration
 }
 
 func main() {
@@ -178,6 +208,36 @@ func readControl() (control, error) {
 			return c, fmt.Errorf("STANDIN_FLOOD: %w", err)
 		}
 	}
+	switch v := os.Getenv("STANDIN_REBOOT"); v {
+	case "":
+	case "never":
+		c.rebootNever = true
+	default:
+		return c, fmt.Errorf("STANDIN_REBOOT=%q: the only mode is never", v)
+	}
+	switch c.connectFail = os.Getenv("STANDIN_CONNECT"); c.connectFail {
+	case "", "refused", "denied", "unresolvable":
+	default:
+		return c, fmt.Errorf("STANDIN_CONNECT=%q: use refused, denied or unresolvable", c.connectFail)
+	}
+	if v := os.Getenv("STANDIN_POST_KEXEC_DEFAULT"); v != "" {
+		if _, err := strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("STANDIN_POST_KEXEC_DEFAULT: %w", err)
+		}
+		c.postKexecPort = v
+	}
+	c.progress = os.Getenv("STANDIN_PROGRESS") != "0" && isTerminal(2)
+	c.progressFrames, c.progressEvery = 4, 50*time.Millisecond
+	if v := os.Getenv("STANDIN_PROGRESS_FRAMES"); v != "" {
+		if c.progressFrames, err = strconv.Atoi(v); err != nil {
+			return c, fmt.Errorf("STANDIN_PROGRESS_FRAMES: %w", err)
+		}
+	}
+	if v := os.Getenv("STANDIN_PROGRESS_EVERY"); v != "" {
+		if c.progressEvery, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("STANDIN_PROGRESS_EVERY: %w", err)
+		}
+	}
 	return c, nil
 }
 
@@ -226,6 +286,8 @@ func parseArgs(args []string) (o options, code int, done bool) {
 				o.sshArgs = append(o.sshArgs, "-o", v[0])
 			case "--extra-files":
 				o.extraFiles = v[0]
+			case "--post-kexec-ssh-port":
+				o.postKexecPort = v[0]
 			case "--disko-mode":
 				switch v[0] {
 				case "format", "mount", "disko":
@@ -544,8 +606,48 @@ func defaultFailText(phase, host string) string {
 	return "error: failed"
 }
 
+// warnAdded is ssh's notice on every login with UserKnownHostsFile=/dev/null:
+// the host as ssh names it, "[host]:port" on a port other than 22.
 func (in *installer) warnAdded() {
-	in.out.line(stderr, "Warning: Permanently added '"+in.host+"' (ED25519) to the list of known hosts.")
+	in.out.line(stderr, "Warning: Permanently added '"+in.knownHostsName()+"' (ED25519) to the list of known hosts.")
+}
+
+func (in *installer) knownHostsName() string {
+	host := strings.Trim(in.host, "[]")
+	if p := in.port(); p != "" && p != "22" {
+		return "[" + host + "]:" + p
+	}
+	return host
+}
+
+// port is the -p of the ssh command lines of the moment ("" when none).
+func (in *installer) port() string {
+	for i := 0; i+1 < len(in.opts.sshArgs); i++ {
+		if in.opts.sshArgs[i] == "-p" {
+			return in.opts.sshArgs[i+1]
+		}
+	}
+	return ""
+}
+
+// usePostKexecPort is what nixos-anywhere does once the kexec has started:
+// the first -p of its ssh command lines becomes --post-kexec-ssh-port (22
+// by default; see STANDIN_POST_KEXEC_DEFAULT). Without a -p nothing
+// changes.
+func (in *installer) usePostKexecPort() {
+	port := in.opts.postKexecPort
+	if port == "" {
+		port = in.ctl.postKexecPort
+	}
+	if port == "" {
+		return
+	}
+	for i := 0; i+1 < len(in.opts.sshArgs); i++ {
+		if in.opts.sshArgs[i] == "-p" {
+			in.opts.sshArgs[i+1] = port
+			return
+		}
+	}
 }
 
 func (in *installer) noPTY() {
@@ -554,18 +656,82 @@ func (in *installer) noPTY() {
 
 const storeHash = "0c4iz1d0pk8s8wpx6y0w5fhb7a5n8qr1"
 
+// nix's colours on its status line.
+const (
+	green  = "\x1b[32;1m"
+	blue   = "\x1b[34;1m"
+	normal = "\x1b[0m"
+)
+
+// drawProgress draws nix's status line, as nix does on a terminal: each
+// state starts with '\r' and ends with "\x1b[K", the line is never ended,
+// and nix clears it before it prints anything else or exits. what is
+// "build", "copy" or "remote" (a build on the target through ssh-ng). It
+// reports whether it drew: without a terminal nix prints log lines instead.
+func (in *installer) drawProgress(what, item string) bool {
+	return in.drawProgressEvery(what, item, in.ctl.progressEvery)
+}
+
+// drawProgressEvery is drawProgress with another time between states: the
+// disko script is small and usually cached, so its states come at once.
+func (in *installer) drawProgressEvery(what, item string, every time.Duration) bool {
+	if !in.ctl.progress {
+		return false
+	}
+	w := in.out.switchTo(stderr)
+	n := max(in.ctl.progressFrames, 1)
+	const total = 40.1
+	for i := 0; i <= n; i++ {
+		if i > 0 {
+			_ = w.Flush()
+			time.Sleep(every)
+		}
+		mib := total * float64(i) / float64(n)
+		var status string
+		switch what {
+		case "copy":
+			status = fmt.Sprintf("[%s%d%s/12 copied (%s%.1f%s/%.1f MiB)] copying path '/nix/store/%s-%s' to 'ssh://root@%s'",
+				green, i*12/n, normal, green, mib, normal, total, storeHash, item, strings.Trim(in.host, "[]"))
+		default:
+			built := i * 3 / n
+			switch {
+			case i == 0:
+				status = "[0/3 built] "
+			case built == 3:
+				status = fmt.Sprintf("[%s3%s built, %s5%s copied (%.1f MiB)]", green, normal, green, normal, total)
+			default:
+				// While a build runs nix shows running/done/expected.
+				status = fmt.Sprintf("[%s1%s/%s%d%s/3 built, %d copied (%.1f/%.1f MiB)] building '/nix/store/%s-%s.drv'",
+					blue, normal, green, built, normal, i*5/n, mib, total, storeHash, item)
+				if what == "remote" {
+					status += " on 'ssh-ng://root@" + strings.Trim(in.host, "[]") + "'"
+				}
+			}
+		}
+		_, _ = w.WriteString("\r" + status + "\x1b[K")
+	}
+	_, _ = w.WriteString("\r\x1b[K")
+	_ = w.Flush()
+	return true
+}
+
 // build is nixos-anywhere's local `nix build` of the disko script and the
 // system; it has no step line.
 func (in *installer) build() error {
 	in.out.line(stderr, "warning: Git tree '"+absFlake(in.opts.flake)+"' is dirty")
-	for _, d := range []string{"disko-format", "etc", "nixos-system-" + in.opts.flakeAttr + "-25.05.20250601.abcdef0"} {
-		in.out.line(stderr, "building '/nix/store/"+storeHash+"-"+d+".drv'...")
+	terminal := in.drawProgress("build", "nixos-system-"+in.opts.flakeAttr+"-25.05.20250601.abcdef0")
+	if !terminal {
+		for _, d := range []string{"disko-format", "etc", "nixos-system-" + in.opts.flakeAttr + "-25.05.20250601.abcdef0"} {
+			in.out.line(stderr, "building '/nix/store/"+storeHash+"-"+d+".drv'...")
+		}
 	}
 	if err := in.check("build"); err != nil {
 		return err
 	}
-	for i := 0; i < 3; i++ {
-		in.out.line(stderr, fmt.Sprintf("copying path '/nix/store/%s-pkg-%d' from 'https://cache.nixos.org'...", storeHash, i))
+	if !terminal {
+		for i := 0; i < 3; i++ {
+			in.out.line(stderr, fmt.Sprintf("copying path '/nix/store/%s-pkg-%d' from 'https://cache.nixos.org'...", storeHash, i))
+		}
 	}
 	return nil
 }
@@ -582,24 +748,83 @@ func absFlake(f string) string {
 func (in *installer) connect() error {
 	in.out.line(stderr, "Warning: Identity file /tmp/tmp.Xr3kQ9bT2m/nixos-anywhere not accessible: No such file or directory.")
 	in.step("Uploading install SSH keys")
-	in.out.line(stderr, `/usr/bin/ssh-copy-id: INFO: Source of key(s) to be installed: "/tmp/tmp.Xr3kQ9bT2m/nixos-anywhere.pub"`)
-	in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: attempting to log in with the new key(s), to filter out any that are already installed")
-	if err := in.check("connect"); err != nil {
+	if err := in.uploadKeys(); err != nil {
 		return err
 	}
 	if in.online {
-		if err := in.uploadKeys(); err != nil {
-			return err
-		}
 		if err := in.gatherFacts(); err != nil {
 			return err
 		}
 		return in.checkFacts()
 	}
-	in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
-	in.warnAdded()
-	in.out.lines(stdout, "\nNumber of key(s) added: 1\n\nNow try logging into the machine, with:   \"ssh -o 'ConnectTimeout=10' -o 'UserKnownHostsFile=/dev/null' -o 'StrictHostKeyChecking=no' '"+in.user+"@"+in.host+"'\"\nand check to make sure that only the key(s) you wanted were added.\n")
 	return in.gatherFacts()
+}
+
+// sshCopyIDStart is what ssh-copy-id prints at the start of every try.
+func (in *installer) sshCopyIDStart() {
+	in.out.line(stderr, `/usr/bin/ssh-copy-id: INFO: Source of key(s) to be installed: "/tmp/tmp.Xr3kQ9bT2m/nixos-anywhere.pub"`)
+	in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: attempting to log in with the new key(s), to filter out any that are already installed")
+}
+
+// uploadKeys is nixos-anywhere's `until ssh-copy-id …; do sleep 3; done`:
+// every try prints ssh-copy-id's lines, and a failed login is retried
+// every 3 s, for ever unless STANDIN_CONNECT_TRIES says otherwise. The
+// login is real against a live target (sshCopyIDLive) and printed
+// otherwise; STANDIN_CONNECT makes every try fail, and a bracketed IPv6
+// host fails as OpenSSH's ssh fails on it.
+func (in *installer) uploadKeys() error {
+	for try := 1; ; try++ {
+		in.sshCopyIDStart()
+		if try == 1 {
+			if err := in.check("connect"); err != nil {
+				return err
+			}
+		}
+		var err error
+		switch {
+		case in.ctl.connectFail != "" || strings.HasPrefix(in.host, "["):
+			err = in.sshCopyIDFails()
+		case in.online:
+			err = in.sshCopyIDLive()
+		default:
+			in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
+			in.warnAdded()
+		}
+		if err == nil {
+			break
+		}
+		if in.live.connectTries > 0 && try >= in.live.connectTries {
+			return err
+		}
+		in.out.flush()
+		time.Sleep(3 * time.Second)
+	}
+	in.out.lines(stdout, "\nNumber of key(s) added: 1\n\nNow try logging into the machine, with:   \"ssh -o 'ConnectTimeout=10' -o 'UserKnownHostsFile=/dev/null' -o 'StrictHostKeyChecking=no' '"+in.connection()+"'\"\nand check to make sure that only the key(s) you wanted were added.\n")
+	return nil
+}
+
+// sshCopyIDFails prints one failed try of ssh-copy-id as OpenSSH 9's
+// prints it, and returns ssh's status.
+func (in *installer) sshCopyIDFails() error {
+	host := strings.Trim(in.host, "[]")
+	port := in.port()
+	if port == "" {
+		port = "22"
+	}
+	why := "ssh: connect to host " + host + " port " + port + ": Connection refused"
+	switch {
+	case strings.HasPrefix(in.host, "[") || in.ctl.connectFail == "unresolvable":
+		why = "ssh: Could not resolve hostname " + in.host + ": Name or service not known"
+	case in.ctl.connectFail == "denied":
+		in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
+		in.warnAdded()
+		in.out.line(stderr, in.user+"@"+host+": Permission denied (publickey).")
+		return errFail{1}
+	}
+	in.out.line(stderr, "")
+	in.out.line(stderr, "/usr/bin/ssh-copy-id: ERROR: "+why)
+	in.out.line(stderr, "")
+	return errFail{1}
 }
 
 func (in *installer) gatherFacts() error {
@@ -637,7 +862,8 @@ func (in *installer) kexec() error {
 + kernelParams='console=tty0 console=ttyAMA0,115200 root=fstab loglevel=4'
 + ./kexec --load ./bzImage --kexec-syscall-auto --initrd=./initrd --command-line 'init=/nix/store/`+storeHash+`-nixos-system-nixos-installer-kexec-25.05/init console=tty0 root=fstab loglevel=4'`)
 	in.out.line(stdout, "machine will boot into nixos in 6s...")
-	in.out.line(stderr, "Connection to "+in.host+" closed by remote host.")
+	in.out.line(stderr, "Connection to "+strings.Trim(in.host, "[]")+" closed by remote host.")
+	in.usePostKexecPort()
 	in.user = "root"
 	if in.online {
 		in.waitReachable()
@@ -650,8 +876,10 @@ func (in *installer) disko() error {
 	if in.opts.buildOn == "remote" {
 		in.step("Building disko script")
 		in.warnAdded()
-		in.out.line(stderr, "copying path '/nix/store/"+storeHash+"-disko-format' from 'https://cache.nixos.org'...")
-	} else {
+		if !in.drawProgressEvery("remote", "disko-format", 0) {
+			in.out.line(stderr, "copying path '/nix/store/"+storeHash+"-disko-format' from 'https://cache.nixos.org'...")
+		}
+	} else if !in.drawProgressEvery("copy", "disko-format", 0) {
 		in.out.line(stderr, "copying path '/nix/store/"+storeHash+"-disko-format' to 'ssh://root@"+in.host+"'...")
 	}
 	in.step("Formatting hard drive with disko")
@@ -693,8 +921,13 @@ func (in *installer) closure() error {
 	if err := in.check("install"); err != nil {
 		return err
 	}
+	what := "copy"
+	if in.opts.buildOn == "remote" {
+		what = "remote"
+	}
+	drawn := in.drawProgress(what, "nixos-system-"+in.opts.flakeAttr+"-25.05.20250601.abcdef0")
 	n := in.ctl.flood
-	if n == 0 {
+	if n == 0 && !drawn {
 		n = 12
 	}
 	in.flood(n, dest)
@@ -781,7 +1014,12 @@ func (in *installer) reboot() error {
 	}
 	in.out.lines(stderr, "umount: /mnt/boot unmounted\numount: /mnt unmounted")
 	in.step("Waiting for the machine to become unreachable due to reboot")
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 3 || in.ctl.rebootNever; i++ {
+		if i >= 3 {
+			// A login and `sleep 1`, for ever: the machine stays up.
+			in.out.flush()
+			time.Sleep(1200 * time.Millisecond)
+		}
 		in.warnAdded()
 	}
 	in.out.line(stderr, "ssh: connect to host "+in.host+" port 22: Connection refused")

@@ -94,10 +94,12 @@ func isLive(c liveControl, host string) bool {
 	return true
 }
 
-// connection is user@host as ssh takes it: an IPv6 literal without its
-// brackets.
+// connection is user@host as nixos-anywhere passes it to ssh: the host as
+// the operator gave it. OpenSSH cannot resolve a bracketed IPv6 literal
+// ("root@[::1]"), and the stand-in's real ssh fails on it just as
+// nixos-anywhere's does.
 func (in *installer) connection() string {
-	return in.user + "@" + strings.Trim(in.host, "[]")
+	return in.user + "@" + in.host
 }
 
 // sshArgv is the ssh command line of nixos-anywhere's runSsh: -t when its
@@ -155,25 +157,40 @@ func exitErr(err error) error {
 	return errFail{127}
 }
 
-// uploadKeys is ssh-copy-id: its login with the key (the filter for keys
-// the target already has) is real, and then it reports the key as added,
-// as it does on a fresh VPS. Like nixos-anywhere's `until ssh-copy-id …; do
-// sleep 3; done`, a failed login is retried, forever unless
-// STANDIN_CONNECT_TRIES says otherwise.
-func (in *installer) uploadKeys() error {
-	for try := 1; ; try++ {
-		err := in.runSSH([]string{"-o", "ConnectTimeout=10"}, nil, "exit", "0")
-		if err == nil {
-			break
+// sshCopyIDLive is one try of ssh-copy-id against the live target: its
+// login with the key (the filter for keys the target already has) is real,
+// and then it reports the key as added, as it does on a fresh VPS. A
+// failure is printed as ssh-copy-id prints it: ssh's error after "ERROR:",
+// or, when the key is refused, ssh's "Permission denied" after the try to
+// install the key.
+func (in *installer) sshCopyIDLive() error {
+	var errb bytes.Buffer
+	cmd := in.command(in.sshArgv([]string{"-o", "ConnectTimeout=10"}, "exit", "0"), nil)
+	cmd.Stderr = &errb
+	err := exitErr(cmd.Run())
+	msg := strings.TrimRight(strings.ReplaceAll(errb.String(), "\r\n", "\n"), "\n")
+	switch {
+	case err == nil:
+		in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
+		if msg != "" {
+			in.out.lines(stderr, msg)
 		}
-		if in.live.connectTries > 0 && try >= in.live.connectTries {
-			return err
+		return nil
+	case strings.Contains(msg, "Permission denied"):
+		in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
+		in.out.lines(stderr, msg)
+	default:
+		in.out.line(stderr, "")
+		for _, l := range strings.Split(msg, "\n") {
+			if strings.HasPrefix(l, "Warning: Permanently added") {
+				in.out.line(stderr, l)
+				continue
+			}
+			in.out.line(stderr, "/usr/bin/ssh-copy-id: ERROR: "+l)
 		}
-		time.Sleep(3 * time.Second)
+		in.out.line(stderr, "")
 	}
-	in.out.line(stderr, "/usr/bin/ssh-copy-id: INFO: 1 key(s) remain to be installed -- if you are prompted now it is to install the new keys")
-	in.out.lines(stdout, "\nNumber of key(s) added: 1\n\nNow try logging into the machine, with:   \"ssh -o 'ConnectTimeout=10' -o 'UserKnownHostsFile=/dev/null' -o 'StrictHostKeyChecking=no' '"+in.connection()+"'\"\nand check to make sure that only the key(s) you wanted were added.\n")
-	return nil
+	return err
 }
 
 // factsScript has the shape of nixos-anywhere's get-facts.sh: key=value
@@ -254,11 +271,15 @@ func (in *installer) abort(msg string) error {
 }
 
 // waitReachable is the wait for the kexec installer:
-// `until ssh -o ConnectTimeout=10 -- exit 0; do sleep 5; done`. The test
-// host never went away, so the first try normally answers.
+// `until ssh -o ConnectTimeout=10 -- exit 0; do sleep 5; done`, on the
+// port after kexec. The test host never went away, so the first try
+// answers when that port is the test host's; on another port ssh's
+// "Connection refused" comes every 5 s, for ever, as it does from
+// nixos-anywhere when the installer does not come up.
 func (in *installer) waitReachable() {
 	for in.runSSH([]string{"-o", "ConnectTimeout=10"}, nil, "--", "exit", "0") != nil {
-		time.Sleep(time.Second)
+		in.out.flush()
+		time.Sleep(5 * time.Second)
 	}
 }
 
@@ -295,28 +316,38 @@ func (in *installer) copyExtraFilesLive() error {
 // a request file naming how long it stays down and the host key it comes
 // back with (the one that arrived with the extra files; none, when it did
 // not arrive: the host then makes a new one, as a NixOS without a
-// pre-generated key does). Then it waits for the machine to drop off,
-// like `while timeout 10 ssh … -- exit 0; do sleep 1; done`; the stand-in
-// polls faster to keep tests short.
+// pre-generated key does). With STANDIN_REBOOT=never the request is not
+// written: the machine stays up. Then it waits for the machine to drop
+// off, as nixos-anywhere does: `while timeout 10 ssh … -- exit 0; do sleep
+// 1; done`, each login printing ssh's "Warning: Permanently added …".
 func (in *installer) rebootLive() error {
-	key := in.live.hostKeyPath
-	if _, err := os.Stat(key); err != nil {
-		key = ""
+	script := "true\n"
+	if !in.ctl.rebootNever {
+		key := in.live.hostKeyPath
+		if _, err := os.Stat(key); err != nil {
+			key = ""
+		}
+		req := in.live.rebootReq
+		write := "printf '%s %s\\n' " + steps.ShellQuote(in.live.rebootDelay.String()) + " " + steps.ShellQuote(key) +
+			" > " + steps.ShellQuote(req+".tmp") + " && mv " + steps.ShellQuote(req+".tmp") + " " + steps.ShellQuote(req)
+		script = "nohup sh -c " + steps.ShellQuote("sleep 0.2 && "+write) + " >/dev/null 2>&1 &\n"
 	}
-	req := in.live.rebootReq
-	write := "printf '%s %s\\n' " + steps.ShellQuote(in.live.rebootDelay.String()) + " " + steps.ShellQuote(key) +
-		" > " + steps.ShellQuote(req+".tmp") + " && mv " + steps.ShellQuote(req+".tmp") + " " + steps.ShellQuote(req)
-	script := "nohup sh -c " + steps.ShellQuote("sleep 0.2 && "+write) + " >/dev/null 2>&1 &\n"
 	if err := in.runSSH(nil, strings.NewReader(script), "sh"); err != nil {
 		return err
 	}
 	in.step("Waiting for the machine to become unreachable due to reboot")
+	// nixos-anywhere sleeps 1 s between logins; a test host that stays
+	// down for less than that is polled often enough not to miss it.
+	pause := time.Second
+	if !in.ctl.rebootNever {
+		pause = min(pause, in.live.rebootDelay/3)
+	}
 	for {
 		argv := append([]string{"timeout", "10"}, in.sshArgv(nil, "--", "exit", "0")...)
 		if in.command(argv, nil).Run() != nil {
 			return nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(pause)
 	}
 }
 
