@@ -40,7 +40,7 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 			}
 			defer b.Close()
 			opts := ui.Options{
-				Config: b.Config(), Engine: b.Engine(), Rehearsal: true, Auto: yes, AutoPause: autoPause(speed), Command: "bigbang",
+				Config: b.Config(), Engine: b.Engine(), Rehearsal: true, Auto: yes, AutoPause: ui.AutoPause(speed), Command: "bigbang",
 				Welcome: ui.Welcome{Flake: ".#vps-arm", Found: "the rehearsal's built-in flake (nixosConfigurations.vps-arm, aarch64-linux)"},
 			}
 			if yes {
@@ -70,15 +70,6 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 	cmd.Flags().BoolVar(&yes, "yes", false, "answer every question with its default and type the confirmation (unattended)")
 	cmd.Flags().BoolVar(&reinstall, "reinstall", false, "rehearse a reinstall after a disk layout change: drift, backup of /persistent, install, restore")
 	return cmd
-}
-
-// autoPause is how long --yes shows each screen: long enough to read at
-// the recorded pace, short when the run is sped up for tests.
-func autoPause(speed float64) time.Duration {
-	if speed <= 10 {
-		return 1500 * time.Millisecond
-	}
-	return max(time.Duration(float64(1500*time.Millisecond)*10/speed), 400*time.Millisecond)
 }
 
 // newReplayCmd is the hidden command the rehearsal's runner starts in place

@@ -16,21 +16,30 @@ import (
 	"github.com/bigbang-nix/bigbang/ui"
 )
 
-// installFlags are the flags of `bigbang install` alone.
+// installFlags are the flags of `bigbang install` alone; rebootTimeout
+// zero (the root command without the flag) is sshexec's default.
 type installFlags struct {
-	skipPreflight bool
-	// rebootTimeout bounds the wait for the new system after the reboot;
-	// zero (the root command without the flag) is sshexec's default.
-	rebootTimeout time.Duration
+	skipPreflight        bool
+	rebootTimeout, stall time.Duration
 }
 
 // addInstallFlags binds the flags of the install alone to cmd. The root
 // command, which is `bigbang install` without the word, binds them too.
-func addInstallFlags(cmd *cobra.Command, f *installFlags) {
+func addInstallFlags(cmd *cobra.Command, cfg *steps.Config, f *installFlags) {
 	cmd.Flags().BoolVar(&f.skipPreflight, "skip-preflight", false,
 		"do not check the target and the flake before the wipe (the reboot is still verified)")
-	cmd.Flags().DurationVar(&f.rebootTimeout, "reboot-timeout", sshexec.DefaultRebootTimeout,
-		"how long to wait for the new system after the reboot before giving up (then look at the provider's serial console)")
+	addRunFlags(cmd, cfg, &f.rebootTimeout, &f.stall)
+}
+
+// addRunFlags binds the flags of every command that runs nixos-anywhere.
+func addRunFlags(cmd *cobra.Command, cfg *steps.Config, rebootTimeout, stall *time.Duration) {
+	fl := cmd.Flags()
+	fl.DurationVar(rebootTimeout, "reboot-timeout", sshexec.DefaultRebootTimeout,
+		"how long the reboot may take, from nixos-anywhere's Rebooting step until the new system answers (then look at the provider's serial console)")
+	fl.DurationVar(stall, "stall", 0, "warn when a phase makes no progress for this long (default: per phase, 2m to 20m for builds)")
+	fl.IntVar(&cfg.PostKexecPort, "post-kexec-ssh-port", 0, "SSH port of the NixOS installer after kexec (nixos-anywhere's default: 22)")
+	fl.IntVar(&cfg.RebootPort, "reboot-port", 0, "SSH port of the installed system (default: the flake's services.openssh.ports)")
+	fl.BoolVar(&cfg.Debug, "debug", false, "pass --debug to nixos-anywhere: it traces every command it runs")
 }
 
 func newInstallCmd(cfg *steps.Config) *cobra.Command {
@@ -49,7 +58,7 @@ func newInstallCmd(cfg *steps.Config) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, *cfg, f) },
 	}
-	addInstallFlags(cmd, &f)
+	addInstallFlags(cmd, cfg, &f)
 	return cmd
 }
 
@@ -62,7 +71,7 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		return usageErr(fmt.Errorf("--reboot-timeout %s: give a time to wait, e.g. 10m or 30m", flags.rebootTimeout))
 	}
 	if wantsWizard(cmd, cfg) {
-		return runWizard(ctx, cmd, &cfg, flags.rebootTimeout, nil)
+		return runWizard(ctx, cmd, &cfg, flags.rebootTimeout, flags.stall, nil)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErr(err)
@@ -74,7 +83,7 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 		cfg.Output = "plain"
 	}
 	e := engine.New(engine.Real(ctx, cfg.Flake))
-	e.RebootTimeout = flags.rebootTimeout
+	e.RebootTimeout, e.Stall = flags.rebootTimeout, flags.stall
 	s := engine.Script{Config: cfg, SkipPreflight: flags.skipPreflight,
 		Resume: engine.ResumeStyle{Script: true, SkipPreflight: flags.skipPreflight, RebootTimeout: flags.rebootTimeout}}
 	res, err := e.RunInstall(ctx, s, front(cmd, cfg, false))
@@ -103,10 +112,10 @@ func wantsWizard(cmd *cobra.Command, cfg steps.Config) bool {
 // evaluation started now, so that it runs while the operator reads the
 // welcome screen and fills in the form; re, when not nil, makes it a
 // reinstall.
-func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, rebootTimeout time.Duration, re *engine.ReinstallOptions) error {
+func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, rebootTimeout, stall time.Duration, re *engine.ReinstallOptions) error {
 	c := *cfg
 	e, notes := newEngine(ctx, cmd, &c, true)
-	e.RebootTimeout = rebootTimeout
+	e.RebootTimeout, e.Stall = rebootTimeout, stall
 	opts := ui.Options{Config: c, Engine: e, Welcome: ui.WelcomeHere(c.Flake), TargetNotes: notes, Reinstall: re}
 	if re == nil && ui.Accessible() {
 		res, err := ui.RunAccessible(ctx, opts, os.Stdin, os.Stdout)

@@ -230,7 +230,7 @@ func unreachableTarget(t *testing.T, extra ...string) (args []string, logPath st
 	}
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 	l.Close()
-	args, logPath, _ = installArgs(t, append([]string{"--yes-wipe", "127.0.0.1", "--skip-preflight", "--port", port,
+	args, logPath, _ = installArgs(t, append([]string{"--yes-wipe", "127.0.0.1", "--skip-preflight", "--port", port, "--post-kexec-ssh-port", port,
 		"--known-hosts", filepath.Join(t.TempDir(), "known_hosts")}, extra...)...)
 	for i, a := range args {
 		if a == "192.0.2.7" {

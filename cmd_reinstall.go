@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
@@ -17,7 +16,7 @@ import (
 func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	var o engine.ReinstallOptions
 	var restore, src string
-	var timeout, wait time.Duration
+	var timeout, wait, stall time.Duration
 	cmd := &cobra.Command{
 		Use:   "reinstall",
 		Short: "Guided reinstall after disko changes: drift, backup, install, restore",
@@ -56,7 +55,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 			o.Source = src
 			if wantsWizard(cmd, c) && !ui.Accessible() {
 				// On a terminal: the install's wizard with the reinstall's steps.
-				return runWizard(ctx, cmd, &c, wait, &o)
+				return runWizard(ctx, cmd, &c, wait, stall, &o)
 			}
 			if err := c.Validate(); err != nil {
 				return usageErr(err)
@@ -68,7 +67,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 				}
 			}
 			e, _ := newEngine(ctx, cmd, &c, false)
-			e.RebootTimeout = wait
+			e.RebootTimeout, e.Stall = wait, stall
 			f := front(cmd, c, ask)
 			out, err := e.RunReinstall(ctx, engine.Script{Config: c, Dial: dialPolicy(cmd, &c, timeout, false), Reinstall: &o,
 				Resume: engine.ResumeStyle{Script: true, RebootTimeout: wait}}, f)
@@ -96,6 +95,6 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	fl.BoolVar(&o.Force, "force", false, "reinstall even when the disk layout did not change")
 	fl.StringVar(&restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
 	addConnectTimeout(cmd, &timeout)
-	fl.DurationVar(&wait, "reboot-timeout", sshexec.DefaultRebootTimeout, "how long to wait for the new system after the install")
+	addRunFlags(cmd, cfg, &wait, &stall)
 	return cmd
 }

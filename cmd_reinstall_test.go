@@ -31,7 +31,7 @@ func TestReinstallCommand(t *testing.T) {
 	}
 	backups := t.TempDir()
 	args := func(keys, config string, extra ...string) []string {
-		return append([]string{"reinstall", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+		return append([]string{"reinstall", "--host", h.IP, "--port", h.PortString(), "--post-kexec-ssh-port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 			"--known-hosts", kh, "--flake", flakeDir + "#" + config, "--extra-files", keys, "--nixos-anywhere", buildStandin(t),
 			"--source", src, "--backup-dir", backups, "--yes-wipe", h.IP, "--output", "plain", "--reboot-timeout", "20s",
 			"--log", filepath.Join(t.TempDir(), "run.log")}, extra...)
@@ -94,7 +94,7 @@ func TestReinstallPreflight(t *testing.T) {
 	defer cancel()
 	args := func(r *e2eRun, flakeDir, backups string, extra ...string) []string {
 		h := x.h
-		return append([]string{"reinstall", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+		return append([]string{"reinstall", "--host", h.IP, "--port", h.PortString(), "--post-kexec-ssh-port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 			"--known-hosts", r.knownHosts, "--flake", flakeDir + "#machine", "--extra-files", r.keys, "--nixos-anywhere", x.standin,
 			"--source", src, "--backup-dir", backups, "--yes-wipe", h.IP, "--output", "plain", "--reboot-timeout", "20s",
 			"--log", r.log}, extra...)

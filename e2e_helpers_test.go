@@ -39,7 +39,9 @@ func runTestProcess(t *testing.T, parent string, run func(ctx context.Context, r
 	}
 	var cfg steps.Config
 	root := newRoot(&cfg)
-	if err := root.PersistentFlags().Parse(strings.Split(args, "\x1f")); err != nil {
+	flags := root.Flags()
+	flags.AddFlagSet(root.PersistentFlags())
+	if err := flags.Parse(strings.Split(args, "\x1f")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(exitUsage)
 	}

@@ -43,7 +43,7 @@ const e2eFlake = `{
           boot.loader = if efi
             then { systemd-boot.enable = true; efi.canTouchEfiVariables = true; grub.enable = false; }
             else { grub = { enable = true; efiSupport = false; device = device; }; systemd-boot.enable = false; };
-          services.openssh = { enable = true; ports = [ 22 ]; openFirewall = true; settings.PermitRootLogin = "prohibit-password"; };
+          services.openssh = { enable = true; ports = [ @PORT@ ]; openFirewall = true; settings.PermitRootLogin = "prohibit-password"; };
           networking.firewall = { enable = true; allowedTCPPorts = [ 22 ]; };
           users.users.root = { name = "root"; group = "root"; extraGroups = [ ]; openssh.authorizedKeys.keys = [ operatorKey ]; openssh.authorizedKeys.keyFiles = [ ]; };
           users.groups.wheel.members = [ ];
@@ -106,6 +106,12 @@ func thisMachineDisk(t *testing.T) string {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
+	return newE2EWith(t, testhost.Options{User: "root", WatchRebootRequests: true})
+}
+
+// newE2EWith is newE2E with a test host started with opts.
+func newE2EWith(t *testing.T, opts testhost.Options) *e2e {
+	t.Helper()
 	for _, tool := range []string{"ssh", "tar", "nix", "cpio", "lsblk", "timeout"} {
 		testutil.Need(t, tool)
 	}
@@ -114,7 +120,7 @@ func newE2E(t *testing.T) *e2e {
 	testutil.NeedRoot(t, "the installed system is reached as root, and the test host is this machine")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("SSH_AUTH_SOCK", "")
-	h := testhost.Start(t, testhost.Options{User: "root", WatchRebootRequests: true})
+	h := testhost.Start(t, opts)
 	dir := t.TempDir()
 	system := map[string]string{"amd64": "x86_64-linux", "arm64": "aarch64-linux"}[runtime.GOARCH]
 	if system == "" {
@@ -124,7 +130,9 @@ func newE2E(t *testing.T) *e2e {
 	if _, err := os.Stat("/sys/firmware/efi"); err == nil {
 		efi = "true"
 	}
-	flake := strings.NewReplacer("@SYSTEM@", system, "@DEVICE@", thisMachineDisk(t), "@EFI@", efi).Replace(e2eFlake)
+	// The installed system's sshd listens where the test host does, as a
+	// flake's services.openssh.ports says where the new system answers.
+	flake := strings.NewReplacer("@SYSTEM@", system, "@DEVICE@", thisMachineDisk(t), "@EFI@", efi, "@PORT@", h.PortString()).Replace(e2eFlake)
 	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +195,9 @@ func (x *e2e) newRun(t *testing.T) *e2eRun {
 		}
 	}
 	t.Setenv("STANDIN_TARGET_ROOT", x.h.Root)
+	// After kexec the stand-in moves to --post-kexec-ssh-port, 22 when it
+	// is not given, as nixos-anywhere 1.13.0 does.
+	t.Setenv("STANDIN_POST_KEXEC_DEFAULT", "22")
 	t.Setenv("STANDIN_REBOOT_REQUEST", x.h.RebootRequestFile)
 	t.Setenv("STANDIN_REBOOT_DELAY", "300ms")
 	t.Setenv("STANDIN_CONNECT_TRIES", "1")
@@ -199,7 +210,7 @@ func (x *e2e) args(r *e2eRun, extra ...string) []string {
 	h := x.h
 	return append([]string{"install", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 		"--known-hosts", r.knownHosts, "--flake", x.flakeDir + "#machine", "--extra-files", r.keys,
-		"--nixos-anywhere", x.standin, "--yes-wipe", h.IP, "--log", r.log}, extra...)
+		"--nixos-anywhere", x.standin, "--yes-wipe", h.IP, "--log", r.log, "--post-kexec-ssh-port", h.PortString()}, extra...)
 }
 
 // runFailing runs the install with --output json, which must fail (exit
@@ -404,7 +415,9 @@ func TestInstallEndToEnd(t *testing.T) {
 		if !strings.Contains(stderr, "bigbang explain "+r.log) {
 			t.Errorf("stderr does not point at the transcript: %s", stderr)
 		}
-		if want := "bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString() + " -i " + x.h.ClientKey; !strings.HasPrefix(res.Resume, want) ||
+		// After kexec the installer is on --post-kexec-ssh-port; the new
+		// system will answer where the flake's sshd listens.
+		if want := "bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString() + " --reboot-port " + x.h.PortString() + " -i " + x.h.ClientKey; !strings.HasPrefix(res.Resume, want) ||
 			!strings.HasSuffix(res.Resume, " --phases disko,install,keys,reboot --skip-preflight --log "+r.log+" --output json --yes-wipe "+x.h.IP) {
 			t.Errorf("resume %q", res.Resume)
 		}
@@ -431,7 +444,7 @@ func TestInstallEndToEnd(t *testing.T) {
 			"\n<== Disko FAILED in ",
 			"in phase Disko (exit status 1).\n  What happened: ",
 			"\n  Transcript:    " + r.log + "\n",
-			"\n  Resume with:   bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString(),
+			"\n  Resume with:   bigbang install --host " + x.h.IP + " --user root --port " + x.h.PortString() + " --reboot-port " + x.h.PortString(),
 			" --phases disko,install,keys,reboot --skip-preflight --log " + r.log + " --output plain --yes-wipe " + x.h.IP + "\n",
 		} {
 			if !strings.Contains(stdout, want) {

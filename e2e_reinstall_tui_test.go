@@ -29,7 +29,7 @@ const (
 func TestReinstallWizardProcess(t *testing.T) {
 	runTestProcess(t, "TestReinstallWizardEndToEnd", func(ctx context.Context, root *cobra.Command, cfg *steps.Config) error {
 		o := engine.ReinstallOptions{Source: os.Getenv(reinstallSourceEnv), BackupDir: os.Getenv(reinstallBackupsEnv)}
-		return runWizard(ctx, root, cfg, 20*time.Second, &o)
+		return runWizard(ctx, root, cfg, 20*time.Second, 0, &o)
 	})
 }
 

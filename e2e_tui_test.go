@@ -23,7 +23,7 @@ const wizardArgsEnv = "BIGBANG_WIZARD_ARGS"
 // tmux window by the end-to-end tests; it does nothing in a normal run.
 func TestWizardProcess(t *testing.T) {
 	runTestProcess(t, "TestWizardEndToEnd", func(ctx context.Context, root *cobra.Command, cfg *steps.Config) error {
-		return runWizard(ctx, root, cfg, 0, nil)
+		return runWizard(ctx, root, cfg, 0, 0, nil)
 	})
 }
 
@@ -41,7 +41,7 @@ func (x *e2e) processTerm(t *testing.T, r *e2eRun, w, h int, proc string, env ..
 	t.Helper()
 	args := []string{"--host", x.h.IP, "--port", x.h.PortString(), "--user", x.h.User, "-i", x.h.ClientKey,
 		"--known-hosts", r.knownHosts, "--flake", x.flakeDir + "#machine", "--extra-files", r.keys,
-		"--nixos-anywhere", x.standin, "--log", r.log}
+		"--nixos-anywhere", x.standin, "--log", r.log, "--post-kexec-ssh-port", x.h.PortString()}
 	vars := []string{wizardArgsEnv + "=" + strings.Join(args, "\x1f"), "XDG_STATE_HOME=" + r.state}
 	for _, k := range []string{"XDG_CACHE_HOME", "SSH_AUTH_SOCK", "PATH", "HOME"} {
 		vars = append(vars, k+"="+os.Getenv(k))

@@ -72,7 +72,7 @@ func newRoot(cfg *steps.Config) *cobra.Command {
 	// `bigbang` alone is `bigbang install`: the wizard on a terminal, the
 	// non-interactive install with --yes-wipe or without a terminal.
 	var inst installFlags
-	addInstallFlags(root, &inst)
+	addInstallFlags(root, cfg, &inst)
 	root.Args = cobra.NoArgs
 	root.RunE = func(cmd *cobra.Command, _ []string) error {
 		return runInstall(cmd, *cfg, inst)

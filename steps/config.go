@@ -33,6 +33,23 @@ type Config struct {
 	YesWipe          string
 	SSHOptions       []string
 	Phases           string // comma-separated phase list; empty: all
+	// PostKexecPort is the port of the NixOS installer after kexec
+	// (nixos-anywhere's --post-kexec-ssh-port); 0: its default, 22.
+	PostKexecPort int
+	// RebootPort is the port the installed system's sshd listens on; 0:
+	// the flake's services.openssh.ports (first), else 22.
+	RebootPort int
+	// Debug passes nixos-anywhere's --debug (set -x locally and remotely).
+	Debug bool
+}
+
+// AfterKexecPort is the port nixos-anywhere (and so bigbang) reaches the
+// installer on once kexec ran: --post-kexec-ssh-port, 22 by default.
+func (c Config) AfterKexecPort() int {
+	if c.PostKexecPort != 0 {
+		return c.PostKexecPort
+	}
+	return 22
 }
 
 // DefaultConfig returns the defaults of the deployment plan: `.#vps-arm`,
@@ -206,6 +223,14 @@ func (c Config) Validate() error {
 	case "auto", "local", "remote":
 	default:
 		return invalid("--build-on %q: use auto, local or remote", c.BuildOn)
+	}
+	for _, p := range []struct {
+		flag string
+		n    int
+	}{{"--post-kexec-ssh-port", c.PostKexecPort}, {"--reboot-port", c.RebootPort}} {
+		if p.n != 0 && validPort(p.n) != nil {
+			return invalid("%s %d is out of range: give a port from 1 to 65535", p.flag, p.n)
+		}
 	}
 	if c.RAM != "" {
 		if _, err := ParseRAM(c.RAM); err != nil {

@@ -156,6 +156,14 @@ func NewPlan(cfg Config, env PlanEnv) (Plan, error) {
 		argv = append(argv, "--no-disko-deps")
 		p.decide("Pass --no-disko-deps", fmt.Sprintf("the target has %s of RAM; the kexec installer needs 1.5 GB, and leaving disko's dependencies out saves memory", FormatBytes(ram)))
 	}
+	if cfg.PostKexecPort != 0 && runsKexec {
+		argv = append(argv, "--post-kexec-ssh-port", fmt.Sprint(cfg.PostKexecPort))
+		p.decide(fmt.Sprintf("Reach the installer on port %d after kexec", cfg.PostKexecPort), "given with --post-kexec-ssh-port; nixos-anywhere's default is 22, whatever -p was")
+	}
+	if cfg.Debug {
+		argv = append(argv, "--debug")
+		p.decide("Pass --debug", "given with --debug: nixos-anywhere traces every command (set -x) locally and remotely")
+	}
 	for _, o := range cfg.SSHOptions {
 		argv = append(argv, "--ssh-option", o)
 	}

@@ -77,6 +77,26 @@ func TestPlanArgv(t *testing.T) {
 			wantWhy:    "given with --ram",
 		},
 		{
+			name: "post-kexec port and debug",
+			env:  PlanEnv{TargetRAM: 8 << 30},
+			mod: func(c *Config) {
+				c.Port, c.PostKexecPort, c.Debug = 2222, 2200, true
+			},
+			wantCmd:    na + "--flake '.#vps-arm' --extra-files ./secrets-init/keys --build-on remote -p 2222 --post-kexec-ssh-port 2200 --debug opc@203.0.113.7",
+			wantPhases: "connect,kexec,disko,install,keys,reboot",
+			wantWhy:    "on port 2200 after kexec",
+		},
+		{
+			name: "no kexec: no post-kexec port",
+			env:  PlanEnv{TargetRAM: 8 << 30},
+			mod: func(c *Config) {
+				c.PostKexecPort, c.Phases = 2200, "disko,install,reboot"
+			},
+			wantCmd:    na + "--flake '.#vps-arm' --extra-files ./secrets-init/keys --build-on remote --phases disko,install,reboot root@203.0.113.7",
+			wantPhases: "connect,disko,install,keys,reboot",
+			wantWhy:    "logs in as root",
+		},
+		{
 			name:       "unknown RAM never passes auto",
 			wantCmd:    na + "--flake '.#vps-arm' --extra-files ./secrets-init/keys --build-on remote opc@203.0.113.7",
 			wantPhases: "connect,kexec,disko,install,keys,reboot",

@@ -63,6 +63,15 @@ func WelcomeHere(ref string) Welcome {
 	return Welcome{Flake: ref, Found: found, Folder: wd}
 }
 
+// AutoPause is how long the demo's --yes shows each screen: long enough to read at
+// the recorded pace, short when the run is sped up for tests.
+func AutoPause(speed float64) time.Duration {
+	if speed <= 10 {
+		return 1500 * time.Millisecond
+	}
+	return max(time.Duration(float64(1500*time.Millisecond)*10/speed), 400*time.Millisecond)
+}
+
 // Options configure a wizard run.
 type Options struct {
 	Config steps.Config

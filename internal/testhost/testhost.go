@@ -33,6 +33,10 @@ type Options struct {
 	PasswordOnly bool
 	// IPv6 also listens on [::1].
 	IPv6 bool
+	// Installer makes the machine say it is the NixOS installer
+	// (/etc/os-release ID=nixos, VARIANT_ID=installer), as a machine after
+	// kexec does. It needs root (the namespace of vpsNamespace).
+	Installer bool
 	// WatchRebootRequests makes the host watch RebootRequestFile, so that a
 	// separate process (the stand-in nixos-anywhere) can reboot it.
 	WatchRebootRequests bool
@@ -261,6 +265,13 @@ func (h *Host) vpsNamespace() []string {
 	}
 	script := `for f in /.dockerenv /run/.containerenv "$(command -v systemd-detect-virt)"; do ` +
 		`[ -e "$f" ] && mount --bind /dev/null "$f"; done; mount --bind "$0" /etc/ssh && exec "$@"`
+	if h.opts.Installer {
+		release := filepath.Join(h.Dir, "os-release")
+		if os.WriteFile(release, []byte("NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS 25.11 (installer)\"\n"), 0o644) != nil {
+			return nil
+		}
+		script = `mount --bind ` + release + ` /etc/os-release && ` + script
+	}
 	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script, etc}
 }
 

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/sshexec"
@@ -31,17 +31,7 @@ const DiagnosisRebootUnverified = "reboot.unverified"
 // install that could not start.
 func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error) {
 	tr := &transcript{path: req.Log}
-	var mu sync.Mutex
-	var lastPhase steps.PhaseID
-	emit := func(ev steps.Event) {
-		if ev.Type == steps.EventPhase && ev.State == steps.StateRunning {
-			mu.Lock()
-			lastPhase = ev.Phase
-			mu.Unlock()
-		}
-		sink(ev)
-	}
-	verdict := runner.HoldVerdict(emit)
+	verdict := runner.HoldVerdict(sink)
 	opts := runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases, Login: req.Plan.Target,
 		RebootDeadline: e.RebootTimeout}
 	if opts.RebootDeadline == 0 {
@@ -60,24 +50,30 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 		verdict.Release()
 		return out, err
 	}
+	out.Diagnosis = knownTried(out.Diagnosis, req.Plan)
 	if res.Outcome == steps.OutcomeAborted {
 		tr.line("bigbang: interrupted by the operator")
 	} else {
 		tr.line(fmt.Sprintf("bigbang: exit status %d", res.ExitCode))
 	}
+	return e.finish(ctx, req, out, res.Phases, res.LogErr, tr, sink, verdict.Result())
+}
+
+// finish proves the new system when the run got to the reboot, writes the
+// receipt and bigbang's lines, and sends the held reboot end and result.
+func (e *Engine) finish(ctx context.Context, req InstallRequest, out InstallResult, phases []runner.PhaseTime, logErr error,
+	tr *transcript, emit steps.Sink, result steps.Event) (InstallResult, error) {
 	line := func(s string) {
 		tr.line(s)
 		emit(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: steps.PhaseReboot, Text: s})
 	}
-
-	phases := res.Phases
 	var rebootEnd steps.PhaseState // how the reboot phase ends; "" when it did not run
-	if res.Outcome == steps.OutcomeSuccess && req.Plan.Runs(steps.PhaseReboot) {
+	if out.Outcome == steps.OutcomeSuccess && req.Plan.Runs(steps.PhaseReboot) {
 		rebootEnd = e.verify(ctx, req, &out, line)
 		phases = endPhase(phases, steps.PhaseReboot, rebootEnd, time.Now())
 	}
-	if res.LogErr != nil {
-		out.Notes = append(out.Notes, "the transcript is incomplete: "+res.LogErr.Error())
+	if logErr != nil {
+		out.Notes = append(out.Notes, "the transcript is incomplete: "+logErr.Error())
 	}
 	if tr.err != nil {
 		out.Notes = append(out.Notes, "bigbang's own lines could not be added to the transcript: "+tr.err.Error())
@@ -89,28 +85,76 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 	}
 	notePhase := out.FailedPhase
 	if notePhase == "" {
-		mu.Lock()
-		notePhase = lastPhase
-		mu.Unlock()
+		notePhase = lastRan(phases)
 	}
 	for _, n := range out.Notes {
 		emit(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: notePhase, Text: "bigbang: " + n})
 	}
 	if rebootEnd != "" {
-		sink(steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: rebootEnd})
+		emit(steps.Event{Time: time.Now(), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: rebootEnd})
 	}
 	if out.Outcome != steps.OutcomeSuccess && (out.Diagnosis == nil || out.Diagnosis.ID != DiagnosisRebootUnverified) {
 		cfg := req.Config
-		// The resumed run appends to this run's transcript.
+		// The resumed run appends to this run's transcript, and waits for
+		// the new system where this one did (the flake's port, which a
+		// resume without the preflight would not know).
 		cfg.Log = out.Log
+		if p := RebootPort(cfg, req.Flake); p != 22 {
+			cfg.RebootPort = p
+		}
 		out.Resume = ResumeCommand(e.Command, cfg, req.Plan, out.FailedPhase, req.Resume)
 	}
-	result := verdict.Result()
+	result.Type = steps.EventResult
 	result.Time = time.Now()
 	result.Outcome, result.FailedPhase, result.Diagnosis, result.Log, result.ExitCode = out.Outcome, out.FailedPhase, out.Diagnosis, out.Log, out.ExitCode
 	result.Resume = out.Resume
-	sink(result)
+	emit(result)
 	return out, nil
+}
+
+// lastRan is the phase that started last.
+func lastRan(ps []runner.PhaseTime) steps.PhaseID {
+	var last steps.PhaseID
+	var at time.Time
+	for _, p := range ps {
+		if !p.Start.IsZero() && !p.Start.Before(at) {
+			last, at = p.Phase, p.Start
+		}
+	}
+	return last
+}
+
+// VerifyOnly is the resume of an install whose nixos-anywhere run is done
+// and whose machine rebooted (or is rebooting): no nixos-anywhere, no
+// reboot, only the wait for the new system and its proof, the receipt and
+// the result.
+func (e *Engine) VerifyOnly(ctx context.Context, req InstallRequest, state MachineState, sink steps.Sink) (InstallResult, error) {
+	tr := &transcript{path: req.Log}
+	if _, err := touchLog(req.Log); err != nil {
+		return InstallResult{}, err
+	}
+	tr.line(fmt.Sprintf("bigbang: resumed: %s %s; verifying the new system only (nixos-anywhere does not run, nothing reboots)", req.Config.Host, state.Words()))
+	start := time.Now()
+	sink(steps.Event{Time: start, Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateRunning})
+	out := InstallResult{Outcome: steps.OutcomeSuccess, Log: req.Log}
+	return e.finish(ctx, req, out, []runner.PhaseTime{{Phase: steps.PhaseReboot, State: steps.StateRunning, Start: start}}, nil, tr, sink, steps.Event{})
+}
+
+// knownTried fits a diagnosis to what this run already tried: a remedy
+// that names what the plan did is replaced by the next thing to try.
+func knownTried(d *steps.Diagnosis, plan steps.Plan) *steps.Diagnosis {
+	if d == nil {
+		return nil
+	}
+	out := *d
+	switch {
+	case d.ID == "cross-build" && plan.BuildOn == "remote":
+		out.Summary = "The build needs a builder for the target's system, and it already ran on the target (--build-on remote): the target itself could not build it."
+		out.Remedy = "Read the first 'error:' lines above the failure: a target that cannot build its own system usually lacks memory or disk for the build (a bigger shape, or swap on the installer), or the flake's system is not the target's architecture (nixpkgs.hostPlatform)."
+	case strings.Contains(d.Remedy, "--debug") && slices.Contains(plan.Argv, "--debug"):
+		out.Remedy += " (this run already had --debug: the + trace lines before the failure show the failing command)"
+	}
+	return &out
 }
 
 // endPhase records how phase ended in a run's phase list.
@@ -153,8 +197,8 @@ func (t *transcript) line(s string) {
 // holds no pre-generated host key: nixos-anywhere finished, but nothing
 // proves that the machine that comes back is the one installed, and its
 // key was neither checked nor pinned.
-func unverifiedDiagnosis(cfg steps.Config, keyFile string) *steps.Diagnosis {
-	t := cfg.Target()
+func unverifiedDiagnosis(cfg steps.Config, port int, keyFile string) *steps.Diagnosis {
+	t := cfg.Target().WithPort(port)
 	scan := []string{"ssh-keyscan", t.Host}
 	if t.Port != 22 && t.Port != 0 {
 		scan = []string{"ssh-keyscan", "-p", fmt.Sprint(t.Port), t.Host}
@@ -178,14 +222,18 @@ func (e *Engine) verify(ctx context.Context, req InstallRequest, out *InstallRes
 		// system against: bigbang does not call that a success, and it
 		// does not trust whatever key answers now.
 		out.Outcome, out.FailedPhase = steps.OutcomeFailed, steps.PhaseReboot
-		out.Diagnosis = unverifiedDiagnosis(cfg, keyFile)
+		out.Diagnosis = unverifiedDiagnosis(cfg, RebootPort(cfg, req.Flake), keyFile)
 		line("bigbang: reboot failed: " + out.Diagnosis.ID + ": " + out.Diagnosis.Summary)
 		line("bigbang: " + out.Diagnosis.Remedy)
 		return steps.StateFailed
 	}
-	line("bigbang: waiting for " + cfg.Host + " to come back with the host key from " + keyFile + "…")
+	port := RebootPort(cfg, req.Flake)
+	line(fmt.Sprintf("bigbang: waiting for %s to come back on port %d with the host key from %s…", cfg.Host, port, keyFile))
 	target := SSHTarget(cfg)
-	target.User = "root"
+	target.User, target.Port = "root", port
+	if port == 22 {
+		target.Port = 0
+	}
 	rep, err := e.World.Dialer.VerifyReboot(ctx, sshexec.RebootOptions{
 		Target:          target,
 		ExpectedHostKey: want,
@@ -212,7 +260,7 @@ func (e *Engine) verify(ctx context.Context, req InstallRequest, out *InstallRes
 	line("bigbang: reboot verified: host key " + rep.HostKey.Fingerprint)
 	line(rebootLine(rep))
 	out.HostKeyFingerprint = rep.HostKey.Fingerprint
-	out.SSHCommand = sshCommand(cfg.Target())
+	out.SSHCommand = sshCommand(cfg.Target().WithPort(port))
 	return steps.StateDone
 }
 

@@ -63,10 +63,25 @@ func ResumeArgs(cfg steps.Config, plan steps.Plan, failed steps.PhaseID) []strin
 		}
 	}
 	d := steps.DefaultConfig()
+	rest := ResumePhases(plan, failed)
 	add("--host", cfg.Host, "")
 	add("--user", cfg.User, d.User)
-	if cfg.Port != 0 && cfg.Port != d.Port {
-		argv = append(argv, "--port", strconv.Itoa(cfg.Port))
+	// Past kexec nixos-anywhere reaches the installer on the port after
+	// kexec (-p is replaced by --post-kexec-ssh-port, 22 by default), and
+	// a resumed run, which skips kexec, uses -p as given: so the resume
+	// names that port.
+	port := cfg.Port
+	if len(rest) > 0 {
+		port = cfg.AfterKexecPort()
+	}
+	if port != 0 && port != d.Port {
+		argv = append(argv, "--port", strconv.Itoa(port))
+	}
+	if len(rest) == 0 && cfg.PostKexecPort != 0 {
+		argv = append(argv, "--post-kexec-ssh-port", strconv.Itoa(cfg.PostKexecPort))
+	}
+	if cfg.RebootPort != 0 {
+		argv = append(argv, "--reboot-port", strconv.Itoa(cfg.RebootPort))
 	}
 	add("-i", cfg.Identity, "")
 	add("--flake", cfg.Flake, d.Flake)
@@ -82,7 +97,10 @@ func ResumeArgs(cfg steps.Config, plan steps.Plan, failed steps.PhaseID) []strin
 	for _, o := range cfg.SSHOptions {
 		argv = append(argv, "--ssh-option", o)
 	}
-	if rest := ResumePhases(plan, failed); len(rest) > 0 {
+	if cfg.Debug {
+		argv = append(argv, "--debug")
+	}
+	if len(rest) > 0 {
 		argv = append(argv, "--phases", strings.Join(rest, ","))
 	}
 	return argv

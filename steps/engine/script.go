@@ -164,6 +164,20 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 	if err != nil {
 		return InstallResult{}, fmt.Errorf("%w (nothing was started)", err)
 	}
+	if phases, _ := steps.ParsePhases(cfg.Phases); len(phases) > 0 {
+		// A resume fits the machine as it is now, or does not run.
+		state := e.Probe(ctx, cfg, nil)
+		f.Note(fmt.Sprintf("before the resume, %s %s", cfg.Host, state.Words()))
+		verifyOnly, err := resumePlan(state, phases, cfg.Host)
+		if err != nil {
+			drop()
+			return InstallResult{}, err
+		}
+		if verifyOnly {
+			f.Note("transcript: " + logPath)
+			return e.VerifyOnly(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Resume: s.Resume}, state, f.Event)
+		}
+	}
 	var rep Report
 	if s.SkipPreflight {
 		f.Note(fmt.Sprintf("the preflight is skipped (--skip-preflight): nothing checked %s or the flake before the wipe", cfg.Host))
