@@ -27,7 +27,7 @@ func reinstallModel(t *testing.T, force bool) *model {
 	m.now = t0
 	m.cfg = m.target.apply(m.cfg)
 	m.afterTarget()
-	if m.screen != screenDrift || !m.rs.driftRunning {
+	if m.screen != screenDrift || !m.rs.drift.running {
 		t.Fatalf("after the target: screen %v, want the drift running; view:\n%s", m.screen, view(m))
 	}
 	if m.preflightGen != 0 {
@@ -38,7 +38,7 @@ func reinstallModel(t *testing.T, force bool) *model {
 
 // driftDone answers the running drift.
 func driftDone(m *model, d engine.Drift, err error) {
-	m.Update(driftDoneMsg{gen: m.rs.driftGen, drift: d, err: err})
+	m.Update(driftDoneMsg{gen: m.rs.drift.gen, drift: d, err: err})
 }
 
 var (
@@ -242,7 +242,7 @@ func TestReinstallWipeNamesBackupThenRestore(t *testing.T) {
 func TestRestoreFailureResult(t *testing.T) {
 	m := toBackup(t)
 	m.Update(backupDoneMsg{archive: reinstall.Archive{Path: testArchive}})
-	m.rs.archive.Path = testArchive
+	m.rs.backup.archive.Path = testArchive
 	m.startRestore()
 	m.Update(restoreDoneMsg{err: errors.New("restore: stopping postgresql.service: exit status 5")})
 	v := strings.Join(strings.Fields(view(m)), " ")
@@ -358,7 +358,7 @@ func TestDriftHostKeyRefusedAndStale(t *testing.T) {
 	t.Run("n goes back to the target", func(t *testing.T) {
 		m := reinstallModel(t, true)
 		driftDone(m, engine.Drift{NewHostKey: engine.HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: engine.HostKeyNew}}, nil)
-		if m.rs.proceed() {
+		if m.rs.drift.proceed() {
 			t.Fatal("--force went on past an unanswered host key")
 		}
 		m.Update(key("n"))
@@ -368,18 +368,18 @@ func TestDriftHostKeyRefusedAndStale(t *testing.T) {
 	})
 	t.Run("a drift left with esc is dropped", func(t *testing.T) {
 		m := reinstallModel(t, false)
-		old := m.rs.driftGen
+		old := m.rs.drift.gen
 		m.Update(key("esc"))
 		if m.screen != screenTarget {
 			t.Fatalf("esc on the running drift: screen %v, want the target", m.screen)
 		}
 		m.afterTarget()
 		m.Update(driftDoneMsg{gen: old, drift: engine.Drift{Report: driftChanged}})
-		if !m.rs.driftRunning {
+		if !m.rs.drift.running {
 			t.Error("the answer of the drift left with esc was taken for the new one")
 		}
 		driftDone(m, engine.Drift{Report: driftNone}, nil)
-		if m.rs.driftRunning || m.rs.drift.Report.Verdict != reinstall.VerdictNone {
+		if m.rs.drift.running || m.rs.drift.res.Report.Verdict != reinstall.VerdictNone {
 			t.Error("the answer of the new drift was dropped")
 		}
 	})
