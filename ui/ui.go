@@ -661,6 +661,9 @@ func (m *model) startInstall() tea.Cmd {
 	b, q := m.engine, m.queue
 	run := func() tea.Msg {
 		res, err := b.Install(ctx, req, func(e steps.Event) { q.push(e) })
+		// The result screen is built from the panes: every event must be
+		// in them before the end is reported.
+		q.settle()
 		return installDoneMsg{result: res, err: err}
 	}
 	return tea.Batch(run, m.startTicking())
