@@ -223,3 +223,19 @@ func TestProgressEndsStall(t *testing.T) {
 		t.Error("a new state of the status line did not end the stall")
 	}
 }
+
+// TestProgressOfAnotherPhase: progress of a phase the plan does not have
+// starts no pane of its own accord.
+func TestProgressOfAnotherPhase(t *testing.T) {
+	s := newProgressScreen([]steps.PhaseID{steps.PhaseConnect, steps.PhaseInstall}, t0)
+	s.apply(steps.Event{Time: t0, Type: steps.EventProgress, Phase: steps.PhaseBuild, Text: "[1/2 built]"})
+	for _, p := range s.panes {
+		if p.state != steps.StatePending {
+			t.Errorf("progress of the build started the %s pane", p.id)
+		}
+	}
+	s.apply(steps.Event{Time: t0, Type: steps.EventProgress, Phase: steps.PhaseInstall, Text: "[1/2 built]"})
+	if p := s.byID[steps.PhaseInstall]; p.state != steps.StateRunning {
+		t.Errorf("progress of the install left its pane %s", p.state)
+	}
+}

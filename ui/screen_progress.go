@@ -100,10 +100,11 @@ func (s *progressScreen) apply(e steps.Event) {
 		if p == nil {
 			return
 		}
-		if p.state == steps.StatePending {
+		if p.state == steps.StatePending && p.id == e.Phase {
 			// A phase that only redraws its status line (a local build
 			// under nix) is running, though no line and no phase event
-			// said so.
+			// said so. Progress of a phase the plan does not have starts
+			// no other pane.
 			p.state = steps.StateRunning
 			if p.start.IsZero() {
 				p.start = at
