@@ -239,3 +239,37 @@ func TestProgressOfAnotherPhase(t *testing.T) {
 		t.Errorf("progress of the install left its pane %s", p.state)
 	}
 }
+
+// TestResultKeepsResumeOnSmallTerminal: on a small terminal the failure
+// screen gives the last lines only the rows the diagnosis and the resume
+// command leave; on a large one it shows them.
+func TestResultKeepsResumeOnSmallTerminal(t *testing.T) {
+	for _, tc := range []struct {
+		w, h     int
+		wantLast bool
+	}{{60, 20, false}, {120, 40, true}} {
+		t.Run(itoa(tc.w)+"x"+itoa(tc.h), func(t *testing.T) {
+			m := testModel(t, tc.w, tc.h)
+			toProgress(t, m)
+			apply(m, installEvents()...)
+			for i := 0; i < 8; i++ {
+				apply(m, steps.Event{Time: at(90), Type: steps.EventLine, Phase: steps.PhaseDisko, Text: "disko output " + itoa(i)})
+			}
+			d := &steps.Diagnosis{ID: "disko.partition", Summary: "disko could not partition the disk: the layout does not fit it, or the device named in disko.nix does not exist on this machine.",
+				Remedy: "Compare the device and sizes in disko.nix with lsblk on the target (bigbang check shows them); use a stable device path and a layout that fits, then resume with --phases disko,install,reboot."}
+			res := engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Diagnosis: d, Log: "/tmp/x.log"}
+			rc := m.cfg
+			rc.Log = res.Log
+			res.Resume = engine.ResumeCommand("bigbang", rc, m.thePlan, res.FailedPhase, engine.ResumeStyle{})
+			m.Update(installDoneMsg{result: res})
+			v := view(m)
+			flat := strings.Join(strings.Fields(v), " ")
+			if !strings.Contains(flat, "Resume") || !strings.Contains(flat, "--phases disko,") {
+				t.Errorf("the resume command is cut off:\n%s", v)
+			}
+			if got := strings.Contains(v, "disko output 7"); got != tc.wantLast {
+				t.Errorf("the last line shown: %v, want %v:\n%s", got, tc.wantLast, v)
+			}
+		})
+	}
+}
