@@ -36,27 +36,11 @@ func screenKeys(m *model) [][2]string {
 	case screenResult:
 		return [][2]string{{"l", "full log"}, {"q", "quit"}, help}
 	case screenDrift:
-		switch r := m.rs; {
-		case r.driftRunning:
-			return [][2]string{{"esc", "back"}, {"ctrl+c", "quit"}, help}
-		case r.askHostKey():
-			return [][2]string{{"y", "trust this key"}, {"n", "no, go back"}, help}
-		case r.proceed():
-			return [][2]string{{"enter", "preflight"}, {"esc", "back"}, {"q", "quit"}, help}
-		case r.nothingToDo():
-			return [][2]string{{"enter", "done"}, {"q", "quit"}, help}
-		}
-		return [][2]string{{"r", "try again"}, {"esc", "back"}, {"q", "quit"}, help}
+		return m.rs.drift.keys()
 	case screenBackup:
-		switch r := m.rs; {
-		case r.backup.running:
-			return [][2]string{{"ctrl+c", "stop the backup"}, help}
-		case r.archive.Path != "":
-			return [][2]string{{"enter", "continue"}, {"q", "quit"}, help}
-		}
-		return [][2]string{{"r", "back up again"}, {"q", "quit"}, help}
+		return m.rs.backup.keys()
 	case screenRestore:
-		return [][2]string{{"l", "install log"}, {"ctrl+c", "stop"}, help}
+		return m.rs.restore.keys()
 	}
 	return nil
 }

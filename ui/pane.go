@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,9 +26,22 @@ type pane struct {
 	end      time.Time
 	lastLine time.Time
 	lines    [paneRing]string
-	n        int // lines seen in total
+	n        int // lines kept in the ring, in total
+	// hidden counts the noise lines (ssh's notices of every connection):
+	// they are not kept, so that a loop's chatter never pushes the lines
+	// that matter out of the tail; the log file and its view have them.
+	hidden   int
 	stall    bool
 	stallAck bool
+	// stallWhy is what the runner says is stuck (a named loop, or a
+	// silent phase); "" when it said nothing, and the pane words it.
+	stallWhy string
+
+	// prog is the line the child keeps redrawing with '\r' (nix's status
+	// line), as the last progress event had it; fig is its figures, from
+	// the last progress event that had any.
+	prog string
+	fig  *steps.Progress
 
 	// The rendered tail, cached until a line arrives or the size changes.
 	dirty     bool
@@ -36,14 +50,52 @@ type pane struct {
 	cacheRows int
 }
 
+// addLine keeps a line of output. A new line ends a stall warning; a line
+// the pane already holds does not, because a loop that goes round (the
+// ssh-copy-id retry printing the same error every 3 s) is what the warning
+// is about.
 func (p *pane) addLine(s string, at time.Time) {
+	if !p.stall || !p.holds(s) {
+		p.lastLine = at
+		p.stall = false
+		p.stallAck = false
+	}
 	p.lines[p.n%paneRing] = s
 	p.n++
+	p.dirty = true
+}
+
+// holds reports whether s is one of the lines in the ring.
+func (p *pane) holds(s string) bool {
+	for i := 0; i < min(p.n, paneRing); i++ {
+		if p.lines[i] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// addNoise counts a noise line. It is not progress: the stall warning and
+// the time since the last line stay.
+func (p *pane) addNoise() { p.hidden++ }
+
+// addProgress takes the redrawn line's new state. A new state is a sign of
+// life, as a line is; the same state again is not.
+func (p *pane) addProgress(text string, fig *steps.Progress, at time.Time) {
+	if fig != nil {
+		p.fig = fig
+	}
+	if text == "" || text == p.prog {
+		return
+	}
+	p.prog = text
 	p.lastLine = at
 	p.stall = false
 	p.stallAck = false
-	p.dirty = true
 }
+
+// total is how many lines the pane's phase printed, noise included.
+func (p *pane) total() int { return p.n + p.hidden }
 
 // tailLines returns the last k raw lines, oldest first.
 func (p *pane) tailLines(k int) []string {
@@ -199,4 +251,37 @@ func stallText(id steps.PhaseID) string {
 		return "disko may be waiting for a busy disk"
 	}
 	return "the command printed nothing"
+}
+
+// progressFigure is nix's status line in words for a pane's title:
+// "3/7 built, 12 copied (40.1/120.0 MiB)"; "" when there are no figures.
+func progressFigure(f *steps.Progress) string {
+	if f == nil {
+		return ""
+	}
+	of := func(done, total int, what string) string {
+		if total > 0 {
+			return itoa(done) + "/" + itoa(total) + " " + what
+		}
+		return itoa(done) + " " + what
+	}
+	var parts []string
+	if f.HasBuilds {
+		parts = append(parts, of(f.Built, f.Builds, "built"))
+	}
+	if f.HasCopies {
+		parts = append(parts, of(f.Copied, f.Copies, "copied"))
+	}
+	s := strings.Join(parts, ", ")
+	if f.HasMiB {
+		mib := fmt.Sprintf("%.1f MiB", f.MiB)
+		if f.MiBTotal > 0 {
+			mib = fmt.Sprintf("%.1f/%.1f MiB", f.MiB, f.MiBTotal)
+		}
+		if s == "" {
+			return mib
+		}
+		s += " (" + mib + ")"
+	}
+	return s
 }

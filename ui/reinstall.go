@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -122,4 +123,197 @@ func (t *transfer) view(st styles, now time.Time, w int) string {
 	}
 	b.WriteString(indent(line, 2) + "\n")
 	return b.String()
+}
+
+// reinstallState is what a reinstall adds to the wizard: its child screens
+// (drift, backup, restore; the install's screens come in between) and the
+// feed of the transfer that runs.
+type reinstallState struct {
+	opts    engine.ReinstallOptions
+	drift   driftScreen
+	backup  backupScreen
+	restore restoreScreen
+
+	feed *progressFeed
+	gen  int
+}
+
+// archive is the verified backup (Path == "" until there is one).
+func (r *reinstallState) archive() reinstall.Archive { return r.backup.archive }
+
+// startDrift runs the host key step and the drift in a command: the first
+// steps of a reinstall, before the preflight, as in `bigbang reinstall`.
+// After the operator's y the connection trusts the key shown and no other.
+func (m *model) startDrift() tea.Cmd {
+	if m.cancelPreflight != nil {
+		m.cancelPreflight()
+	}
+	r := m.rs
+	r.drift = newDriftScreen(m.cfg, r.opts, r.drift.gen)
+	m.show(screenDrift)
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancelPreflight = cancel
+	b, cfg, gen, p := m.engine, m.cfg, r.drift.gen, m.dialPolicy()
+	run := func() tea.Msg {
+		d, err := b.Prepare(ctx, cfg, p)
+		return driftDoneMsg{gen: gen, drift: d, err: err}
+	}
+	return tea.Batch(run, m.startTicking(), m.autoCmd())
+}
+
+// startBackup runs the backup in a command; its progress comes back
+// through a feed.
+func (m *model) startBackup() tea.Cmd {
+	r := m.rs
+	m.now = time.Now()
+	r.backup = newBackupScreen(m.cfg, r.opts, m.now)
+	b, cfg, p, o := m.engine, m.cfg, m.dialPolicy(), r.opts
+	return m.startTransfer(screenBackup, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
+		a, notes, err := b.Backup(ctx, cfg, p, o, send)
+		return backupDoneMsg{archive: a, notes: notes, err: err}
+	})
+}
+
+// startRestore runs the restore onto the new system in a command.
+func (m *model) startRestore() tea.Cmd {
+	r := m.rs
+	m.now = time.Now()
+	r.restore = newRestoreScreen(m.cfg, r.opts, r.archive().Path, m.now)
+	b, cfg, a, o := m.engine, m.cfg, r.archive(), r.opts
+	return m.startTransfer(screenRestore, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
+		res, err := b.Restore(ctx, cfg, a, o, send)
+		return restoreDoneMsg{restored: res, err: err}
+	})
+}
+
+// startTransfer shows scr and runs a backup or a restore (run) in a
+// command: a new feed carries run's progress (a feed of an earlier
+// transfer is told apart by its generation), and the install's cancel func
+// stops it.
+func (m *model) startTransfer(scr screen, run func(ctx context.Context, send func(reinstall.Progress)) tea.Msg) tea.Cmd {
+	r := m.rs
+	r.gen++
+	r.feed = newProgressFeed(r.gen)
+	m.show(scr)
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.cancelInstall = cancel
+	feed := r.feed
+	return tea.Batch(func() tea.Msg { return run(ctx, feed.send) }, feed.wait(), m.startTicking())
+}
+
+// updateReinstall routes the answers of the reinstall's commands to the
+// screen that owns them and hands keys to the active reinstall screen,
+// turning its intent into effects; handled reports that msg was theirs.
+func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
+	r := m.rs
+	if r == nil {
+		return nil, false
+	}
+	switch msg := msg.(type) {
+	case driftDoneMsg:
+		if r.drift.done(msg.gen, msg.drift, msg.err) {
+			m.cancelPreflight = nil
+			return m.autoCmd(), true
+		}
+		return nil, true
+	case transferMsg:
+		if r.feed == nil || msg.gen != r.feed.gen {
+			return nil, true
+		}
+		m.now = time.Now()
+		if m.screen == screenRestore {
+			r.restore.p = msg.p
+		} else {
+			r.backup.p = msg.p
+		}
+		return r.feed.wait(), true
+	case backupDoneMsg:
+		m.cancelInstall = nil
+		r.feed.close()
+		r.backup.done(msg)
+		if msg.err != nil {
+			return nil, true
+		}
+		return m.autoCmd(), true
+	case restoreDoneMsg:
+		m.cancelInstall = nil
+		m.confirmQuit = false
+		r.feed.close()
+		r.restore.done(msg)
+		if msg.err != nil {
+			m.result.Outcome = steps.OutcomeFailed
+			if m.stopping {
+				m.result.Outcome = steps.OutcomeAborted
+			}
+			m.result.Diagnosis = &steps.Diagnosis{ID: "restore", Summary: msg.err.Error(),
+				Remedy: "the new system runs; the backup is safe: restore it with the command below"}
+		} else {
+			if msg.restored.Receipt != "" {
+				m.result.Receipt = msg.restored.Receipt
+			}
+			m.result.Notes = append(m.result.Notes, msg.restored.Notes...)
+		}
+		return m.showResult(), true
+	}
+	switch m.screen {
+	case screenDrift:
+		switch r.drift.update(msg) {
+		case intentAccept:
+			m.approvedHostKey = r.drift.res.NewHostKey.Fingerprint
+			return m.startDrift(), true
+		case intentBack:
+			if m.cancelPreflight != nil {
+				m.cancelPreflight()
+				m.cancelPreflight = nil
+			}
+			m.approvedHostKey = ""
+			return m.goTo(screenTarget), true
+		case intentNext:
+			return m.startPreflight(), true
+		case intentRetry:
+			return m.startDrift(), true
+		case intentQuit:
+			m.stopErr = r.drift.quitErr()
+			return tea.Quit, true
+		}
+		return nil, true
+	case screenBackup:
+		switch r.backup.update(msg) {
+		case intentNext:
+			m.build = newBuildScreen(m.cfg, m.report)
+			return m.goTo(screenBuild), true
+		case intentRetry:
+			return m.startBackup(), true
+		case intentQuit:
+			m.stopErr = r.backup.quitErr()
+			return tea.Quit, true
+		}
+		return nil, true
+	case screenRestore:
+		return nil, true
+	}
+	return nil, false
+}
+
+// restoreCommand is the exact command that restores the backup later.
+func (m *model) restoreCommand() string {
+	argv := []string{"reinstall", "--host", m.cfg.Host}
+	d := steps.DefaultConfig()
+	if m.cfg.User != "" && m.cfg.User != d.User {
+		argv = append(argv, "--user", m.cfg.User)
+	}
+	if m.cfg.Port != 0 && m.cfg.Port != d.Port {
+		argv = append(argv, "--port", itoa(m.cfg.Port))
+	}
+	if m.cfg.Identity != "" {
+		argv = append(argv, "-i", m.cfg.Identity)
+	}
+	if m.rs.opts.Source != "" && m.rs.opts.Source != reinstall.DefaultSource {
+		argv = append(argv, "--source", m.rs.opts.Source)
+	}
+	for _, s := range m.rs.opts.Services {
+		argv = append(argv, "--service", s)
+	}
+	argv = append(argv, "--restore", m.rs.archive().Path)
+	return m.opts.Command + " " + steps.ShellJoin(argv)
 }

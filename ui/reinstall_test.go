@@ -3,6 +3,10 @@ package ui
 import (
 	"context"
 	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +31,7 @@ func reinstallModel(t *testing.T, force bool) *model {
 	m.now = t0
 	m.cfg = m.target.apply(m.cfg)
 	m.afterTarget()
-	if m.screen != screenDrift || !m.rs.driftRunning {
+	if m.screen != screenDrift || !m.rs.drift.running {
 		t.Fatalf("after the target: screen %v, want the drift running; view:\n%s", m.screen, view(m))
 	}
 	if m.preflightGen != 0 {
@@ -38,7 +42,7 @@ func reinstallModel(t *testing.T, force bool) *model {
 
 // driftDone answers the running drift.
 func driftDone(m *model, d engine.Drift, err error) {
-	m.Update(driftDoneMsg{gen: m.rs.driftGen, drift: d, err: err})
+	m.Update(driftDoneMsg{gen: m.rs.drift.gen, drift: d, err: err})
 }
 
 var (
@@ -242,7 +246,7 @@ func TestReinstallWipeNamesBackupThenRestore(t *testing.T) {
 func TestRestoreFailureResult(t *testing.T) {
 	m := toBackup(t)
 	m.Update(backupDoneMsg{archive: reinstall.Archive{Path: testArchive}})
-	m.rs.archive.Path = testArchive
+	m.rs.backup.archive.Path = testArchive
 	m.startRestore()
 	m.Update(restoreDoneMsg{err: errors.New("restore: stopping postgresql.service: exit status 5")})
 	v := strings.Join(strings.Fields(view(m)), " ")
@@ -358,7 +362,7 @@ func TestDriftHostKeyRefusedAndStale(t *testing.T) {
 	t.Run("n goes back to the target", func(t *testing.T) {
 		m := reinstallModel(t, true)
 		driftDone(m, engine.Drift{NewHostKey: engine.HostKey{Fingerprint: "SHA256:newkey", Type: "ssh-ed25519", Status: engine.HostKeyNew}}, nil)
-		if m.rs.proceed() {
+		if m.rs.drift.proceed() {
 			t.Fatal("--force went on past an unanswered host key")
 		}
 		m.Update(key("n"))
@@ -368,19 +372,99 @@ func TestDriftHostKeyRefusedAndStale(t *testing.T) {
 	})
 	t.Run("a drift left with esc is dropped", func(t *testing.T) {
 		m := reinstallModel(t, false)
-		old := m.rs.driftGen
+		old := m.rs.drift.gen
 		m.Update(key("esc"))
 		if m.screen != screenTarget {
 			t.Fatalf("esc on the running drift: screen %v, want the target", m.screen)
 		}
 		m.afterTarget()
 		m.Update(driftDoneMsg{gen: old, drift: engine.Drift{Report: driftChanged}})
-		if !m.rs.driftRunning {
+		if !m.rs.drift.running {
 			t.Error("the answer of the drift left with esc was taken for the new one")
 		}
 		driftDone(m, engine.Drift{Report: driftNone}, nil)
-		if m.rs.driftRunning || m.rs.drift.Report.Verdict != reinstall.VerdictNone {
+		if m.rs.drift.running || m.rs.drift.res.Report.Verdict != reinstall.VerdictNone {
 			t.Error("the answer of the new drift was dropped")
 		}
 	})
+}
+
+// TestDriftScreenIntents: the drift screen answers each key with the
+// intent its state allows, and nothing else.
+func TestDriftScreenIntents(t *testing.T) {
+	newKey := engine.Drift{NewHostKey: engine.HostKey{Fingerprint: "SHA256:newkey"}}
+	for _, tc := range []struct {
+		name  string
+		d     driftScreen
+		key   string
+		want  intent
+		quitE error
+	}{
+		{"y trusts a new key", driftScreen{res: newKey}, "y", intentAccept, nil},
+		{"y without a question", driftScreen{res: engine.Drift{Report: driftChanged}}, "y", intentNone, nil},
+		{"n refuses a new key", driftScreen{res: newKey}, "n", intentBack, nil},
+		{"enter past an unanswered key", driftScreen{res: newKey}, "enter", intentNone, nil},
+		{"enter on a change", driftScreen{res: engine.Drift{Report: driftChanged}}, "enter", intentNext, nil},
+		{"enter on no change", driftScreen{res: engine.Drift{Report: driftNone}}, "enter", intentQuit, engine.ErrNothingToReinstall},
+		{"enter on no change, forced", driftScreen{res: engine.Drift{Report: driftNone}, force: true}, "enter", intentNext, nil},
+		{"r while running", driftScreen{running: true}, "r", intentNone, nil},
+		{"r after an error", driftScreen{err: errors.New("refused")}, "r", intentRetry, nil},
+		{"esc while running", driftScreen{running: true}, "esc", intentBack, nil},
+		{"q after an error", driftScreen{err: reinstall.ErrIncomplete}, "q", intentQuit, reinstall.ErrIncomplete},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.d
+			if got := d.update(key(tc.key)); got != tc.want {
+				t.Fatalf("%s: intent %v, want %v", tc.key, got, tc.want)
+			}
+			if tc.want == intentQuit && !errors.Is(d.quitErr(), tc.quitE) {
+				t.Errorf("quitErr %v, want %v", d.quitErr(), tc.quitE)
+			}
+			if tc.key == "esc" && d.running {
+				t.Error("esc left the drift running")
+			}
+		})
+	}
+}
+
+// TestScreenChangesInOnePlace: only model.show assigns the active screen,
+// so that what goes with a change of screen (the help closing) cannot be
+// forgotten by a path that sets it itself.
+func TestScreenChangesInOnePlace(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	var where []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range file.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Body == nil {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				as, ok := n.(*ast.AssignStmt)
+				if !ok {
+					return true
+				}
+				for _, l := range as.Lhs {
+					if sel, ok := l.(*ast.SelectorExpr); ok && sel.Sel.Name == "screen" {
+						where = append(where, fset.Position(as.Pos()).String()+" in "+fn.Name.Name)
+					}
+				}
+				return true
+			})
+		}
+	}
+	if len(where) != 1 || !strings.HasSuffix(where[0], " in show") {
+		t.Errorf("the screen is assigned at %v, want only in model.show", where)
+	}
 }

@@ -89,12 +89,34 @@ func (s *progressScreen) apply(e steps.Event) {
 	case steps.EventLine:
 		s.lines++
 		if p := s.paneFor(e.Phase); p != nil {
-			p.addLine(e.Text, at)
+			if e.Noise {
+				p.addNoise()
+			} else {
+				p.addLine(e.Text, at)
+			}
 		}
+	case steps.EventProgress:
+		p := s.paneFor(e.Phase)
+		if p == nil {
+			return
+		}
+		if p.state == steps.StatePending && p.id == e.Phase {
+			// A phase that only redraws its status line (a local build
+			// under nix) is running, though no line and no phase event
+			// said so. Progress of a phase the plan does not have starts
+			// no other pane.
+			p.state = steps.StateRunning
+			if p.start.IsZero() {
+				p.start = at
+			}
+			p.lastLine = at
+		}
+		p.addProgress(e.Text, e.Progress, at)
 	case steps.EventStall:
 		if p := s.paneFor(e.Phase); p != nil && p.state == steps.StateRunning {
 			p.stall = true
 			p.stallAck = false
+			p.stallWhy = e.Text
 			if !p.lastLine.IsZero() && at.Sub(p.lastLine) < e.Stall {
 				p.lastLine = at.Add(-e.Stall)
 			}
@@ -233,11 +255,28 @@ func (s *progressScreen) view(st styles, now time.Time, w, h int) string {
 		if !isOpen {
 			continue
 		}
-		for _, l := range p.tail(s.tr, innerW, rows) {
+		// The status line the child keeps redrawing is the pane's last
+		// row while the phase runs, as it is on the child's terminal.
+		prog := ""
+		if p.state == steps.StateRunning && p.prog != "" && rows > 0 {
+			prog = ansi.Truncate(ansi.Strip(sanitize(lastCR(p.prog))), innerW, "…")
+		}
+		tailRows := rows
+		if prog != "" {
+			tailRows--
+		}
+		for _, l := range p.tail(s.tr, innerW, tailRows) {
 			out = append(out, "   "+st.PaneRule.Render("│")+" "+l+ansi.ResetStyle)
 		}
+		if prog != "" {
+			out = append(out, "   "+st.PaneRule.Render("│")+" "+st.Accent.Render(prog))
+		}
 		if p.stall && !p.stallAck {
-			msg := "no output for " + formatDuration(now.Sub(p.lastLine)) + " — " + stallText(p.id) + "; [w] keep waiting, [l] log, [c] cancel"
+			why := "no output for " + formatDuration(now.Sub(p.lastLine)) + " — " + stallText(p.id)
+			if p.stallWhy != "" {
+				why = p.stallWhy
+			}
+			msg := why + "; [w] keep waiting, [l] log, [c] cancel"
 			for _, l := range strings.Split(wrap(msg, w-6), "\n") {
 				out = append(out, "   "+st.Warn.Render(l))
 			}
@@ -262,12 +301,15 @@ func paneTitle(st styles, p *pane, now time.Time, w int) string {
 			right = st.Dim.Render(right)
 		}
 	}
-	if p.state == steps.StateDone && p.n > 0 {
+	if f := progressFigure(p.fig); f != "" && (p.state == steps.StateRunning || p.state == steps.StateFailed) {
+		right = st.Dim.Render(f+"  ") + right
+	}
+	if n := p.total(); p.state == steps.StateDone && n > 0 {
 		unit := " lines  "
-		if p.n == 1 {
+		if n == 1 {
 			unit = " line  "
 		}
-		right = st.Dim.Render(itoa(p.n)+unit) + right
+		right = st.Dim.Render(itoa(n)+unit) + right
 	}
 	gap := w - 1 - ansi.StringWidth(left) - ansi.StringWidth(right)
 	if gap < 1 {

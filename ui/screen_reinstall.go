@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -13,296 +12,150 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
 
-// reinstallState is what the reinstall screens (drift, backup, restore)
-// know; the install screens in between are the install's.
-type reinstallState struct {
-	opts engine.ReinstallOptions
+// The reinstall's three child screens: the drift (with the host key step),
+// the backup and the restore. Like the install's screens they are plain
+// structs: update turns a key into an intent, done folds in the answer of
+// the command the root ran, view draws. The root starts the commands, owns
+// their cancel funcs and changes the screen.
 
-	driftRunning bool
-	drift        engine.Drift
-	driftErr     error
-	// driftGen tells the answer of the latest drift from one of a drift
-	// left with esc.
-	driftGen int
+// sourceOf is the tree a reinstall backs up and restores.
+func sourceOf(o engine.ReinstallOptions) string {
+	if o.Source == "" {
+		return reinstall.DefaultSource
+	}
+	return o.Source
+}
 
-	backup  transfer
-	archive reinstall.Archive // Path == "" until a backup is verified
-	// notes are what the backup could not record (the receipt).
-	notes []string
+// driftScreen is the host key step and the drift: every change of the disk
+// layout and the verdict.
+type driftScreen struct {
+	host, flake, source string
+	force               bool
 
-	restore  transfer
-	restored *engine.Restored
+	running bool
+	res     engine.Drift
+	err     error
+	// gen tells the answer of the latest drift from one of a drift left
+	// with esc.
+	gen int
+}
 
-	feed *progressFeed
-	gen  int
+func newDriftScreen(cfg steps.Config, o engine.ReinstallOptions, gen int) driftScreen {
+	return driftScreen{host: cfg.Host, flake: cfg.Flake, source: sourceOf(o), force: o.Force, running: true, gen: gen + 1}
+}
+
+// done takes the answer of the drift numbered gen; a stale one (of a drift
+// left with esc) is dropped, and ok says which it was.
+func (d *driftScreen) done(gen int, res engine.Drift, err error) (ok bool) {
+	if gen != d.gen || !d.running {
+		return false
+	}
+	d.running, d.res, d.err = false, res, err
+	return true
 }
 
 // askHostKey reports a host known_hosts does not know: the host key step
 // waits for the operator to trust its key.
-func (r *reinstallState) askHostKey() bool {
-	return !r.driftRunning && r.driftErr == nil && r.drift.NewHostKey.Fingerprint != ""
+func (d *driftScreen) askHostKey() bool {
+	return !d.running && d.err == nil && d.res.NewHostKey.Fingerprint != ""
 }
 
 // proceed reports whether the drift screen lets the operator go on to the
 // preflight and the backup: the layout changed, or --force.
-func (r *reinstallState) proceed() bool {
-	return !r.driftRunning && r.driftErr == nil && !r.askHostKey() &&
-		(r.drift.Report.Verdict == reinstall.VerdictReinstall || r.opts.Force)
+func (d *driftScreen) proceed() bool {
+	return !d.running && d.err == nil && !d.askHostKey() &&
+		(d.res.Report.Verdict == reinstall.VerdictReinstall || d.force)
 }
 
 // nothingToDo reports a drift that found no reason to reinstall.
-func (r *reinstallState) nothingToDo() bool {
-	return !r.driftRunning && r.driftErr == nil && !r.askHostKey() && !r.proceed()
+func (d *driftScreen) nothingToDo() bool {
+	return !d.running && d.err == nil && !d.askHostKey() && !d.proceed()
 }
 
-// startDrift runs the host key step and the drift in a command: the first
-// steps of a reinstall, before the preflight, as in `bigbang reinstall`.
-// After the operator's y the connection trusts the key shown and no other.
-func (m *model) startDrift() tea.Cmd {
-	if m.cancelPreflight != nil {
-		m.cancelPreflight()
+// quitErr is why the operator leaves the reinstall from this screen: the
+// drift's error, or that there is nothing to reinstall.
+func (d *driftScreen) quitErr() error {
+	if d.nothingToDo() {
+		return engine.ErrNothingToReinstall
 	}
-	r := m.rs
-	r.driftRunning, r.driftErr, r.drift = true, nil, engine.Drift{}
-	r.driftGen++
-	m.screen = screenDrift
-	m.showHelp = false
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.cancelPreflight = cancel
-	b, cfg, gen, p := m.engine, m.cfg, r.driftGen, m.dialPolicy()
-	run := func() tea.Msg {
-		d, err := b.Prepare(ctx, cfg, p)
-		return driftDoneMsg{gen: gen, drift: d, err: err}
+	return d.err
+}
+
+// update turns a key into an intent: intentAccept trusts the host key
+// shown, intentBack returns to the target (a refused key, or esc, which
+// also leaves a running drift), intentNext goes on to the preflight,
+// intentRetry reads the layout again and intentQuit leaves with quitErr.
+func (d *driftScreen) update(msg tea.Msg) intent {
+	k, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return intentNone
 	}
-	return tea.Batch(run, m.startTicking(), m.autoCmd())
-}
-
-// startBackup runs the backup in a command; its progress comes back
-// through a feed.
-func (m *model) startBackup() tea.Cmd {
-	r := m.rs
-	r.archive = reinstall.Archive{}
-	b, cfg, p, o := m.engine, m.cfg, m.dialPolicy(), r.opts
-	return m.startTransfer(screenBackup, &r.backup, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
-		a, notes, err := b.Backup(ctx, cfg, p, o, send)
-		return backupDoneMsg{archive: a, notes: notes, err: err}
-	})
-}
-
-// startRestore runs the restore onto the new system in a command.
-func (m *model) startRestore() tea.Cmd {
-	r := m.rs
-	b, cfg, a, o := m.engine, m.cfg, r.archive, r.opts
-	return m.startTransfer(screenRestore, &r.restore, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
-		res, err := b.Restore(ctx, cfg, a, o, send)
-		return restoreDoneMsg{restored: res, err: err}
-	})
-}
-
-// startTransfer shows scr and runs a backup or a restore (run) in a
-// command: tr starts now, a new feed carries run's progress (a feed of an
-// earlier transfer is told apart by its generation), and the install's
-// cancel func stops it.
-func (m *model) startTransfer(scr screen, tr *transfer, run func(ctx context.Context, send func(reinstall.Progress)) tea.Msg) tea.Cmd {
-	r := m.rs
-	r.gen++
-	r.feed = newProgressFeed(r.gen)
-	m.now = time.Now()
-	*tr = transfer{start: m.now, running: true}
-	m.screen = scr
-	m.showHelp = false
-	ctx, cancel := context.WithCancel(m.ctx)
-	m.cancelInstall = cancel
-	feed := r.feed
-	return tea.Batch(func() tea.Msg { return run(ctx, feed.send) }, feed.wait(), m.startTicking())
-}
-
-// updateReinstall handles the messages of the reinstall steps; handled
-// reports that msg was one of them.
-func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
-	r := m.rs
-	if r == nil {
-		return nil, false
-	}
-	switch msg := msg.(type) {
-	case driftDoneMsg:
-		if msg.gen != r.driftGen || !r.driftRunning {
-			return nil, true
+	switch k.String() {
+	case "y":
+		if d.askHostKey() {
+			return intentAccept
 		}
-		m.cancelPreflight = nil
-		r.driftRunning, r.drift, r.driftErr = false, msg.drift, msg.err
-		return m.autoCmd(), true
-	case transferMsg:
-		if r.feed == nil || msg.gen != r.feed.gen {
-			return nil, true
+	case "n":
+		if d.askHostKey() {
+			return intentBack
 		}
-		m.now = time.Now()
-		if m.screen == screenRestore {
-			r.restore.p = msg.p
-		} else {
-			r.backup.p = msg.p
+	case "enter", "space":
+		if d.proceed() {
+			return intentNext
 		}
-		return r.feed.wait(), true
-	case backupDoneMsg:
-		m.cancelInstall = nil
-		r.feed.close()
-		r.backup.running = false
-		if msg.err != nil {
-			r.backup.err = msg.err
-			return nil, true
+		if d.nothingToDo() {
+			return intentQuit
 		}
-		r.archive, r.notes = msg.archive, msg.notes
-		r.backup.p.Bytes = msg.archive.Manifest.Bytes
-		r.backup.p.Total = max(r.backup.p.Total, msg.archive.Manifest.Bytes)
-		return m.autoCmd(), true
-	case restoreDoneMsg:
-		m.cancelInstall = nil
-		m.confirmQuit = false
-		r.feed.close()
-		r.restore.running = false
-		if msg.err != nil {
-			r.restore.err = msg.err
-			m.result.Outcome = steps.OutcomeFailed
-			if m.stopping {
-				m.result.Outcome = steps.OutcomeAborted
-			}
-			m.result.Diagnosis = &steps.Diagnosis{ID: "restore", Summary: msg.err.Error(),
-				Remedy: "the new system runs; the backup is safe: restore it with the command below"}
-		} else {
-			res := msg.restored
-			r.restored = &res
-			r.restore.p.Bytes = res.Result.Bytes
-			r.restore.p.Total = max(r.restore.p.Total, res.Result.Bytes)
-			if res.Receipt != "" {
-				m.result.Receipt = res.Receipt
-			}
-			m.result.Notes = append(m.result.Notes, res.Notes...)
+	case "r":
+		if !d.running {
+			return intentRetry
 		}
-		return m.showResult(), true
+	case "esc":
+		d.running = false
+		return intentBack
+	case "q":
+		return intentQuit
 	}
-	switch m.screen {
-	case screenDrift:
-		if k, ok := msg.(tea.KeyPressMsg); ok {
-			switch k.String() {
-			case "y":
-				if r.askHostKey() {
-					m.approvedHostKey = r.drift.NewHostKey.Fingerprint
-					return m.startDrift(), true
-				}
-			case "n":
-				if r.askHostKey() {
-					m.approvedHostKey = ""
-					return m.goTo(screenTarget), true
-				}
-			case "enter", "space":
-				if r.proceed() {
-					return m.startPreflight(), true
-				}
-				if r.nothingToDo() {
-					m.stopErr = engine.ErrNothingToReinstall
-					return tea.Quit, true
-				}
-			case "r":
-				if !r.driftRunning {
-					return m.startDrift(), true
-				}
-			case "esc":
-				if m.cancelPreflight != nil {
-					m.cancelPreflight()
-					m.cancelPreflight = nil
-				}
-				r.driftRunning = false
-				m.approvedHostKey = ""
-				return m.goTo(screenTarget), true
-			case "q":
-				m.stopErr = r.driftErr
-				if r.nothingToDo() {
-					m.stopErr = engine.ErrNothingToReinstall
-				}
-				return tea.Quit, true
-			}
-		}
-		return nil, true
-	case screenBackup:
-		if k, ok := msg.(tea.KeyPressMsg); ok && !r.backup.running {
-			switch k.String() {
-			case "enter", "space":
-				if r.archive.Path != "" {
-					m.build = newBuildScreen(m.cfg, m.report)
-					return m.goTo(screenBuild), true
-				}
-			case "r":
-				if r.backup.err != nil {
-					r.backup.err = nil
-					return m.startBackup(), true
-				}
-			case "q":
-				m.stopErr = r.backup.err
-				return tea.Quit, true
-			}
-		}
-		return nil, true
-	case screenRestore:
-		return nil, true
-	}
-	return nil, false
+	return intentNone
 }
 
-// restoreCommand is the exact command that restores the backup later.
-func (m *model) restoreCommand() string {
-	argv := []string{"reinstall", "--host", m.cfg.Host}
-	d := steps.DefaultConfig()
-	if m.cfg.User != "" && m.cfg.User != d.User {
-		argv = append(argv, "--user", m.cfg.User)
+func (d *driftScreen) keys() [][2]string {
+	help := [2]string{"?", "help"}
+	switch {
+	case d.running:
+		return [][2]string{{"esc", "back"}, {"ctrl+c", "quit"}, help}
+	case d.askHostKey():
+		return [][2]string{{"y", "trust this key"}, {"n", "no, go back"}, help}
+	case d.proceed():
+		return [][2]string{{"enter", "preflight"}, {"esc", "back"}, {"q", "quit"}, help}
+	case d.nothingToDo():
+		return [][2]string{{"enter", "done"}, {"q", "quit"}, help}
 	}
-	if m.cfg.Port != 0 && m.cfg.Port != d.Port {
-		argv = append(argv, "--port", itoa(m.cfg.Port))
-	}
-	if m.cfg.Identity != "" {
-		argv = append(argv, "-i", m.cfg.Identity)
-	}
-	if m.rs.opts.Source != "" && m.rs.opts.Source != reinstall.DefaultSource {
-		argv = append(argv, "--source", m.rs.opts.Source)
-	}
-	for _, s := range m.rs.opts.Services {
-		argv = append(argv, "--service", s)
-	}
-	argv = append(argv, "--restore", m.rs.archive.Path)
-	return m.opts.Command + " " + steps.ShellJoin(argv)
+	return [][2]string{{"r", "try again"}, {"esc", "back"}, {"q", "quit"}, help}
 }
 
-func (r *reinstallState) source() string {
-	if r.opts.Source == "" {
-		return reinstall.DefaultSource
-	}
-	return r.opts.Source
-}
-
-// driftView is the drift screen: the host key step, every change, and
-// the verdict.
-func (m *model) driftView(w, h int) string {
-	r := m.rs
-	st := m.st
+// view draws the host key step, every change, and the verdict.
+func (d *driftScreen) view(st styles, now time.Time, w, h int) string {
 	tw := max(min(w-4, 100), 20)
 	var b strings.Builder
-	b.WriteString("\n" + indent(st.Header.Render("Disk layout of "+m.cfg.Host+" against "+m.cfg.Flake), 1) + "\n\n")
-	if r.driftRunning {
-		b.WriteString(indent(spinnerFrame(m.now)+" checking the host key and reading the live disks…", 1) + "\n")
+	b.WriteString("\n" + indent(st.Header.Render("Disk layout of "+d.host+" against "+d.flake), 1) + "\n\n")
+	if d.running {
+		b.WriteString(indent(spinnerFrame(now)+" checking the host key and reading the live disks…", 1) + "\n")
 		return b.String()
 	}
-	if r.askHostKey() {
-		b.WriteString(hostKeyQuestion(st, m.cfg.Host, r.drift.NewHostKey, w, tw))
+	if d.askHostKey() {
+		b.WriteString(hostKeyQuestion(st, d.host, d.res.NewHostKey, w, tw))
 		return b.String()
 	}
-	if r.drift.HostKey != "" {
-		b.WriteString(indent(st.OK.Render(glyphOK)+" "+hang(wrap(r.drift.HostKey, tw-4), 2), 1) + "\n\n")
+	if d.res.HostKey != "" {
+		b.WriteString(indent(st.OK.Render(glyphOK)+" "+hang(wrap(d.res.HostKey, tw-4), 2), 1) + "\n\n")
 	}
-	if r.driftErr != nil {
-		b.WriteString(indent(st.Fail.Render(glyphFail)+" "+hang(wrap(r.driftErr.Error(), tw-4), 2), 1) + "\n\n")
+	if d.err != nil {
+		b.WriteString(indent(st.Fail.Render(glyphFail)+" "+hang(wrap(d.err.Error(), tw-4), 2), 1) + "\n\n")
 		b.WriteString(indent(st.Dim.Render("Nothing was changed. r tries again, q stops."), 1) + "\n")
 		return b.String()
 	}
-	rep := r.drift.Report
+	rep := d.res.Report
 	for _, u := range rep.Unchanged {
 		b.WriteString(indent(st.Dim.Render("= "+u+": unchanged"), 2) + "\n")
 	}
@@ -324,53 +177,157 @@ func (m *model) driftView(w, h int) string {
 	b.WriteString(indent(verdict, 1) + "\n")
 	b.WriteString(indent(wrap(strings.TrimSpace(rep.Summary()), tw-2), 1) + "\n\n")
 	switch {
-	case r.nothingToDo():
+	case d.nothingToDo():
 		b.WriteString(indent(st.Bold.Render("Deploy with nh os switch or nixos-rebuild switch; nothing to reinstall.")+st.Dim.Render(" (--force reinstalls anyway.)"), 1) + "\n")
 	case rep.Verdict == reinstall.VerdictNone:
 		b.WriteString(indent(st.Warn.Render(glyphWarn+" --force: reinstalling although the layout did not change."), 1) + "\n")
 	default:
-		b.WriteString(indent(wrap("Next: the preflight, a backup of "+r.source()+", then the install; nothing is wiped before you type the host.", tw-2), 1) + "\n")
+		b.WriteString(indent(wrap("Next: the preflight, a backup of "+d.source+", then the install; nothing is wiped before you type the host.", tw-2), 1) + "\n")
 	}
 	return b.String()
 }
 
-// backupView is the backup pane: the progress bar, then the verification
-// and the warning that the archive holds secrets.
-func (m *model) backupView(w, h int) string {
-	r := m.rs
-	st := m.st
-	tw := max(min(w-4, 100), 20)
-	var b strings.Builder
-	b.WriteString("\n" + indent(st.Header.Render("Backup of "+m.cfg.Host+":"+r.source()), 1) + "\n\n")
-	b.WriteString(r.backup.view(st, m.now, w))
-	b.WriteString("\n")
+// backupScreen is the backup pane: the progress bar, then the verified
+// archive and the warning that it holds secrets.
+type backupScreen struct {
+	transfer
+	host, source string
+	// archive is the verified backup: Path == "" until the backup is
+	// verified. The wipe warning names it and the restore restores it.
+	archive reinstall.Archive
+	// notes are what the backup could not record (the receipt).
+	notes []string
+}
+
+func newBackupScreen(cfg steps.Config, o engine.ReinstallOptions, now time.Time) backupScreen {
+	return backupScreen{transfer: transfer{start: now, running: true}, host: cfg.Host, source: sourceOf(o)}
+}
+
+// done takes the backup's answer.
+func (b *backupScreen) done(msg backupDoneMsg) {
+	b.running = false
+	if msg.err != nil {
+		b.err = msg.err
+		return
+	}
+	b.archive, b.notes = msg.archive, msg.notes
+	b.p.Bytes = msg.archive.Manifest.Bytes
+	b.p.Total = max(b.p.Total, msg.archive.Manifest.Bytes)
+}
+
+// update turns a key into an intent once the backup has ended:
+// intentNext goes on with a verified backup, intentRetry backs up again
+// after a failure, intentQuit leaves with quitErr.
+func (b *backupScreen) update(msg tea.Msg) intent {
+	k, ok := msg.(tea.KeyPressMsg)
+	if !ok || b.running {
+		return intentNone
+	}
+	switch k.String() {
+	case "enter", "space":
+		if b.archive.Path != "" {
+			return intentNext
+		}
+	case "r":
+		if b.err != nil {
+			return intentRetry
+		}
+	case "q":
+		return intentQuit
+	}
+	return intentNone
+}
+
+// quitErr is why the operator leaves the reinstall from this screen.
+func (b *backupScreen) quitErr() error { return b.err }
+
+func (b *backupScreen) keys() [][2]string {
+	help := [2]string{"?", "help"}
 	switch {
-	case r.backup.running:
-		b.WriteString(indent(st.Dim.Render(wrap("A tar stream over SSH with numeric owners, its SHA-256 computed on the way; then counted against the machine.", tw-2)), 1) + "\n")
-	case r.backup.err != nil:
-		b.WriteString(indent(st.Fail.Render(glyphFail+" ")+hang(wrap(r.backup.err.Error(), tw-4), 2), 1) + "\n\n")
-		b.WriteString(indent(st.Bold.Render("Nothing was wiped.")+" r takes the backup again, q stops.", 1) + "\n")
-	case r.archive.Path != "":
-		mf := r.archive.Manifest
-		b.WriteString(indent(st.OK.Render(glyphOK)+" Backup verified: "+st.Code.Render(wrap(r.archive.Path, tw-20)), 1) + "\n")
-		b.WriteString(indent(fmt.Sprintf("%d entries, %s of files, %s compressed", mf.Entries, steps.FormatBytes(mf.Bytes), steps.FormatBytes(mf.ArchiveBytes)), 3) + "\n")
-		b.WriteString(indent(st.Dim.Render("sha256 "+mf.SHA256), 3) + "\n\n")
-		b.WriteString(indent(st.Warn.Render(glyphWarn+" ")+hang(wrap("It holds the machine's secrets: keep it as safe as the host key.", tw-4), 2), 1) + "\n")
+	case b.running:
+		return [][2]string{{"ctrl+c", "stop the backup"}, help}
+	case b.archive.Path != "":
+		return [][2]string{{"enter", "continue"}, {"q", "quit"}, help}
 	}
+	return [][2]string{{"r", "back up again"}, {"q", "quit"}, help}
+}
+
+func (b *backupScreen) view(st styles, now time.Time, w, h int) string {
+	tw := max(min(w-4, 100), 20)
+	var s strings.Builder
+	s.WriteString("\n" + indent(st.Header.Render("Backup of "+b.host+":"+b.source), 1) + "\n\n")
+	s.WriteString(b.transfer.view(st, now, w))
+	s.WriteString("\n")
+	switch {
+	case b.running:
+		s.WriteString(indent(st.Dim.Render(wrap("A tar stream over SSH with numeric owners, its SHA-256 computed on the way; then counted against the machine.", tw-2)), 1) + "\n")
+	case b.err != nil:
+		s.WriteString(indent(st.Fail.Render(glyphFail+" ")+hang(wrap(b.err.Error(), tw-4), 2), 1) + "\n\n")
+		s.WriteString(indent(st.Bold.Render("Nothing was wiped.")+" r takes the backup again, q stops.", 1) + "\n")
+	case b.archive.Path != "":
+		mf := b.archive.Manifest
+		s.WriteString(indent(st.OK.Render(glyphOK)+" Backup verified: "+st.Code.Render(wrap(b.archive.Path, tw-20)), 1) + "\n")
+		s.WriteString(indent(fmt.Sprintf("%d entries, %s of files, %s compressed", mf.Entries, steps.FormatBytes(mf.Bytes), steps.FormatBytes(mf.ArchiveBytes)), 3) + "\n")
+		s.WriteString(indent(st.Dim.Render("sha256 "+mf.SHA256), 3) + "\n\n")
+		s.WriteString(indent(st.Warn.Render(glyphWarn+" ")+hang(wrap("It holds the machine's secrets: keep it as safe as the host key.", tw-4), 2), 1) + "\n")
+	}
+	return s.String()
+}
+
+// restoreScreen is the restore pane: the archive going back into the new
+// system.
+type restoreScreen struct {
+	transfer
+	host, source, archive string
+	services              []string
+	// restored is what the restore verified; nil until it has.
+	restored *engine.Restored
+}
+
+func newRestoreScreen(cfg steps.Config, o engine.ReinstallOptions, archive string, now time.Time) restoreScreen {
+	return restoreScreen{transfer: transfer{start: now, running: true}, host: cfg.Host, source: sourceOf(o),
+		archive: archive, services: o.Services}
+}
+
+// done takes the restore's answer.
+func (r *restoreScreen) done(msg restoreDoneMsg) {
+	r.running = false
+	if msg.err != nil {
+		r.err = msg.err
+		return
+	}
+	res := msg.restored
+	r.restored = &res
+	r.p.Bytes = res.Result.Bytes
+	r.p.Total = max(r.p.Total, res.Result.Bytes)
+}
+
+func (r *restoreScreen) keys() [][2]string {
+	return [][2]string{{"l", "install log"}, {"ctrl+c", "stop"}, {"?", "help"}}
+}
+
+func (r *restoreScreen) view(st styles, now time.Time, w, h int) string {
+	tw := max(min(w-4, 100), 20)
+	var b strings.Builder
+	b.WriteString("\n" + indent(st.Header.Render("Restore of the backup into "+r.host+":"+r.source), 1) + "\n")
+	b.WriteString(indent(st.Dim.Render(wrap(r.archive, tw-2)), 1) + "\n\n")
+	b.WriteString(r.transfer.view(st, now, w))
+	b.WriteString("\n" + indent(wrap(servicesLine(r.services), tw-2), 1) + "\n")
 	return b.String()
 }
 
-// restoreView is the restore pane.
-func (m *model) restoreView(w, h int) string {
-	r := m.rs
-	st := m.st
-	tw := max(min(w-4, 100), 20)
-	var b strings.Builder
-	b.WriteString("\n" + indent(st.Header.Render("Restore of the backup into "+m.cfg.Host+":"+r.source()), 1) + "\n")
-	b.WriteString(indent(st.Dim.Render(wrap(r.archive.Path, tw-2)), 1) + "\n\n")
-	b.WriteString(r.restore.view(st, m.now, w))
-	b.WriteString("\n" + indent(wrap(servicesLine(r.opts.Services), tw-2), 1) + "\n")
-	return b.String()
+// summary is the result screen's line about the restore ("" before it
+// verified anything).
+func (r *restoreScreen) summary() string {
+	if r.restored == nil {
+		return ""
+	}
+	res := r.restored.Result
+	s := fmt.Sprintf("%s holds %d entries, %s of files: compared with the archive", r.source, res.Entries, steps.FormatBytes(res.Bytes))
+	if len(r.services) > 0 {
+		s += "; " + strings.Join(r.services, ", ") + " stopped and started again"
+	}
+	return s
 }
 
 // servicesLine says what happens to the services during the restore.
@@ -379,19 +336,6 @@ func servicesLine(units []string) string {
 		return "No services named (--service): the restore writes into the tree while the system runs."
 	}
 	return "Stops " + strings.Join(units, ", ") + " during the restore and starts them again after."
-}
-
-// restoreSummary is the result screen's line about the restore.
-func (r *reinstallState) restoreSummary() string {
-	if r.restored == nil {
-		return ""
-	}
-	res := r.restored.Result
-	s := fmt.Sprintf("%s holds %d entries, %s of files: compared with the archive", r.source(), res.Entries, steps.FormatBytes(res.Bytes))
-	if len(r.opts.Services) > 0 {
-		s += "; " + strings.Join(r.opts.Services, ", ") + " stopped and started again"
-	}
-	return s
 }
 
 // hang indents the lines of a wrapped text after the first by n columns,

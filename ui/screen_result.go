@@ -127,13 +127,8 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		}
 		b.WriteString("\n")
 	}
-	if len(s.last) > 0 {
-		b.WriteString(indent(st.Header.Render("Last lines"), 1) + "\n")
-		for _, l := range s.last {
-			b.WriteString("   " + st.PaneRule.Render("│") + " " + st.Dim.Render(l) + "\n")
-		}
-		b.WriteString("\n")
-	}
+	top := b.String()
+	b.Reset()
 	if s.res.Log != "" {
 		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
 	}
@@ -147,8 +142,20 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		b.WriteString(indent(st.Header.Render("Restore ")+" "+st.Code.Render(wrap(s.restoreLater, tw-10)), 1) + "\n")
 	}
 	b.WriteString(s.notes(st, tw))
-	b.WriteString("\n" + s.times(st))
-	return b.String()
+	recovery := b.String()
+	// The last lines get the rows the diagnosis and the way to recover
+	// leave: on a small terminal the resume command matters more than the
+	// output that led to the failure, which the log has.
+	last := ""
+	if rows := h - strings.Count(top, "\n") - strings.Count(recovery, "\n") - 2; len(s.last) > 0 && rows > 0 {
+		lines := s.last[max(len(s.last)-rows, 0):]
+		last = indent(st.Header.Render("Last lines"), 1) + "\n"
+		for _, l := range lines {
+			last += "   " + st.PaneRule.Render("│") + " " + st.Dim.Render(l) + "\n"
+		}
+		last += "\n"
+	}
+	return top + last + recovery + "\n" + s.times(st)
 }
 
 // notes shows what the operator must know besides the outcome (a

@@ -486,7 +486,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		case intentNext:
 			m.wipe = newWipeScreen(m.cfg.Host, m.report.Disks, m.opts.Auto)
 			if m.rs != nil {
-				m.wipe.backup = m.rs.archive.Path
+				m.wipe.backup = m.rs.archive().Path
 			}
 			return m.goTo(screenWipe)
 		case intentBack:
@@ -527,10 +527,10 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 func (m *model) showResult() tea.Cmd {
 	m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
 	if r := m.rs; r != nil {
-		m.resultS.res.Notes = append(m.resultS.res.Notes, r.notes...)
-		m.resultS.backup = r.archive.Path
-		m.resultS.restore = r.restoreSummary()
-		if r.restore.err != nil || (m.result.Outcome != steps.OutcomeSuccess && r.archive.Path != "") {
+		m.resultS.res.Notes = append(m.resultS.res.Notes, r.backup.notes...)
+		m.resultS.backup = r.archive().Path
+		m.resultS.restore = r.restore.summary()
+		if r.restore.err != nil || (m.result.Outcome != steps.OutcomeSuccess && r.archive().Path != "") {
 			if r.restore.err != nil {
 				m.resultS.resume = m.restoreCommand()
 			} else {
@@ -538,7 +538,7 @@ func (m *model) showResult() tea.Cmd {
 			}
 		}
 	}
-	m.screen = screenResult
+	m.show(screenResult)
 	var cmds []tea.Cmd
 	if m.opts.ExitAfter > 0 {
 		cmds = append(cmds, tea.Tick(m.opts.ExitAfter, func(time.Time) tea.Msg { return exitMsg{} }))
@@ -546,10 +546,16 @@ func (m *model) showResult() tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-// goTo switches screens and starts what the new screen needs.
-func (m *model) goTo(s screen) tea.Cmd {
+// show makes s the active screen. It is the one place the screen changes:
+// the help of the screen before closes with it.
+func (m *model) show(s screen) {
 	m.screen = s
 	m.showHelp = false
+}
+
+// goTo switches screens and starts what the new screen needs.
+func (m *model) goTo(s screen) tea.Cmd {
+	m.show(s)
 	var cmds []tea.Cmd
 	if s == screenTarget {
 		cmds = append(cmds, m.target.focus())
@@ -598,7 +604,7 @@ func (m *model) startPreflight() tea.Cmd {
 	}
 	m.preflightGen++
 	m.preflight = newPreflightScreen(m.cfg)
-	m.screen = screenPreflight
+	m.show(screenPreflight)
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelPreflight = cancel
 	cfg, b, gen, p := m.cfg, m.engine, m.preflightGen, m.dialPolicy()
@@ -654,16 +660,19 @@ func (m *model) sudoCmd(pw []byte) tea.Cmd {
 func (m *model) startInstall() tea.Cmd {
 	ctx, cancel := context.WithCancel(m.ctx)
 	m.cancelInstall = cancel
-	m.screen = screenProgress
+	m.show(screenProgress)
 	m.now = time.Now()
 	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
 	req := engine.InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
 	if m.rs != nil {
-		req.Layout = m.rs.drift.Layout
+		req.Layout = m.rs.drift.res.Layout
 	}
 	b, q := m.engine, m.queue
 	run := func() tea.Msg {
 		res, err := b.Install(ctx, req, func(e steps.Event) { q.push(e) })
+		// The result screen is built from the panes: every event must be
+		// in them before the end is reported.
+		q.settle()
 		return installDoneMsg{result: res, err: err}
 	}
 	return tea.Batch(run, m.startTicking())
@@ -724,15 +733,15 @@ func (m *model) autoAdvance() tea.Cmd {
 			return m.afterPreflight()
 		}
 	case screenDrift:
-		switch {
-		case m.rs.askHostKey():
-			m.approvedHostKey = m.rs.drift.NewHostKey.Fingerprint
+		switch d := &m.rs.drift; {
+		case d.askHostKey():
+			m.approvedHostKey = d.res.NewHostKey.Fingerprint
 			return m.startDrift()
-		case m.rs.proceed():
+		case d.proceed():
 			return m.startPreflight()
 		}
 	case screenBackup:
-		if m.rs.archive.Path != "" {
+		if m.rs.archive().Path != "" {
 			return m.updateScreen(tea.KeyPressMsg{Code: tea.KeyEnter})
 		}
 	case screenBuild:
@@ -794,11 +803,11 @@ func (m *model) screenView(w, h int) string {
 	case screenProgress:
 		return m.progress.view(m.st, m.now, w, h)
 	case screenDrift:
-		return m.driftView(w, h)
+		return m.rs.drift.view(m.st, m.now, w, h)
 	case screenBackup:
-		return m.backupView(w, h)
+		return m.rs.backup.view(m.st, m.now, w, h)
 	case screenRestore:
-		return m.restoreView(w, h)
+		return m.rs.restore.view(m.st, m.now, w, h)
 	case screenResult:
 		return m.resultS.view(m.st, w, h)
 	}
@@ -864,9 +873,9 @@ func (m *model) progressBar() *tea.ProgressBar {
 		}
 		return tea.NewProgressBar(state, m.progress.percent())
 	case screenBackup, screenRestore:
-		t := &m.rs.backup
+		t := &m.rs.backup.transfer
 		if m.screen == screenRestore {
-			t = &m.rs.restore
+			t = &m.rs.restore.transfer
 		}
 		if t.p.Total > 0 {
 			return tea.NewProgressBar(tea.ProgressBarDefault, int(100*min(t.p.Bytes, t.p.Total)/t.p.Total))
@@ -922,4 +931,5 @@ const (
 	intentAccept
 	intentRetry
 	intentSudo
+	intentQuit
 )

@@ -71,12 +71,24 @@ func (x *writer) done(now bool) {
 	}
 }
 
+// ProgressEvery is the least time between two progress lines of a phase
+// in the plain output: nix redraws its status line many times a second,
+// and a transcript of every state would bury the output. The last state
+// before the phase ends is printed whenever it comes.
+const ProgressEvery = 5 * time.Second
+
 // Plain returns a sink that writes a readable report: a header when a
-// phase starts, the child's output indented under it, the phase's time when
-// it ends, stall warnings, and the result with the diagnosis and the log
-// path.
+// phase starts, the child's output indented under it, the state of nix's
+// status line now and then ("    [progress] [3/7 built] …"), the phase's
+// time when it ends, stall warnings in the runner's words, and the result
+// with the diagnosis and the log path.
+//
+// Noise lines (ssh's notices of every connection) are printed like any
+// other line: the plain output is read as the transcript of the run, and a
+// line left out there is one an operator reading it for a failure misses.
 func Plain(w io.Writer) steps.Sink {
-	p := &plain{w: newWriter(w), started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]bool{}}
+	p := &plain{w: newWriter(w), started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]bool{},
+		prog: map[steps.PhaseID]*progLine{}}
 	return p.event
 }
 
@@ -86,6 +98,19 @@ type plain struct {
 	ended   map[steps.PhaseID]bool
 	shown   steps.PhaseID // the phase of the last header
 	first   time.Time
+
+	// prog is each phase's status line; progOrder the phases in the order
+	// their first progress came, so that due lines print in a fixed order.
+	prog      map[steps.PhaseID]*progLine
+	progOrder []steps.PhaseID
+}
+
+// progLine is what the plain output has printed of a phase's status line
+// and the state it holds back until ProgressEvery has passed.
+type progLine struct {
+	at      time.Time // when the last progress line was printed
+	printed string
+	pending string // a newer state not printed yet, or ""
 }
 
 func (p *plain) event(e steps.Event) {
@@ -95,14 +120,16 @@ func (p *plain) event(e steps.Event) {
 	if p.first.IsZero() {
 		p.first = e.Time
 	}
+	if e.Type != steps.EventProgress {
+		p.dueProgress(b, e.Time)
+	}
 	switch e.Type {
+	case steps.EventProgress:
+		p.progress(b, e)
+		p.w.done(false)
+		return
 	case steps.EventLine:
-		if e.Phase != p.shown && !p.started[e.Phase].IsZero() && !p.ended[e.Phase] {
-			// A phase that another ran inside of (install around the
-			// key copy) goes on: say so before its lines.
-			p.shown = e.Phase
-			fmt.Fprintf(b, "==> %s (continued)\n", e.Phase.Title())
-		}
+		p.continued(b, e.Phase)
 		if e.Text == "" {
 			_ = b.WriteByte('\n')
 			p.w.done(false)
@@ -123,26 +150,94 @@ func (p *plain) event(e steps.Event) {
 			p.shown = e.Phase
 			fmt.Fprintf(b, "==> %s\n", e.Phase.Title())
 		case steps.StateDone:
+			p.lastProgress(b, e.Phase, e.Time)
 			p.ended[e.Phase] = true
 			fmt.Fprintf(b, "<== %s done%s\n", e.Phase.Title(), p.took(e))
 		case steps.StateFailed:
+			p.lastProgress(b, e.Phase, e.Time)
 			p.ended[e.Phase] = true
 			fmt.Fprintf(b, "<== %s FAILED%s\n", e.Phase.Title(), p.took(e))
 		case steps.StateSkipped:
 			fmt.Fprintf(b, "--- %s skipped\n", e.Phase.Title())
 		}
 	case steps.EventStall:
-		fmt.Fprintf(b, "!!! %s: no output for %s; still waiting (Ctrl-C stops the install)\n",
-			e.Phase.Title(), FormatDuration(e.Stall))
+		// The runner's words name the loop or the silence; they may start
+		// with the phase's title, which the line already has.
+		what := strings.TrimPrefix(e.Text, e.Phase.Title()+": ")
+		if what == "" {
+			what = "no output for " + FormatDuration(e.Stall)
+		}
+		fmt.Fprintf(b, "!!! %s: %s; still waiting (Ctrl-C stops the install)\n", e.Phase.Title(), what)
 	case steps.EventCheck:
 		fmt.Fprintf(b, "[%s] %s: %s\n", e.Check.Status, e.Check.ID, e.Check.Summary)
 		if e.Check.Fix != "" && e.Check.Status != steps.StatusOK {
 			fmt.Fprintf(b, "       fix: %s\n", e.Check.Fix)
 		}
 	case steps.EventResult:
+		for _, id := range p.progOrder {
+			p.lastProgress(b, id, e.Time)
+		}
 		p.result(b, e)
 	}
 	p.w.done(true)
+}
+
+// continued writes the header of a phase that another ran inside of
+// (install around the key copy) when its output goes on, before its lines.
+func (p *plain) continued(b *bufio.Writer, id steps.PhaseID) {
+	if id != p.shown && !p.started[id].IsZero() && !p.ended[id] {
+		p.shown = id
+		fmt.Fprintf(b, "==> %s (continued)\n", id.Title())
+	}
+}
+
+// progress prints a new state of a phase's status line, or holds it back
+// when the phase printed one less than ProgressEvery ago.
+func (p *plain) progress(b *bufio.Writer, e steps.Event) {
+	if e.Text == "" {
+		return
+	}
+	pl := p.prog[e.Phase]
+	if pl == nil {
+		pl = &progLine{}
+		p.prog[e.Phase] = pl
+		p.progOrder = append(p.progOrder, e.Phase)
+	}
+	if e.Text == pl.printed {
+		pl.pending = ""
+		return
+	}
+	if !pl.at.IsZero() && e.Time.Sub(pl.at) < ProgressEvery {
+		pl.pending = e.Text
+		return
+	}
+	p.printProgress(b, e.Phase, pl, e.Text, e.Time)
+}
+
+// dueProgress prints the held-back states whose ProgressEvery has passed
+// by now: output of any kind is a moment to catch up.
+func (p *plain) dueProgress(b *bufio.Writer, now time.Time) {
+	for _, id := range p.progOrder {
+		if pl := p.prog[id]; pl.pending != "" && now.Sub(pl.at) >= ProgressEvery {
+			p.printProgress(b, id, pl, pl.pending, now)
+		}
+	}
+}
+
+// lastProgress prints the state a phase's status line was left in, when it
+// was held back: it is the last word on what the phase did.
+func (p *plain) lastProgress(b *bufio.Writer, id steps.PhaseID, now time.Time) {
+	if pl := p.prog[id]; pl != nil && pl.pending != "" {
+		p.printProgress(b, id, pl, pl.pending, now)
+	}
+}
+
+func (p *plain) printProgress(b *bufio.Writer, id steps.PhaseID, pl *progLine, text string, at time.Time) {
+	p.continued(b, id)
+	_, _ = b.WriteString("    [progress] ")
+	_, _ = b.WriteString(text)
+	_ = b.WriteByte('\n')
+	pl.printed, pl.pending, pl.at = text, "", at
 }
 
 func (p *plain) took(e steps.Event) string {

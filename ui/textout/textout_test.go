@@ -23,6 +23,10 @@ func line(s float64, p steps.PhaseID, text string) steps.Event {
 	return steps.Event{Time: at(s), Type: steps.EventLine, Phase: p, Text: text}
 }
 
+func prog(s float64, p steps.PhaseID, text string) steps.Event {
+	return steps.Event{Time: at(s), Type: steps.EventProgress, Phase: p, Text: text}
+}
+
 // A failed run at disko, as the runner sends it.
 var failedRun = []steps.Event{
 	phase(0, steps.PhaseConnect, steps.StatePending),
@@ -108,6 +112,50 @@ Install FAILED after 10m in phase Reboot: nixos-anywhere finished, but the new s
 Install FAILED after 5s in phase Install.
   Transcript:    /l
 `},
+		{"progress at most every 5 s per phase, the last before the phase ends", []steps.Event{
+			phase(0, steps.PhaseBuild, steps.StateRunning),
+			// The first state prints; [1/7] and [2/7] come within 5 s and
+			// are held back, and the line at 5.2 s is still too early to
+			// print them; at 6 s the newest state prints; the same state
+			// again prints nothing; [6/7] is held back, then printed as
+			// the last before the phase ends.
+			prog(0.5, steps.PhaseBuild, "[0/7 built] building a"),
+			prog(1.0, steps.PhaseBuild, "[1/7 built] building b"),
+			prog(4.0, steps.PhaseBuild, "[2/7 built] building c"),
+			line(5.2, steps.PhaseBuild, "building '/nix/store/d.drv'..."),
+			prog(6.0, steps.PhaseBuild, "[3/7 built] building d"),
+			prog(9.0, steps.PhaseBuild, "[3/7 built] building d"),
+			prog(10.3, steps.PhaseBuild, "[4/7 built] building e"),
+			prog(11.0, steps.PhaseBuild, "[6/7 built] building g"),
+			phase(12, steps.PhaseBuild, steps.StateDone),
+			phase(12, steps.PhaseInstall, steps.StateRunning),
+			prog(13, steps.PhaseInstall, "[7/7 built, 1 copied (1.0/9.0 MiB)]"),
+			prog(14, steps.PhaseInstall, "[7/7 built, 5 copied (9.0/9.0 MiB)]"),
+			{Time: at(15), Type: steps.EventResult, Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseInstall, ExitCode: 1, Log: "/l"},
+		}, `==> Build
+    [progress] [0/7 built] building a
+    building '/nix/store/d.drv'...
+    [progress] [3/7 built] building d
+    [progress] [6/7 built] building g
+<== Build done in 12s
+==> Install
+    [progress] [7/7 built, 1 copied (1.0/9.0 MiB)]
+    [progress] [7/7 built, 5 copied (9.0/9.0 MiB)]
+
+Install FAILED after 15s in phase Install (exit status 1).
+  Transcript:    /l
+`},
+		{"a stall in the runner's words; noise printed as any line", []steps.Event{
+			phase(0, steps.PhaseReboot, steps.StateRunning),
+			{Time: at(1), Type: steps.EventLine, Phase: steps.PhaseReboot, Noise: true, Text: "Warning: Permanently added '203.0.113.7' (ED25519) to the list of known hosts."},
+			{Time: at(121), Type: steps.EventStall, Phase: steps.PhaseReboot, Stall: 2 * time.Minute, Loop: steps.LoopRebootWait,
+				Text: "the machine has not gone down for the reboot after 2m0s: nixos-anywhere can still log in to it, so the reboot has not happened"},
+			{Time: at(241), Type: steps.EventStall, Phase: steps.PhaseReboot, Stall: 4 * time.Minute, Text: "Reboot: no output for 4m0s"},
+		}, `==> Reboot
+    Warning: Permanently added '203.0.113.7' (ED25519) to the list of known hosts.
+!!! Reboot: the machine has not gone down for the reboot after 2m0s: nixos-anywhere can still log in to it, so the reboot has not happened; still waiting (Ctrl-C stops the install)
+!!! Reboot: no output for 4m0s; still waiting (Ctrl-C stops the install)
+`},
 		{"interrupted", []steps.Event{
 			phase(0, steps.PhaseKexec, steps.StateRunning),
 			{Time: at(61), Type: steps.EventResult, Outcome: steps.OutcomeAborted, FailedPhase: steps.PhaseKexec, ExitCode: 130, Log: "/l"},
@@ -157,6 +205,27 @@ func TestJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || res.Outcome != "failed" || res.FailedPhase != "disko" || res.Diagnosis.ID != "disko.partition" || res.Log == "" {
 		t.Fatalf("result line %s → %+v %v", lines[len(lines)-1], res, err)
+	}
+}
+
+// TestJSONNewFields: the JSON lines carry a line's noise flag, a stall's
+// loop and words, and a progress event's text and figures.
+func TestJSONNewFields(t *testing.T) {
+	var b bytes.Buffer
+	sink := JSON(&b)
+	sink(steps.Event{Time: t0, Type: steps.EventLine, Phase: steps.PhaseConnect, Text: "Connection to 203.0.113.7 closed.", Noise: true})
+	sink(steps.Event{Time: t0, Type: steps.EventStall, Phase: steps.PhaseConnect, Stall: 2 * time.Minute, Loop: steps.LoopSSHCopyID, Text: "ssh-copy-id cannot log in"})
+	sink(steps.Event{Time: t0, Type: steps.EventProgress, Phase: steps.PhaseBuild, Text: "[3/7 built, 12 copied (40.1/120.0 MiB)]",
+		Progress: &steps.Progress{Built: 3, Builds: 7, Copied: 12, MiB: 40.1, MiBTotal: 120, HasBuilds: true, HasCopies: true, HasMiB: true}})
+	want := []string{
+		`"noise":true`,
+		`"loop":"ssh-copy-id"`, `"seconds":120`, `"text":"ssh-copy-id cannot log in"`,
+		`"type":"progress"`, `"progress":{"builds":7,"built":3,"copied":12,"copies":0,"mib":40.1,"mib_total":120}`,
+	}
+	for _, w := range want {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("the JSON lacks %s:\n%s", w, b.String())
+		}
 	}
 }
 
