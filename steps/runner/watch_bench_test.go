@@ -115,7 +115,7 @@ func BenchmarkProgressLag(b *testing.B) {
 					}
 					n, err := strconv.ParseInt(strings.Fields(ns)[0], 10, 64)
 					if err == nil {
-						got = append(got, time.Now().Sub(time.Unix(0, n)))
+						got = append(got, time.Since(time.Unix(0, n)))
 					}
 				}
 				_, err := Run(context.Background(), Options{
