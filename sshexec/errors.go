@@ -48,6 +48,9 @@ var (
 	// something the dial cannot do (a ProxyJump or ProxyCommand); nothing
 	// was dialled.
 	ErrUnsupportedOption = errors.New("unsupported ssh option")
+	// ErrRemoteTimeout: a remote command did not answer within its bound
+	// (see Limits); it was sent SIGTERM and its session closed.
+	ErrRemoteTimeout = errors.New("remote command did not answer in time")
 	// ErrRemoteCommand: a remote command exited non-zero.
 	ErrRemoteCommand = errors.New("remote command failed")
 
