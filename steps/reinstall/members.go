@@ -100,10 +100,10 @@ func (c *memberCheck) check(h *tar.Header) error {
 		}
 	}
 	if h.Typeflag == tar.TypeSymlink {
+		// Kept even when a later member of the same name follows: whether
+		// the target's tar replaces the link or follows it is the kind of
+		// default this check does not rely on.
 		c.links[name] = h.Linkname
-	} else {
-		// A later member of the same name replaces the link.
-		delete(c.links, name)
 	}
 	return nil
 }
