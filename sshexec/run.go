@@ -156,8 +156,7 @@ type activity struct {
 func newActivity(idle time.Duration, expire func()) *activity {
 	a := &activity{idle: idle}
 	a.touch()
-	var check func()
-	check = func() {
+	check := func() {
 		quiet := time.Since(time.Unix(0, a.last.Load()))
 		if quiet >= a.idle {
 			expire()
@@ -165,7 +164,10 @@ func newActivity(idle time.Duration, expire func()) *activity {
 		}
 		a.timer.Reset(a.idle - quiet)
 	}
-	a.timer = time.AfterFunc(idle, check)
+	// Armed only once a.timer is set, which check reads.
+	a.timer = time.AfterFunc(time.Hour, check)
+	a.timer.Stop()
+	a.timer.Reset(idle)
 	return a
 }
 
