@@ -67,6 +67,9 @@ type Options struct {
 	// disables keepalives.
 	KeepaliveInterval time.Duration
 	KeepaliveMax      int
+	// Limits bound the remote calls of the connection (zero: the
+	// defaults); see Limits.
+	Limits Limits
 }
 
 // HostKeyInfo describes a host key for the operator.
@@ -109,6 +112,7 @@ type Client struct {
 	// AuthMethod names the credential the server accepted.
 	AuthMethod string
 
+	limits    Limits
 	done      chan struct{}
 	closeOnce sync.Once
 	lost      atomic.Bool
@@ -243,6 +247,7 @@ func dialResolved(ctx context.Context, r Resolved, opts Options) (*Client, error
 		HostKeyOutcome: hk.outcome,
 		KnownHostsFile: hk.file,
 		AuthMethod:     auth.used,
+		limits:         opts.Limits,
 		done:           make(chan struct{}),
 	}
 	interval := opts.KeepaliveInterval

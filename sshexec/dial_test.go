@@ -243,10 +243,25 @@ func TestChangedHostKeyRefused(t *testing.T) {
 	if !errors.Is(err, ErrHostKeyMismatch) {
 		t.Fatalf("err = %v, want ErrHostKeyMismatch", err)
 	}
-	for _, want := range []string{fingerprintOfLine(t, otherPub), fingerprintOfLine(t, h.HostKeyPub()), "ssh-keygen -R"} {
+	for _, want := range []string{fingerprintOfLine(t, otherPub), fingerprintOfLine(t, h.HostKeyPub()), "ssh-keygen -R", "provider's console", "Only if the VPS was rebuilt"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
+	}
+	// The fix compares with the console first; removing the old key comes
+	// only after, and only for a rebuilt VPS.
+	var se *Error
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %#v, want an *Error", err)
+	}
+	if c, r := strings.Index(se.Fix, "provider's console"), strings.Index(se.Fix, "ssh-keygen -R"); c < 0 || r < c {
+		t.Errorf("the fix nudges towards ssh-keygen -R before the console: %q", se.Fix)
+	}
+	if !strings.Contains(se.Summary, fingerprintOfLine(t, otherPub)) || !strings.Contains(se.Summary, fingerprintOfLine(t, h.HostKeyPub())) {
+		t.Errorf("the summary does not name both keys: %q", se.Summary)
+	}
+	if errors.Is(err, ErrHostKeyRevoked) {
+		t.Errorf("a changed key matches ErrHostKeyRevoked")
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("a command ran on a host with a changed key")

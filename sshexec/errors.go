@@ -20,6 +20,15 @@ var (
 	// ErrHostKeyMismatch: the host offered a key other than the one known
 	// or expected. Nothing was run.
 	ErrHostKeyMismatch = errors.New("host key mismatch")
+	// ErrHostKeyRevoked: the host offered a key that known_hosts marks
+	// @revoked. It is not a changed key (it does not wrap
+	// ErrHostKeyMismatch): nothing was run, and no known_hosts edit makes
+	// it right.
+	ErrHostKeyRevoked = errors.New("host key revoked")
+	// ErrKnownHosts: the known_hosts file cannot be read (a permission
+	// error, kept as the cause) or holds no usable entry (the first broken
+	// line is named), or cannot be written. Nothing was dialled or saved.
+	ErrKnownHosts = errors.New("known_hosts file unusable")
 	// ErrHostKeyChangedSinceApproval: the host offered a key other than the
 	// one the operator approved on the connection before (see
 	// Options.ApprovedHostKey). It comes wrapped with ErrHostKeyMismatch;
@@ -48,6 +57,9 @@ var (
 	// something the dial cannot do (a ProxyJump or ProxyCommand); nothing
 	// was dialled.
 	ErrUnsupportedOption = errors.New("unsupported ssh option")
+	// ErrRemoteTimeout: a remote command did not answer within its bound
+	// (see Limits); it was sent SIGTERM and its session closed.
+	ErrRemoteTimeout = errors.New("remote command did not answer in time")
 	// ErrRemoteCommand: a remote command exited non-zero.
 	ErrRemoteCommand = errors.New("remote command failed")
 

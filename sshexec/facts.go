@@ -81,7 +81,7 @@ var FactsCommand = "sh -c " + steps.ShellQuote(FactsScript)
 // Facts gathers the target's facts in one session.
 func (c *Client) Facts(ctx context.Context) (remote.Facts, error) {
 	var out, errb bytes.Buffer
-	if err := c.Run(ctx, FactsCommand, nil, &out, &errb); err != nil {
+	if err := c.run(ctx, "the facts script", FactsCommand, nil, &out, &errb, c.limits.facts(), 0); err != nil {
 		return remote.Facts{}, fmt.Errorf("gathering facts: %w", err)
 	}
 	f, err := remote.ParseFacts(&out)

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -46,6 +47,8 @@ type hostKeyCheck struct {
 	// port (it refuses a bare host, which is how port 22 and an alias are
 	// written).
 	dbAddr  string
+	host    string // the host name or address dialled, and its port: for
+	port    int    // the ssh-keyscan hint
 	file    string
 	db      ssh.HostKeyCallback
 	pinned  ssh.PublicKey
@@ -59,7 +62,7 @@ type hostKeyCheck struct {
 }
 
 func newHostKeyCheck(r Resolved, opts Options, conn net.Conn, timeout time.Duration) (*hostKeyCheck, error) {
-	h := &hostKeyCheck{opts: opts, conn: conn, timeout: timeout, addr: r.KnownHostsAddress(), dbAddr: r.knownHostsDBAddress()}
+	h := &hostKeyCheck{opts: opts, conn: conn, timeout: timeout, addr: r.KnownHostsAddress(), dbAddr: r.knownHostsDBAddress(), host: r.HostName, port: r.Port}
 	if len(opts.ExpectedHostKey) > 0 {
 		k, _, _, _, err := ssh.ParseAuthorizedKey(opts.ExpectedHostKey)
 		if err != nil {
@@ -69,16 +72,63 @@ func newHostKeyCheck(r Resolved, opts Options, conn net.Conn, timeout time.Durat
 		return h, nil
 	}
 	h.file = dialKnownHosts(opts.KnownHosts, r)
-	files := []string{}
-	if _, err := os.Stat(h.file); err == nil {
-		files = append(files, h.file)
-	}
-	db, err := knownhosts.New(files...)
+	db, err := openKnownHosts(h.file)
 	if err != nil {
-		return nil, newErr(ErrHostKeyUnknown, err, "fix or remove the broken line", "reading %s", h.file)
+		return nil, err
 	}
 	h.db = db
 	return h, nil
+}
+
+// openKnownHosts reads a known_hosts file; a missing one is empty. A file
+// that cannot be read keeps its cause (a permission error says so), and a
+// file without one usable entry names its first broken line: neither may
+// pass for "this host is unknown", which would ask to trust a key anew.
+func openKnownHosts(file string) (ssh.HostKeyCallback, error) {
+	data, err := os.ReadFile(file)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return knownhosts.New()
+	case errors.Is(err, os.ErrPermission):
+		return nil, newErr(ErrKnownHosts, err,
+			fmt.Sprintf("make it readable and writable by you (ls -l %[1]s; chown $USER %[1]s; chmod 600 %[1]s, and the same for its folder), or pass --known-hosts with another file", steps.ShellQuote(file)),
+			"cannot read the known_hosts file %s: permission denied", file)
+	case err != nil:
+		return nil, newErr(ErrKnownHosts, err, "check the file (or pass --known-hosts with another one), then run again",
+			"cannot read the known_hosts file %s: %v", file, err)
+	}
+	db, err := knownhosts.New(file)
+	if err == nil {
+		return db, nil
+	}
+	if line, lerr := firstBadLine(data); line > 0 {
+		return nil, newErr(ErrKnownHosts, err,
+			fmt.Sprintf("fix or delete line %d (each line is: host[,host…] key-type base64-key), or pass --known-hosts with another file", line),
+			"the known_hosts file %s has no usable entry: line %d is not a known_hosts line (%v)", file, line, lerr)
+	}
+	return nil, newErr(ErrKnownHosts, err, "fix the file, or pass --known-hosts with another one",
+		"the known_hosts file %s cannot be used: %v", file, err)
+}
+
+// firstBadLine returns the number (from 1) of the first line of a
+// known_hosts file that does not parse, and why; 0 when every line does.
+func firstBadLine(data []byte) (int, error) {
+	for i, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		// ParseKnownHosts skips what it cannot read and reports io.EOF
+		// when nothing was left.
+		if _, hosts, _, _, _, err := ssh.ParseKnownHosts([]byte(t)); errors.Is(err, io.EOF) {
+			return i + 1, errors.New("no host key found on it")
+		} else if err != nil {
+			return i + 1, err
+		} else if len(hosts) == 0 {
+			return i + 1, errors.New("no host pattern")
+		}
+	}
+	return 0, nil
 }
 
 // probeKey matches no known key; checking it returns every key known for
@@ -146,8 +196,10 @@ func (h *hostKeyCheck) check(remoteAddr net.Addr, key ssh.PublicKey) error {
 	}
 	var revoked *knownhosts.RevokedError
 	if errors.As(err, &revoked) {
-		return newErr(ErrHostKeyMismatch, err, "do not connect; find out why the key was revoked",
-			"the host key %s of %s is marked @revoked in %s", ssh.FingerprintSHA256(key), h.addr, revoked.Revoked.String())
+		return newErr(ErrHostKeyRevoked, err,
+			"nothing was run. Someone marked this key as never to be trusted again (a leaked or compromised key): find out why before you connect; if the VPS is yours, give it a new host key from the provider's console, then run again",
+			"%s offered the host key %s %s, which is marked @revoked in %s:%d",
+			h.addr, key.Type(), ssh.FingerprintSHA256(key), revoked.Revoked.Filename, revoked.Revoked.Line)
 	}
 	var ke *knownhosts.KeyError
 	if !errors.As(err, &ke) {
@@ -159,8 +211,8 @@ func (h *hostKeyCheck) check(remoteAddr net.Addr, key ssh.PublicKey) error {
 			known = append(known, fmt.Sprintf("%s %s (%s:%d)", w.Key.Type(), ssh.FingerprintSHA256(w.Key), w.Filename, w.Line))
 		}
 		return newErr(ErrHostKeyMismatch, err,
-			fmt.Sprintf("nothing was run. If you reinstalled this VPS, remove the old entry (ssh-keygen -R %s -f %s) and run again; otherwise someone may be intercepting the connection",
-				steps.ShellQuote(h.addr), steps.ShellQuote(h.file)),
+			fmt.Sprintf("nothing was run. Someone may be intercepting the connection, or another machine answers on this address: compare the offered fingerprint %s with the one in the provider's console. Only if the VPS was rebuilt and the console shows that new key, remove the old entry (ssh-keygen -R %s -f %s) and run again",
+				ssh.FingerprintSHA256(key), steps.ShellQuote(h.addr), steps.ShellQuote(h.file)),
 			"the host key of %s has CHANGED: known_hosts has %s, the server offered %s %s",
 			h.addr, strings.Join(known, ", "), key.Type(), ssh.FingerprintSHA256(key))
 	}
@@ -193,7 +245,7 @@ func (h *hostKeyCheck) check(remoteAddr net.Addr, key ssh.PublicKey) error {
 	}
 	if !accept {
 		return newErr(ErrHostKeyUnknown, err,
-			fmt.Sprintf("compare the fingerprint with the one in the provider's console (or ssh-keyscan %s on a trusted network), then run again with --accept-new-host-key", steps.ShellQuote(h.info.Address)),
+			fmt.Sprintf("compare the fingerprint with the one in the provider's console (or %s on a trusted network), then run again with --accept-new-host-key", h.keyscan()),
 			"%s is not in %s; it offered %s %s", h.addr, h.file, key.Type(), h.info.Fingerprint)
 	}
 	if err := AppendKnownHost(h.file, h.addr, key, h.opts.HashKnownHosts); err != nil {
@@ -203,30 +255,84 @@ func (h *hostKeyCheck) check(remoteAddr net.Addr, key ssh.PublicKey) error {
 	return nil
 }
 
-// AppendKnownHost adds one entry for address (host or [host]:port) to a
-// known_hosts file, creating it (0600, folder 0700) when missing.
-func AppendKnownHost(file, address string, key ssh.PublicKey, hashed bool) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return fmt.Errorf("saving the host key: %w", err)
+// keyscan is the ssh-keyscan command that shows the host's keys.
+func (h *hostKeyCheck) keyscan() string {
+	if h.port != 0 && h.port != 22 {
+		return fmt.Sprintf("ssh-keyscan -p %d %s", h.port, steps.ShellQuote(h.host))
 	}
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	return "ssh-keyscan " + steps.ShellQuote(h.host)
+}
+
+// AppendKnownHost adds one entry for address (host or [host]:port) to a
+// known_hosts file, creating it (0600, folder 0700) when missing. A
+// symlinked file (dotfiles) is appended to through the link.
+func AppendKnownHost(file, address string, key ssh.PublicKey, hashed bool) error {
+	real, err := resolveLinks(file)
 	if err != nil {
-		return fmt.Errorf("saving the host key to %s: %w", file, err)
+		return saveErr(file, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
+		return saveErr(file, err)
+	}
+	f, err := os.OpenFile(real, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return saveErr(file, err)
 	}
 	// A file without a final newline would glue our entry onto its last line.
 	if st, err := f.Stat(); err == nil && st.Size() > 0 {
-		if last, err := readLastByte(file); err == nil && last != '\n' {
+		if last, err := readLastByte(real); err == nil && last != '\n' {
 			if _, err := f.WriteString("\n"); err != nil {
 				f.Close()
-				return fmt.Errorf("saving the host key to %s: %w", file, err)
+				return saveErr(file, err)
 			}
 		}
 	}
 	if _, err := f.WriteString(knownHostsLine(address, key, hashed) + "\n"); err != nil {
 		f.Close()
-		return fmt.Errorf("saving the host key to %s: %w", file, err)
+		return saveErr(file, err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return saveErr(file, err)
+	}
+	return nil
+}
+
+// saveErr is a known_hosts file that could not be written: nothing was
+// saved, and the fix depends on why.
+func saveErr(file string, err error) error {
+	fix := "free some space or fix the file, or pass --known-hosts with another file, then run again"
+	if errors.Is(err, os.ErrPermission) {
+		fix = fmt.Sprintf("make it writable by you (ls -l %[1]s; chown $USER %[1]s; chmod 600 %[1]s, and the same for its folder), or pass --known-hosts with another file", steps.ShellQuote(file))
+	}
+	return newErr(ErrKnownHosts, err, fix, "saving the host key to %s: %v", file, err)
+}
+
+// resolveLinks follows file through its symbolic links (a known_hosts kept
+// in a dotfiles repository and linked into ~/.ssh) to the file that holds
+// the data, which need not exist yet. A regular or missing file is itself.
+func resolveLinks(file string) (string, error) {
+	cur := file
+	for range 40 {
+		st, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) {
+			return cur, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&os.ModeSymlink == 0 {
+			return cur, nil
+		}
+		target, err := os.Readlink(cur)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(cur), target)
+		}
+		cur = target
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", file)
 }
 
 func knownHostsLine(address string, key ssh.PublicKey, hashed bool) string {
@@ -261,11 +367,22 @@ const KnownHostsBackupSuffix = ".bigbang-backup"
 // was. The old file is kept as file+KnownHostsBackupSuffix and the new one
 // replaces it atomically. It returns the backup's path ("" when there was
 // no file).
+//
+// A symlinked file (dotfiles) stays a link: the file it points to is
+// replaced, with its mode kept. The backup lies beside the name given.
 func ReplaceKnownHost(file, address string, key ssh.PublicKey, hashed bool) (string, error) {
 	address = knownhosts.Normalize(address)
-	old, err := os.ReadFile(file)
+	real, err := resolveLinks(file)
+	if err != nil {
+		return "", saveErr(file, err)
+	}
+	old, err := os.ReadFile(real)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading %s: %w", file, err)
+		return "", saveErr(file, err)
+	}
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(real); err == nil {
+		mode = st.Mode().Perm()
 	}
 	var out bytes.Buffer
 	for _, line := range strings.SplitAfter(string(old), "\n") {
@@ -281,18 +398,18 @@ func ReplaceKnownHost(file, address string, key ssh.PublicKey, hashed bool) (str
 		}
 	}
 	out.WriteString(knownHostsLine(address, key, hashed) + "\n")
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", fmt.Errorf("updating %s: %w", file, err)
+	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
+		return "", saveErr(file, err)
 	}
 	backup := ""
 	if old != nil {
 		backup = file + KnownHostsBackupSuffix
-		if err := writeFileAtomic(backup, old); err != nil {
-			return "", fmt.Errorf("backing up %s: %w", file, err)
+		if err := writeFileAtomic(backup, old, 0o600); err != nil {
+			return "", saveErr(backup, err)
 		}
 	}
-	if err := writeFileAtomic(file, out.Bytes()); err != nil {
-		return backup, fmt.Errorf("updating %s: %w", file, err)
+	if err := writeFileAtomic(real, out.Bytes(), mode); err != nil {
+		return backup, saveErr(file, err)
 	}
 	return backup, nil
 }
@@ -334,13 +451,13 @@ func hashMatches(entry, address string) bool {
 	return hmac.Equal(m.Sum(nil), want)
 }
 
-func writeFileAtomic(file string, data []byte) error {
+func writeFileAtomic(file string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -40,6 +40,9 @@ type RebootOptions struct {
 	MaxBackoff  time.Duration
 	AgentSocket string
 	Passphrase  PassphraseFunc
+	// Limits bound the calls over the connection that came back (zero:
+	// the defaults).
+	Limits Limits
 }
 
 // RebootReport is what the machine that came back showed.
@@ -90,7 +93,7 @@ func WaitForHost(ctx context.Context, opts RebootOptions) (*Client, int, error) 
 		attempts++
 		c, err := dialResolved(ctx, r, Options{
 			Target: opts.Target, ExpectedHostKey: opts.ExpectedHostKey,
-			AgentSocket: opts.AgentSocket, Passphrase: opts.Passphrase,
+			AgentSocket: opts.AgentSocket, Passphrase: opts.Passphrase, Limits: opts.Limits,
 			Timeout: min(remaining, 30*time.Second), ConnectTimeout: min(remaining, time.Second),
 		})
 		if err == nil {
@@ -136,7 +139,7 @@ func VerifyReboot(ctx context.Context, opts RebootOptions) (RebootReport, error)
 		return rep, fmt.Errorf("verifying the reboot: pinning the host key: %w", err)
 	}
 	script := `echo "nixos_version=$(nixos-version 2>/dev/null)"; echo "state=$(systemctl is-system-running 2>/dev/null)"`
-	kv, err := c.runProbe(ctx, "system state probe", script)
+	kv, err := c.runProbe(ctx, "the system state probe", script)
 	if err != nil {
 		return rep, fmt.Errorf("verifying the reboot: %w", err)
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -84,9 +86,46 @@ func (w gatedWriter) Write(p []byte) (int, error) {
 
 // Run runs cmd (a shell command line: quote every variable part with
 // steps.ShellQuote) in a new session. Cancelling ctx sends SIGTERM to the
-// command and closes the session. A non-zero exit is a *RemoteError.
+// command and closes the session. A non-zero exit is a *RemoteError. A
+// command that goes Limits.Idle without a byte of output and without reading
+// its input is ended the same way, with an *Error of ErrRemoteTimeout; use
+// Exec to name the command and give it a deadline of its own.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return c.run(ctx, firstWord(cmd), cmd, stdin, stdout, stderr)
+	return c.Exec(ctx, Call{Cmd: cmd, Stdin: stdin, Stdout: stdout, Stderr: stderr})
+}
+
+// Call is one remote command for Exec.
+type Call struct {
+	// Name says what the command is, in errors ("the host key script");
+	// default: the command's first word.
+	Name string
+	// Cmd is the shell command line; quote every variable part with
+	// steps.ShellQuote.
+	Cmd            string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Timeout bounds the whole call; 0: no bound but Idle.
+	Timeout time.Duration
+	// Idle bounds the time the command may go without writing a byte or
+	// reading one of its input. 0: the client's Limits.Idle when Timeout is
+	// 0, none otherwise; negative: none.
+	Idle time.Duration
+}
+
+// Exec runs call in a new session, as Run does, within the call's
+// deadlines. A command that misses one is sent SIGTERM, its session is
+// closed, and the error (an *Error of ErrRemoteTimeout) names the command,
+// the host and the time it was given, and says what to check there.
+func (c *Client) Exec(ctx context.Context, call Call) error {
+	name := call.Name
+	if name == "" {
+		name = firstWord(call.Cmd)
+	}
+	idle := call.Idle
+	if idle == 0 && call.Timeout <= 0 {
+		idle = c.limits.idle()
+	}
+	return c.run(ctx, name, call.Cmd, call.Stdin, call.Stdout, call.Stderr, call.Timeout, idle)
 }
 
 func firstWord(cmd string) string {
@@ -97,23 +136,125 @@ func firstWord(cmd string) string {
 	return f[0]
 }
 
-func (c *Client) run(ctx context.Context, name, cmd string, stdin io.Reader, stdout, stderr io.Writer) error {
+// hungError is the cause of a call's context when one of its deadlines
+// passed.
+type hungError struct {
+	within time.Duration // the whole call's bound, or
+	idle   time.Duration // the bound on silence
+}
+
+func (h *hungError) Error() string { return "deadline passed" }
+
+// activity tracks the last byte a call moved and ends the call when it has
+// been quiet for too long.
+type activity struct {
+	idle  time.Duration
+	last  atomic.Int64 // UnixNano of the last byte
+	timer *time.Timer
+}
+
+func newActivity(idle time.Duration, expire func()) *activity {
+	a := &activity{idle: idle}
+	a.touch()
+	check := func() {
+		quiet := time.Since(time.Unix(0, a.last.Load()))
+		if quiet >= a.idle {
+			expire()
+			return
+		}
+		a.timer.Reset(a.idle - quiet)
+	}
+	// Armed only once a.timer is set, which check reads.
+	a.timer = time.AfterFunc(time.Hour, check)
+	a.timer.Stop()
+	a.timer.Reset(idle)
+	return a
+}
+
+func (a *activity) touch() { a.last.Store(time.Now().UnixNano()) }
+
+func (a *activity) stop() { a.timer.Stop() }
+
+type activeWriter struct {
+	a *activity
+	w io.Writer
+}
+
+func (w activeWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		w.a.touch()
+	}
+	return w.w.Write(p)
+}
+
+type activeReader struct {
+	a *activity
+	r io.Reader
+}
+
+func (r activeReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.a.touch()
+	}
+	return n, err
+}
+
+func (c *Client) run(ctx context.Context, name, cmd string, stdin io.Reader, stdout, stderr io.Writer, within, idle time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sess, err := c.newSession(ctx)
+	// rctx ends with ctx or, with a *hungError as its cause, when a
+	// deadline of the call passes.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if within > 0 {
+		t := time.AfterFunc(within, func() { cancel(&hungError{within: within}) })
+		defer t.Stop()
+	}
+	var act *activity
+	if idle > 0 {
+		act = newActivity(idle, func() { cancel(&hungError{idle: idle}) })
+		defer act.stop()
+		if stdout != nil {
+			stdout = activeWriter{act, stdout}
+		}
+		if stderr != nil {
+			stderr = activeWriter{act, stderr}
+		}
+		if stdin != nil {
+			stdin = activeReader{act, stdin}
+		}
+	}
+	hung := func() error {
+		var h *hungError
+		if ctx.Err() == nil && errors.As(context.Cause(rctx), &h) {
+			return c.hungErr(name, h)
+		}
+		return nil
+	}
+	sess, err := c.newSession(rctx)
 	if err != nil {
+		if herr := hung(); herr != nil {
+			return herr
+		}
 		return err
 	}
 	defer sess.Close()
 	tail := &tailBuffer{}
+	var tailW io.Writer = tail
+	if act != nil {
+		// Standard error counts as activity also when the caller does not
+		// want it.
+		tailW = activeWriter{act, tail}
+	}
 	// The session copies output in goroutines of its own that may still be
 	// writing when a cancelled Run gives up waiting for them: the gate
 	// stops every write into the caller's writers once Run returns.
 	gate := &gatedWriters{}
 	defer gate.close()
 	if stderr == nil {
-		sess.Stderr = gate.wrap(tail)
+		sess.Stderr = gate.wrap(tailW)
 	} else {
 		sess.Stderr = gate.wrap(io.MultiWriter(stderr, tail))
 	}
@@ -128,7 +269,7 @@ func (c *Client) run(ctx context.Context, name, cmd string, stdin io.Reader, std
 	go func() { done <- sess.Wait() }()
 	select {
 	case err = <-done:
-	case <-ctx.Done():
+	case <-rctx.Done():
 		// SIGTERM reaches the command where sshd allows signals (not in a
 		// root session, which has no privilege separation); closing the
 		// channel ends it otherwise. The wait goroutine ends with the
@@ -138,6 +279,9 @@ func (c *Client) run(ctx context.Context, name, cmd string, stdin io.Reader, std
 		select {
 		case <-done:
 		case <-time.After(time.Second):
+		}
+		if herr := hung(); herr != nil {
+			return herr
 		}
 		return fmt.Errorf("%s: %w", name, ctx.Err())
 	}
@@ -152,6 +296,37 @@ func (c *Client) run(ctx context.Context, name, cmd string, stdin io.Reader, std
 		return &RemoteError{Command: name, Status: ee.ExitStatus(), Stderr: string(tail.b)}
 	}
 	return c.connErr(name, err)
+}
+
+// hungErr says which command did not answer, on which host, within what
+// time, and what to look at there.
+func (c *Client) hungErr(name string, h *hungError) error {
+	what := name
+	if !strings.HasPrefix(what, "the ") {
+		what = "the command " + strconv.Quote(name)
+	}
+	var summary string
+	if h.within > 0 {
+		summary = fmt.Sprintf("%s on %s did not answer within %s", what, c.Resolved, h.within)
+	} else {
+		summary = fmt.Sprintf("%s on %s went %s without output or reading its input", what, c.Resolved, h.idle)
+	}
+	return newErr(ErrRemoteTimeout, nil,
+		"log in ("+sshCommand(c.Resolved)+") and find what hangs there (a df on a dead NFS home, a sudo waiting for a dead LDAP server, a login script that waits for input), then run again",
+		"%s: a command there hangs", summary)
+}
+
+// sshCommand is the ssh command line that logs in to r by hand.
+func sshCommand(r Resolved) string {
+	host := r.HostName
+	s := "ssh "
+	if r.Port != 22 && r.Port != 0 {
+		s += "-p " + strconv.Itoa(r.Port) + " "
+	}
+	if r.User != "" {
+		s += r.User + "@"
+	}
+	return s + host
 }
 
 func (c *Client) connErr(name string, err error) error {
@@ -198,7 +373,7 @@ func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
 // name names the script in errors.
 func (c *Client) runProbe(ctx context.Context, name, script string) (map[string]string, error) {
 	var out bytes.Buffer
-	if err := c.run(ctx, name, "sh -c "+steps.ShellQuote(script), nil, &out, nil); err != nil {
+	if err := c.run(ctx, name, "sh -c "+steps.ShellQuote(script), nil, &out, nil, c.limits.probe(), 0); err != nil {
 		return nil, err
 	}
 	kv := map[string]string{}

@@ -61,7 +61,7 @@ command -v ` + steps.ShellQuote(s.Sudo) + ` >/dev/null 2>&1 && echo has_sudo=1
 command -v ` + steps.ShellQuote(s.Visudo) + ` >/dev/null 2>&1 && echo has_visudo=1
 ` + steps.ShellQuote(s.Sudo) + ` -n true >/dev/null 2>&1 && echo nopasswd=1
 exit 0`
-	kv, err := c.runProbe(ctx, "sudo probe", script)
+	kv, err := c.runProbe(ctx, "the sudo probe", script)
 	if err != nil {
 		return sudoProbe{}, fmt.Errorf("sudo setup: %w", err)
 	}
@@ -137,7 +137,7 @@ func (c *Client) SetupPasswordlessSudo(ctx context.Context, s SudoSetup) (change
 		}
 		stdin := io.MultiReader(bytes.NewReader(pw), strings.NewReader("\n"))
 		var out, errb bytes.Buffer
-		err = c.run(ctx, "sudo", cmd, stdin, &out, &errb)
+		err = c.run(ctx, "the sudoers setup (sudo -S)", cmd, stdin, &out, &errb, c.limits.probe(), 0)
 		clear(pw)
 		accepted := strings.HasPrefix(out.String(), sudoOKMarker)
 		if err == nil {
@@ -168,7 +168,10 @@ func (c *Client) SetupPasswordlessSudo(ctx context.Context, s SudoSetup) (change
 		}
 	}
 	var errb bytes.Buffer
-	if err := c.run(ctx, "sudo -n true", steps.ShellQuote(s.Sudo)+" -n true", nil, nil, &errb); err != nil {
+	if err := c.run(ctx, "the check sudo -n true", steps.ShellQuote(s.Sudo)+" -n true", nil, nil, &errb, c.limits.probe(), 0); err != nil {
+		if errors.Is(err, ErrRemoteTimeout) || ctx.Err() != nil {
+			return true, fmt.Errorf("sudo setup: %s was written, then: %w", s.File, err)
+		}
 		return true, newErr(ErrSudoStillAsks, err, "check that /etc/sudoers has '@includedir /etc/sudoers.d' (or '#includedir')",
 			"%s was written but sudo still asks for a password", s.File)
 	}

@@ -3,6 +3,7 @@ package steps
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -76,7 +77,7 @@ var (
 	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$`)
 	dottedRE   = regexp.MustCompile(`^[0-9]+(\.[0-9]+){3}$`)
 	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_.-]{0,31}$`)
-	ramRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]I?B?|B)?$`)
+	ramRE      = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([KMGT](?:I?B)?|B)?$`)
 )
 
 // ValidateHost checks a host name or IP address as the operator typed it.
@@ -141,30 +142,55 @@ func SplitFlake(ref string) (path, name string, err error) {
 	return path, ref[i+1:], nil
 }
 
-// ParseRAM reads a RAM size such as 24G, 1.5GiB, 512M or a plain byte count.
-// The units are binary (G = GiB), as free(1) and the wizard show them.
+// Bounds of ParseRAM: below 256 MiB no NixOS installer boots, above
+// 16 TiB the value is a typo (no VPS has that much).
+const (
+	MinRAM int64 = 256 << 20
+	MaxRAM int64 = 16 << 40
+)
+
+// ParseRAM reads a RAM size such as 24G, 1.5GiB or 512M. The units are
+// binary (G = GiB), as free(1) and the wizard show them; K, M, G and T may
+// be followed by B or iB. A bare number means GiB ("24" is 24 GiB, "1.5" is
+// 1.5 GiB), never bytes. The result lies between MinRAM and MaxRAM; every
+// error says what to type.
 func ParseRAM(s string) (int64, error) {
-	m := ramRE.FindStringSubmatch(strings.TrimSpace(strings.ToUpper(s)))
+	t := strings.TrimSpace(s)
+	m := ramRE.FindStringSubmatch(strings.ToUpper(t))
 	if m == nil {
-		return 0, invalid("RAM %q is not a size: write it like 24G, 1.5G or 512M", s)
+		return 0, invalid("RAM %q is not a size: write a number with a unit, like 24G, 1.5G or 512M (a bare number means GiB)", s)
 	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	mult := float64(1)
-	switch strings.TrimRight(strings.TrimSuffix(m[2], "B"), "I") {
-	case "K":
-		mult = 1 << 10
-	case "M":
-		mult = 1 << 20
-	case "G":
-		mult = 1 << 30
-	case "T":
-		mult = 1 << 40
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		// Only a number too long for a float64 gets here.
+		return 0, invalid("RAM %q is far too large: write it like 24G (at most 16T)", s)
 	}
-	n := int64(v * mult)
-	if n <= 0 {
-		return 0, invalid("RAM %q must be more than zero", s)
+	if m[2] == "B" {
+		// A byte count is always a typo for RAM.
+		return 0, invalid("RAM %q is a byte count: write the size with a unit, like 24G or 512M", s)
 	}
-	return n, nil
+	unit := strings.TrimSuffix(strings.TrimSuffix(m[2], "B"), "I")
+	mult := map[string]float64{"": 1 << 30, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
+	// Compared as a float first, so that a huge value cannot overflow
+	// int64 on the way.
+	bytes := v * mult
+	switch {
+	case bytes <= 0:
+		return 0, invalid("RAM %q must be more than zero: write it like 24G", s)
+	case bytes < float64(MinRAM):
+		hint := ""
+		if unit == "" {
+			hint = " (a bare number means GiB)"
+		}
+		return 0, invalid("RAM %q is too small%s: the smallest is 256M; write it like 24G or 512M", s, hint)
+	case bytes > float64(MaxRAM):
+		hint := ""
+		if unit == "" {
+			hint = " (a bare number means GiB, not bytes)"
+		}
+		return 0, invalid("RAM %q is too large%s: the largest is 16T; write it like 24G", s, hint)
+	}
+	return int64(math.Round(bytes)), nil
 }
 
 // ParsePhases reads a comma-separated phase list such as "disko,install".

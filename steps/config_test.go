@@ -118,16 +118,50 @@ func TestValidatePortText(t *testing.T) {
 }
 
 func TestParseRAM(t *testing.T) {
-	cases := map[string]int64{"24G": 24 << 30, "24GiB": 24 << 30, "1.5G": 3 << 29, "512M": 512 << 20, "1048576": 1 << 20, "2t": 2 << 40}
+	cases := map[string]int64{
+		"24G": 24 << 30, "24GiB": 24 << 30, "24gb": 24 << 30, "1.5G": 3 << 29, "512M": 512 << 20, "2t": 2 << 40,
+		"256M": MinRAM, "16T": MaxRAM, "262144K": 256 << 20, " 8 G ": 8 << 30,
+		// A bare number means GiB, never bytes.
+		"24": 24 << 30, "1.5": 3 << 29,
+	}
 	for in, want := range cases {
 		got, err := ParseRAM(in)
 		if err != nil || got != want {
 			t.Errorf("ParseRAM(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "0", "-1G", "G", "24 apples"} {
-		if _, err := ParseRAM(bad); err == nil {
-			t.Errorf("ParseRAM(%q) accepted", bad)
+	// Each refusal says what to type (a value with a unit), and why.
+	bad := map[string]string{
+		"":                             "24G",
+		"lots":                         "with a unit",
+		"G":                            "with a unit",
+		"24 apples":                    "with a unit",
+		"-1G":                          "with a unit",
+		"0":                            "more than zero",
+		"0G":                           "more than zero",
+		"1K":                           "too small",
+		"255M":                         "the smallest is 256M",
+		"0.1":                          "a bare number means GiB",
+		"512B":                         "byte count",
+		"1048576":                      "a bare number means GiB, not bytes",
+		"99999T":                       "the largest is 16T",
+		"16.001T":                      "too large",
+		"9223372036854775807T":         "too large",
+		strings.Repeat("9", 400) + "G": "far too large",
+		"24GI":                         "with a unit",
+		"1e3G":                         "with a unit",
+	}
+	for in, want := range bad {
+		n, err := ParseRAM(in)
+		if err == nil {
+			t.Errorf("ParseRAM(%q) = %d, accepted", in, n)
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseRAM(%q): %v does not wrap ErrInvalidConfig", in, err)
+		}
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "24G") && !strings.Contains(err.Error(), "256M") {
+			t.Errorf("ParseRAM(%q) = %v; want it to say %q and what to type", in, err, want)
 		}
 	}
 }

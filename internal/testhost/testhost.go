@@ -40,6 +40,11 @@ type Options struct {
 	// WatchRebootRequests makes the host watch RebootRequestFile, so that a
 	// separate process (the stand-in nixos-anywhere) can reboot it.
 	WatchRebootRequests bool
+	// ForceCommand, when set, is run instead of every command a session
+	// asks for (sshd's ForceCommand): "sleep 300" plays a target whose
+	// commands never return (a wedged shell, a df on a dead NFS home).
+	// Logins still succeed.
+	ForceCommand string
 	// Extra is appended to sshd_config.
 	Extra string
 }
@@ -217,6 +222,9 @@ func (h *Host) config() string {
 		b.WriteString("PubkeyAuthentication no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n")
 	} else {
 		b.WriteString("PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n")
+	}
+	if h.opts.ForceCommand != "" {
+		fmt.Fprintf(&b, "ForceCommand %s\n", h.opts.ForceCommand)
 	}
 	b.WriteString(extra)
 	return b.String()

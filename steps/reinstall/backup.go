@@ -63,6 +63,19 @@ var (
 	ErrCorrupt = errors.New("archive checksum mismatch")
 	// ErrRestoreIncomplete: the restore stopped before it was verified.
 	ErrRestoreIncomplete = errors.New("restore incomplete")
+	// ErrUnsafeMember: an archive member would land outside the directory
+	// it is unpacked into (see CheckMembers); it comes as a *MemberError.
+	// Nothing was unpacked.
+	ErrUnsafeMember = errors.New("unsafe archive member")
+	// ErrManifestEdited: the manifest beside an archive is not the one
+	// Backup wrote with it (see CheckSeal). Nothing was restored.
+	ErrManifestEdited = errors.New("manifest edited after the backup")
+	// ErrUnsealed: no seal of the archive is kept on this machine, so its
+	// manifest cannot be trusted. Nothing was restored.
+	ErrUnsealed = errors.New("archive has no seal")
+	// ErrOtherTarget: the restore was asked to go into another directory
+	// than the archive's source without RestoreOptions.AnotherTarget.
+	ErrOtherTarget = errors.New("restore into another directory than the archive's source")
 )
 
 // BackupOptions says what to back up and where to put it.
@@ -79,6 +92,9 @@ type BackupOptions struct {
 	Margin int64
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+	// SealDir is where the archive's seal goes (see CheckSeal); default
+	// SealDir().
+	SealDir string
 }
 
 // Progress is reported while an archive streams.
@@ -353,7 +369,7 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 		return Archive{}, &IncompleteError{Path: partial, Err: err}
 	}
 
-	s := &stream{file: f, sum: sha256.New(), total: ri.bytes, start: time.Now(), progress: progress}
+	s := &stream{file: f, sum: sha256.New(), total: ri.bytes, start: time.Now(), progress: progress, members: newMemberCheck(src)}
 	res, err := s.run(ctx, r, wrap(BackupCommand(src, comp, flags), opts.Sudo), comp)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -361,6 +377,11 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 	if err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
 			err = fmt.Errorf("%w: the local disk filled up during the backup", ErrNoSpace)
+		}
+		if errors.Is(err, ErrUnsafeMember) {
+			// Found now, before anything is wiped, rather than by the
+			// restore afterwards.
+			err = fmt.Errorf("%w: the restore would refuse it; on the target, look at that entry of %s (tar does not archive through links: something rewrote the tree during the backup), then run the backup again", err, src)
 		}
 		return fail(err)
 	}
@@ -376,6 +397,9 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 	}
 	mp := final + ManifestSuffix
 	if err := writeJSON(mp, m); err != nil {
+		return fail(err)
+	}
+	if err := writeSeal(opts.SealDir, m); err != nil {
 		return fail(err)
 	}
 	if err := os.Rename(partial, final); err != nil {
@@ -418,6 +442,8 @@ type stream struct {
 	total    int64
 	start    time.Time
 	progress func(Progress)
+	// members checks each member as Restore will (nil: no check).
+	members *memberCheck
 
 	mu       sync.Mutex
 	lastTell time.Time
@@ -520,6 +546,11 @@ func (s *stream) count(r io.Reader, comp string) (tarCount, error) {
 		}
 		if err != nil {
 			return c, err
+		}
+		if s.members != nil {
+			if err := s.members.check(h); err != nil {
+				return c, err
+			}
 		}
 		if h.Name == "./" || h.Name == "." {
 			continue

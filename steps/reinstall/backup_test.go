@@ -81,7 +81,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := Restore(context.Background(), r, reopened, RestoreOptions{Host: "vps", HostKeyFingerprint: "SHA256:abc", Target: dst}, nil)
+	res, err := Restore(context.Background(), r, reopened, RestoreOptions{Host: "vps", HostKeyFingerprint: "SHA256:abc", Target: dst, AnotherTarget: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestRestoreServicesAndGzip(t *testing.T) {
 	if a.Manifest.Compression != "gzip" || !strings.HasSuffix(a.Path, ".tar.gz") {
 		t.Fatalf("compression %s, path %s", a.Manifest.Compression, a.Path)
 	}
-	if _, err := Restore(context.Background(), r, a, RestoreOptions{Host: "vps", Target: dst, Services: []string{"postgresql.service", "my app.service"}}, nil); err != nil {
+	if _, err := Restore(context.Background(), r, a, RestoreOptions{Host: "vps", Target: dst, AnotherTarget: true, Services: []string{"postgresql.service", "my app.service"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(log)
@@ -394,7 +394,7 @@ func TestRestoreInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	slow := &throttled{r}
-	_, err = Restore(ctx, slowStdin{slow}, a, RestoreOptions{Host: "vps", Target: t.TempDir(), Services: []string{"app.service"}},
+	_, err = Restore(ctx, slowStdin{slow}, a, RestoreOptions{Host: "vps", Target: t.TempDir(), AnotherTarget: true, Services: []string{"app.service"}},
 		func(Progress) { cancel() })
 	if !errors.Is(err, ErrRestoreIncomplete) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want an incomplete restore", err)

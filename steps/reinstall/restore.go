@@ -1,12 +1,14 @@
 package reinstall
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -18,7 +20,14 @@ import (
 type RestoreOptions struct {
 	Host               string // the target as the operator named it; must be the archive's
 	HostKeyFingerprint string // the target's host key now; must be the archive's when both are known
-	Target             string // remote directory; the archive's source when empty
+	// Target is the remote directory; the archive's source when empty.
+	// Another directory than the source is refused (ErrOtherTarget)
+	// unless AnotherTarget is set: the operator's explicit choice, which
+	// the front end confirms as it does the wipe.
+	Target        string
+	AnotherTarget bool
+	// SealDir is where Backup kept the archive's seal; default SealDir().
+	SealDir string
 	// Services are stopped before the restore and started again after it
 	// (also when it fails), so nothing writes into the directory meanwhile.
 	Services []string
@@ -52,14 +61,7 @@ func VerifyChecksum(a Archive) error {
 		return fmt.Errorf("opening the archive: %w", err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("reading the archive: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != a.Manifest.SHA256 {
-		return fmt.Errorf("%w: %s has SHA-256 %s, its manifest says %s: the file is damaged; use another copy", ErrCorrupt, a.Path, got, a.Manifest.SHA256)
-	}
-	return nil
+	return checksum(f, a)
 }
 
 // RestoreCommand returns the remote command that unpacks an archive from
@@ -97,22 +99,87 @@ func archiveFlags(m Manifest) []string {
 	return out
 }
 
+// VerifyArchive is every check of an archive that needs no target, for a
+// restore into dir (the manifest's source when empty): the archive's
+// SHA-256 against its manifest, the manifest against its seal (so an
+// edited manifest is refused), and every member against dir (see
+// CheckMembers). Restore runs it on the file it then sends; a front end
+// can run it before it asks for the confirmation.
+func VerifyArchive(a Archive, sealDir, dir string) error {
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return fmt.Errorf("opening the archive: %w", err)
+	}
+	defer f.Close()
+	return verifyOpen(f, a, sealDir, dir)
+}
+
+func verifyOpen(f *os.File, a Archive, sealDir, dir string) error {
+	if err := checksum(f, a); err != nil {
+		return err
+	}
+	if err := CheckSeal(sealDir, a); err != nil {
+		return err
+	}
+	if dir == "" {
+		dir = a.Manifest.Source
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if err := CheckMembers(bufio.NewReaderSize(f, 1<<20), a.Manifest.Compression, dir); err != nil {
+		return fmt.Errorf("%s: %w: nothing was unpacked; this archive was not written by bigbang's backup, or was altered: do not restore it", a.Path, err)
+	}
+	return nil
+}
+
+// checksum compares the SHA-256 of the open archive with its manifest's.
+func checksum(f *os.File, a Archive) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("reading the archive: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != a.Manifest.SHA256 {
+		return fmt.Errorf("%w: %s has SHA-256 %s, its manifest says %s: the file is damaged; use another copy", ErrCorrupt, a.Path, got, a.Manifest.SHA256)
+	}
+	return nil
+}
+
 // Restore streams a verified archive back into the target: it refuses an
-// archive from another host or with a wrong checksum, stops the given
-// services, unpacks with numeric owners, compares the archive with what
-// landed, counts entries and bytes, and starts the services again.
+// archive from another host, with a wrong checksum, whose manifest was
+// edited after the backup, with a member that would land outside the
+// directory, or bound for another directory than its source unless
+// opts.AnotherTarget; then it stops the given services, unpacks with
+// numeric owners, compares the archive with what landed, counts entries and
+// bytes, and starts the services again. The file is opened once: what is
+// checked is what is sent.
 func Restore(ctx context.Context, r Remote, a Archive, opts RestoreOptions, progress func(Progress)) (RestoreResult, error) {
 	var res RestoreResult
 	m := a.Manifest
 	if err := CheckHost(m, opts.Host, opts.HostKeyFingerprint); err != nil {
 		return res, fmt.Errorf("restore %s: %w", a.Path, err)
 	}
-	if err := VerifyChecksum(a); err != nil {
-		return res, fmt.Errorf("restore: %w", err)
-	}
 	dir := opts.Target
 	if dir == "" {
 		dir = m.Source
+	}
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return res, fmt.Errorf("restore: opening the archive: %w", err)
+	}
+	defer f.Close()
+	if err := verifyOpen(f, a, opts.SealDir, dir); err != nil {
+		return res, fmt.Errorf("restore: %w", err)
+	}
+	if path.Clean(dir) != path.Clean(m.Source) && !opts.AnotherTarget {
+		return res, fmt.Errorf("restore: %w: %s was taken from %s and goes back only there, not into %s: restore it into %s, or confirm the other directory explicitly",
+			ErrOtherTarget, a.Path, m.Source, dir, m.Source)
+	}
+	if !path.IsAbs(dir) {
+		return res, fmt.Errorf("restore: the directory %q is not absolute: give the full path on the target", dir)
 	}
 	ri, err := probe(ctx, r, dir, opts.Sudo)
 	if err != nil {
@@ -139,10 +206,10 @@ func Restore(ctx context.Context, r Remote, a Archive, opts RestoreOptions, prog
 		}()
 	}
 
-	if err := send(ctx, r, a, wrap(RestoreCommand(dir, m), opts.Sudo), progress); err != nil {
+	if err := send(ctx, r, f, a, wrap(RestoreCommand(dir, m), opts.Sudo), progress); err != nil {
 		return res, fmt.Errorf("restore: %w: %w: %s may be partly restored; run the restore again (it overwrites what is there)", ErrRestoreIncomplete, err, dir)
 	}
-	if err := send(ctx, r, a, wrap(CompareCommand(dir, m), opts.Sudo), nil); err != nil {
+	if err := send(ctx, r, f, a, wrap(CompareCommand(dir, m), opts.Sudo), nil); err != nil {
 		return res, fmt.Errorf("restore: %w: what landed in %s differs from the archive: %w", ErrVerify, dir, err)
 	}
 	after, err := probe(ctx, r, dir, opts.Sudo)
@@ -168,13 +235,12 @@ func systemctl(ctx context.Context, r Remote, verb string, units []string, sudo 
 	return nil
 }
 
-// send streams the archive file into a remote command's standard input.
-func send(ctx context.Context, r Remote, a Archive, cmd string, progress func(Progress)) error {
-	f, err := os.Open(a.Path)
-	if err != nil {
+// send streams the open archive, from its start, into a remote command's
+// standard input.
+func send(ctx context.Context, r Remote, f *os.File, a Archive, cmd string, progress func(Progress)) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	defer f.Close()
 	pr := &progressReader{r: f, total: a.Manifest.ArchiveBytes, start: time.Now(), progress: progress}
 	out := &tailBuffer{max: 8 << 10}
 	errb := &tailBuffer{max: 8 << 10}

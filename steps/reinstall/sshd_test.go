@@ -51,14 +51,14 @@ func TestRoundTripThroughSSHD(t *testing.T) {
 	if a.Manifest.HostKeyFingerprint != c.HostKey.Fingerprint || a.Manifest.Entries != int64(len(wantLines)) {
 		t.Fatalf("manifest %+v", a.Manifest)
 	}
-	if _, err := Restore(context.Background(), c, a, RestoreOptions{Host: "vps", HostKeyFingerprint: c.HostKey.Fingerprint, Target: dst}, nil); err != nil {
+	if _, err := Restore(context.Background(), c, a, RestoreOptions{Host: "vps", HostKeyFingerprint: c.HostKey.Fingerprint, Target: dst, AnotherTarget: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, gotLines := treeHash(t, dst); got != want {
 		t.Fatalf("restored tree differs:\n%s\nwant\n%s", strings.Join(gotLines, "\n"), strings.Join(wantLines, "\n"))
 	}
 	// A restore onto a machine with another host key is refused.
-	if _, err := Restore(context.Background(), c, a, RestoreOptions{Host: "vps", HostKeyFingerprint: "SHA256:someoneelse", Target: dst}, nil); !errors.Is(err, ErrOtherHost) {
+	if _, err := Restore(context.Background(), c, a, RestoreOptions{Host: "vps", HostKeyFingerprint: "SHA256:someoneelse", Target: dst, AnotherTarget: true}, nil); !errors.Is(err, ErrOtherHost) {
 		t.Fatalf("restore onto another host key: %v", err)
 	}
 }
