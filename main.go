@@ -92,7 +92,7 @@ func addCommonFlags(root *cobra.Command, cfg *steps.Config) {
 	f.StringVarP(&cfg.Identity, "identity", "i", "", "SSH private key file to log in with (mode 0600)")
 	f.StringVar(&cfg.Flake, "flake", d.Flake, "flake reference with the nixosConfigurations attribute")
 	f.StringVar(&cfg.ExtraFiles, "extra-files", d.ExtraFiles, "folder copied into / of the new system (host keys)")
-	f.StringVar(&cfg.RAM, "ram", "", "target RAM, e.g. 24G (overrides detection)")
+	f.StringVar(&cfg.RAM, "ram", "", "target RAM with a unit, e.g. 24G or 512M (a bare number means GiB; overrides detection)")
 	f.StringVar(&cfg.BuildOn, "build-on", d.BuildOn, "where the system is built: auto, local or remote")
 	f.StringVar(&cfg.KnownHosts, "known-hosts", "", "known_hosts file (default ~/.ssh/known_hosts)")
 	f.BoolVar(&cfg.AcceptNewHostKey, "accept-new-host-key", false, "trust an unknown host key without asking")

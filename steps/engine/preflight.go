@@ -71,8 +71,12 @@ func (e *Engine) Preflight(ctx context.Context, cfg steps.Config, p DialPolicy, 
 		if ctx.Err() != nil {
 			return rep, ctx.Err()
 		}
-		un := remote.Unreached(remote.IDOS, "gathering the target's facts failed: "+err.Error(),
-			"run again; if it persists, check that the login user's shell can run /bin/sh")
+		summary, fix := "gathering the target's facts failed: "+err.Error(), "run again; if it persists, check that the login user's shell can run /bin/sh"
+		var se *sshexec.Error
+		if errors.As(err, &se) && se.Fix != "" {
+			summary, fix = se.Summary, se.Fix
+		}
+		un := remote.Unreached(remote.IDOS, summary, fix)
 		connected := remote.Checks(remote.Facts{}, steps.TargetExpect{}, c.CheckOptions())
 		un[0], un[1] = connected[0], connected[1]
 		send(un)
@@ -173,8 +177,10 @@ func UnreachedChecks(err error) []steps.Check {
 		fix = "check the host, port and key, then run again"
 	}
 	id := remote.IDAuth
-	if errors.Is(err, sshexec.ErrHostKeyMismatch) || errors.Is(err, sshexec.ErrHostKeyUnknown) {
-		id = remote.IDHostKey
+	for _, hk := range []error{sshexec.ErrHostKeyMismatch, sshexec.ErrHostKeyUnknown, sshexec.ErrHostKeyRevoked, sshexec.ErrKnownHosts} {
+		if errors.Is(err, hk) {
+			id = remote.IDHostKey
+		}
 	}
 	return remote.Unreached(id, summary, fix)
 }

@@ -357,6 +357,11 @@ func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, path stri
 	if o.Source == "" {
 		o.Source = a.Manifest.Source
 	}
+	// The checksum, the seal this machine wrote at the backup, and every
+	// member, before anything runs on the target.
+	if err := reinstall.VerifyArchive(a, "", o.Source); err != nil {
+		return Restored{}, fmt.Errorf("restore %s: %w", a.Path, err)
+	}
 	c, err := e.Connect(ctx, cfg, p)
 	if err != nil {
 		return Restored{}, err
