@@ -226,6 +226,7 @@ func (x *e2e) runFailing(ctx context.Context, t *testing.T, r *e2eRun) (evs []e2
 	if len(evs) == 0 || evs[len(evs)-1].Type != "result" {
 		t.Fatalf("the install did not end with a result:\n%s", stdout)
 	}
+	explainAgrees(t, r.log, evs[len(evs)-1])
 	return evs, stderr
 }
 
@@ -299,6 +300,7 @@ func TestInstallEndToEnd(t *testing.T) {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nsshd: %s\nfiles: %v", code, stdout, stderr, readFile(t, x.h.LogFile()), names)
 		}
 		evs := parseJSONLines[e2eEvent](t, stdout)
+		explainAgrees(t, r.log, evs[len(evs)-1])
 
 		// check…, phase pending…, running/done…, result success.
 		firstPhase, checks := -1, 0

@@ -215,3 +215,39 @@ func TestInstallIPv6(t *testing.T) {
 	evs := parseJSONLines[e2eEvent](t, stdout)
 	explainAgrees(t, r.log, evs[len(evs)-1])
 }
+
+// TestInstallProgress: nix draws its build progress with carriage returns
+// and never ends the line; the JSON output carries it as progress events of
+// the install phase, in order, and the plain output shows it as it goes.
+func TestInstallProgress(t *testing.T) {
+	x := newE2E(t)
+	needVPS(t)
+	t.Setenv("STANDIN_PROGRESS_FRAMES", "30")
+	t.Setenv("STANDIN_PROGRESS_EVERY", "100ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	r := x.newRun(t)
+	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var texts []string
+	for _, e := range parseJSONLines[e2eEvent](t, stdout) {
+		if e.Type == "progress" && e.Phase == "install" {
+			texts = append(texts, e.Text)
+		}
+	}
+	if len(texts) < 3 {
+		t.Fatalf("%d progress events in the install phase, want the build's status line as it changes:\n%s", len(texts), stdout)
+	}
+	if !strings.Contains(texts[len(texts)-1], "built") {
+		t.Errorf("the last progress %q is not nix's status line", texts[len(texts)-1])
+	}
+
+	r = x.newRun(t)
+	code, stdout, stderr = runRoot(ctx, "", x.args(r, "--output", "plain")...)
+	if code != exitOK || !strings.Contains(stdout, "[progress]") {
+		t.Errorf("plain output: exit %d, no progress shown:\n%s\n%s", code, stdout, stderr)
+	}
+}
