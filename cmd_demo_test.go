@@ -176,7 +176,7 @@ func TestDemoInTmux(t *testing.T) {
 			want: []string{"REHEARSAL", "✔ Connect", "✔ Kexec", "✔ Disko", "✔ Install", "✔ Key copy", "✔ Reboot", "ssh root@203.0.113.7"}, wantCode: "0"},
 		{name: "60x20 NO_COLOR", w: 60, h: 20, env: "NO_COLOR=1", until: []string{"NixOS is installed"},
 			want: []string{"REHEARSAL", "✔ Reboot"}, wantCode: "0", escapes: true},
-		{name: "failure at disko", w: 120, h: 40, env: "BIGBANG_REHEARSAL_FAIL_AT=disko", until: []string{"failed in"},
+		{name: "failure at disko", w: 120, h: 40, args: " --fail-at disko", until: []string{"failed in"},
 			want: []string{"✘ The install failed in Disko", "Resume", "--phases disko,install,keys,reboot", "Could not create partition"}, wantCode: "1"},
 		{name: "reinstall 120x40", w: 120, h: 40, args: " --reinstall",
 			// The screens on the way, each REHEARSAL.
@@ -258,4 +258,48 @@ func BenchmarkFirstFrame(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-first-frame")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestDemoWithoutTerminal runs `bigbang demo` as a newcomer's first
+// command may: with no terminal. It runs the plain output, unattended, and
+// ends as the rehearsed run does: a success whose new system answers with
+// another host key than the VPS had (the shipped one), or each rehearsed
+// failure in its own phase or check, with exit status 1.
+func TestDemoWithoutTerminal(t *testing.T) {
+	bin := buildBigbang(t)
+	run := func(t *testing.T, args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"demo", "--speed", "50"}, args...)...)
+		cmd.Stdin = nil
+		out, _ := cmd.CombinedOutput()
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+	t.Run("success", func(t *testing.T) {
+		t.Parallel()
+		code, out := run(t)
+		if code != 0 || !strings.Contains(out, "REHEARSAL") || !strings.Contains(out, "Install finished") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		accepted := regexp.MustCompile(`new host key ed25519 (SHA256:\S+) accepted`).FindStringSubmatch(out)
+		verified := regexp.MustCompile(`reboot verified: host key (SHA256:\S+)`).FindStringSubmatch(out)
+		if accepted == nil || verified == nil || accepted[1] == verified[1] {
+			t.Errorf("the host key does not change with the install (before %v, after %v):\n%s", accepted, verified, out)
+		}
+	})
+	for _, tc := range []struct{ fail, want string }{
+		{"connect", "in phase Connect"}, {"kexec", "in phase Kexec"}, {"disko", "in phase Disko"},
+		{"install", "in phase Install"}, {"keys", "in phase Key copy"}, {"reboot", "in phase Reboot"},
+		{"sudo", "remote.privilege"}, {"disk", "remote.disk"}, {"sops", "local.sops"}, {"hostkey", "remote.hostkey"},
+	} {
+		t.Run("fail at "+tc.fail, func(t *testing.T) {
+			t.Parallel()
+			code, out := run(t, "--fail-at", tc.fail)
+			if code != 1 || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, want 1 naming %q:\n%s", code, tc.want, out)
+			}
+		})
+	}
+	if code, out := run(t, "--fail-at", "nowhere"); code != 2 || !strings.Contains(out, "use one of") {
+		t.Errorf("an unknown --fail-at: exit %d\n%s", code, out)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps/remote"
@@ -23,6 +24,9 @@ const DemoHost = "203.0.113.7"
 type Profile struct {
 	Facts remote.Facts
 	CPUs  int
+	// sudoSet records that the operator set up passwordless sudo (the
+	// rehearsal of a machine without it): the facts say so from then on.
+	sudoSet *atomic.Bool
 }
 
 // OracleA1 is an Oracle Cloud VM.Standard.A1.Flex with 4 OCPUs and 24 GB:
@@ -72,16 +76,29 @@ func OracleA1(hostKeyLine string) Profile {
 // script with the profile, the reboot check as a freshly installed NixOS,
 // anything else as a quiet success.
 func (p Profile) Handler() sshexec.SimHandler {
-	facts := remote.FormatFacts(p.Facts)
 	return func(command string, stdin io.Reader, stdout, stderr io.Writer) int {
+		f := p.Facts
+		if p.sudoSet != nil && p.sudoSet.Load() {
+			f.PasswordlessSudo = true
+		}
 		switch {
 		case command == sshexec.FactsCommand || strings.Contains(command, "facts_version"):
-			_, _ = io.WriteString(stdout, facts)
+			_, _ = io.WriteString(stdout, remote.FormatFacts(f))
+		case strings.Contains(command, "bigbang-sudoers"):
+			// The sudoers line, written with the password typed once.
+			_, _ = io.Copy(io.Discard, stdin)
+			if p.sudoSet != nil {
+				p.sudoSet.Store(true)
+			}
 		case strings.Contains(command, "nixos-version") || strings.Contains(command, "is-system-running"):
 			fmt.Fprintln(stdout, "nixos_version=25.11.20260110.3c1c9f2 (Xantusia)")
 			fmt.Fprintln(stdout, "state=running")
 		case strings.Contains(command, "uid="):
-			fmt.Fprintf(stdout, "uid=%d\nuser=%s\nsudo=1\nvisudo=1\nnopasswd=1\n", p.Facts.UID, p.Facts.User)
+			nopasswd := 0
+			if f.PasswordlessSudo {
+				nopasswd = 1
+			}
+			fmt.Fprintf(stdout, "uid=%d\nuser=%s\nsudo=1\nvisudo=1\nnopasswd=%d\n", f.UID, f.User, nopasswd)
 		}
 		return 0
 	}

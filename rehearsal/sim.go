@@ -30,6 +30,11 @@ func (l simLocal) Local(ctx context.Context, cfg steps.Config) engine.Local {
 		{ID: "local.sops", Status: steps.StatusOK, Summary: "the host key's age recipient is listed in .sops.yaml"},
 		{ID: "local.lockout", Status: steps.StatusOK, Summary: "root and " + cfg.User + " get your ssh key in the new system"},
 	}
+	if l.b.opts.FailAt == "sops" {
+		checks[3] = steps.Check{ID: "local.sops", Status: steps.StatusFail,
+			Summary: "the host key's age recipient (age1rehearsal…) is not in .sops.yaml: the new system could not decrypt secrets/secrets.yaml at first boot",
+			Fix:     "add the recipient to .sops.yaml under the host's key group, then run sops updatekeys secrets/secrets.yaml"}
+	}
 	for range checks {
 		l.b.pause(ctx, 250*time.Millisecond)
 	}

@@ -126,11 +126,42 @@ func timeline(host, user string) []step {
 	return t
 }
 
-// failLines are what disko prints when the layout does not fit.
-var failLines = []string{
-	"+ sgdisk --align-end --new=2:0:+512G --change-name=2:disk-main-root --typecode=2:8300 /dev/sda",
-	"Could not create partition 2 from 1050624 to 1074792447",
-	"Error encountered; not saving changes.",
+// failure is how a phase of the recorded run fails: after the line that
+// starts with at, these lines, then the exit status.
+type failure struct {
+	at    string
+	lines []string
+	code  int
+}
+
+// failures are the rehearsed failures of nixos-anywhere's phases, as real
+// runs print them.
+func failures(host string) map[string]failure {
+	return map[string]failure{
+		"connect": {at: "### Uploading install SSH keys ###", code: 1, lines: []string{
+			"/nix/store/8k3h…-openssh-9.8p1/bin/ssh-copy-id: INFO: attempting to log in with the new key(s)",
+			"opc@" + host + ": Permission denied (publickey,gssapi-keyex,gssapi-with-mic).",
+		}},
+		"kexec": {at: "machine will boot into nixos in 6s...", code: 1, lines: []string{
+			"kexec invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, oom_score_adj=0",
+			"Killed",
+		}},
+		"disko": {at: "+ sgdisk --align-end --new=2", code: 1, lines: []string{
+			"+ sgdisk --align-end --new=2:0:+512G --change-name=2:disk-main-root --typecode=2:8300 /dev/sda",
+			"Could not create partition 2 from 1050624 to 1074792447",
+			"Error encountered; not saving changes.",
+		}},
+		"install": {at: "### Installing NixOS ###", code: 1, lines: []string{
+			"installing the boot loader...",
+			"Traceback (most recent call last):",
+			"  File \"/nix/store/7fd2…-systemd-boot\", line 341, in <module>",
+			"subprocess.CalledProcessError: Command '['/nix/store/…/bin/bootctl', 'install']' returned non-zero exit status 1.",
+		}},
+		"keys": {at: "### Copying extra files ###", code: 2, lines: []string{
+			"tar: persistent/etc/ssh/ssh_host_ed25519_key: Cannot open: Permission denied",
+			"tar: Exiting with failure status due to previous errors",
+		}},
+	}
 }
 
 // Replay prints the recorded run to w at the given speed and returns the
@@ -146,12 +177,14 @@ func Replay(ctx context.Context, w io.Writer, o ReplayOptions) int {
 		o.User = "opc"
 	}
 	newline := false
+	fail, failing := failures(o.Host)[o.FailAt]
 	for _, st := range timeline(o.Host, o.User) {
-		if o.FailAt != "" && st.phase == o.FailAt && strings.HasPrefix(st.text, "+ sgdisk --align-end --new=2") {
-			for _, l := range failLines {
+		if failing && o.FailAt == "disko" && strings.HasPrefix(st.text, fail.at) {
+			// The layout does not fit: the partitioning line itself fails.
+			for _, l := range fail.lines {
 				fmt.Fprint(w, l+"\n")
 			}
-			return 1
+			return fail.code
 		}
 		select {
 		case <-ctx.Done():
@@ -169,6 +202,12 @@ func Replay(ctx context.Context, w io.Writer, o ReplayOptions) int {
 			newline = false
 		}
 		fmt.Fprint(w, st.text+"\n")
+		if failing && st.phase == o.FailAt && strings.HasPrefix(st.text, fail.at) {
+			for _, l := range fail.lines {
+				fmt.Fprint(w, l+"\n")
+			}
+			return fail.code
+		}
 	}
 	return 0
 }

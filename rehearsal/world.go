@@ -8,8 +8,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -27,11 +29,41 @@ const ReplayCommand = "__rehearsal-replay"
 
 // Options shape a rehearsal.
 type Options struct {
-	Speed  float64 // 1: recorded pace
-	FailAt string  // a phase id where the replay fails
+	Speed float64 // 1: recorded pace
+	// FailAt rehearses a failure: a phase id (the run fails there as real
+	// runs do), or one of the first-time failures the preflight catches
+	// (FailAtChoices).
+	FailAt string
+	// Reinstall rehearses a reinstall: the machine runs the installed
+	// system, whose key the extra-files tree holds and keeps.
+	Reinstall bool
 	// Exe is the bigbang binary that has the replay subcommand; default
 	// os.Executable().
 	Exe string
+}
+
+// FailAtChoices are the failures a rehearsal can show, with what each is.
+var FailAtChoices = [][2]string{
+	{"connect", "the install key is refused (ssh-copy-id: Permission denied)"},
+	{"kexec", "the installer does not fit in RAM (the OOM killer)"},
+	{"disko", "the disk layout does not fit the disk"},
+	{"install", "the boot loader fails to install"},
+	{"keys", "the host keys cannot be copied"},
+	{"reboot", "the new system never comes back"},
+	{"sudo", "the login user has no passwordless sudo (the wizard sets it up)"},
+	{"disk", "the disk is too small for the flake's layout"},
+	{"sops", "the host key is not a recipient of the sops secrets"},
+	{"hostkey", "known_hosts holds another key for the host (a rebuilt VPS)"},
+}
+
+// ValidFailAt says whether s names a rehearsable failure.
+func ValidFailAt(s string) bool {
+	for _, c := range FailAtChoices {
+		if c[0] == s {
+			return true
+		}
+	}
+	return s == ""
 }
 
 // Rehearsal is the simulated world of `bigbang demo`: an in-process SSH
@@ -39,15 +71,21 @@ type Options struct {
 // child, and a temporary folder for everything written. It is plugged into
 // the real engine (Engine), so the demo runs the code a real install runs.
 type Rehearsal struct {
-	opts       Options
-	dir        string
-	srv        *sshexec.SimServer
-	prof       Profile
-	sshConfig  string
-	knownHosts string
-	identity   string
-	extra      string
-	receipts   *memReceipts
+	opts Options
+	dir  string
+	// srv is the VPS before the install; newSrv is the installed system,
+	// which answers with the host key the extra-files tree ships (a
+	// reinstall keeps the machine's key: then newSrv is srv).
+	srv, newSrv *sshexec.SimServer
+	prof        Profile
+	sshConfig   string
+	knownHosts  string
+	identity    string
+	extra       string
+	receipts    *memReceipts
+	// deadPort is a loopback port nothing listens on: the new system that
+	// never comes back.
+	deadPort int
 }
 
 // New starts the simulated VPS and prepares a temporary folder with its ssh
@@ -73,33 +111,62 @@ func New(opts Options) (*Rehearsal, error) {
 		b.Close()
 		return nil, err
 	}
-	seed := make([]byte, ed25519.SeedSize)
+	seed, newSeed := make([]byte, ed25519.SeedSize), make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
+		return fail(err)
+	}
+	if _, err := rand.Read(newSeed); err != nil {
 		return fail(err)
 	}
 	// The profile names the server's host key, so it is made after the
 	// server; the handler reads it through an atomic pointer.
 	var prof atomic.Pointer[Profile]
-	srv, err := sshexec.NewSimServer(seed, func(c string, in io.Reader, out, errw io.Writer) int {
+	handler := func(c string, in io.Reader, out, errw io.Writer) int {
 		p := prof.Load()
 		if p == nil {
 			return 255
 		}
 		return p.Handler()(c, in, out, errw)
-	})
+	}
+	srv, err := sshexec.NewSimServer(seed, handler)
 	if err != nil {
 		return fail(err)
 	}
-	b.srv = srv
+	b.srv, b.newSrv = srv, srv
+	shipped := seed
+	if !opts.Reinstall {
+		if b.newSrv, err = sshexec.NewSimServer(newSeed, handler); err != nil {
+			return fail(err)
+		}
+		shipped = newSeed
+	}
 	b.prof = OracleA1(srv.HostKeyLine())
+	b.prof.sudoSet = &atomic.Bool{}
+	switch opts.FailAt {
+	case "sudo":
+		b.prof.Facts.PasswordlessSudo = false
+	case "disk":
+		b.prof.Facts.Disks[0].SizeBytes = 6 * steps.GiB
+		b.prof.Facts.Disks[0].Partitions = nil
+	}
 	prof.Store(&b.prof)
 
+	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		b.deadPort = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
 	b.identity = filepath.Join(dir, "id_ed25519")
 	if err := writeClientKey(b.identity); err != nil {
 		return fail(err)
 	}
 	b.knownHosts = filepath.Join(dir, "known_hosts")
-	if err := os.WriteFile(b.knownHosts, nil, 0o600); err != nil {
+	var known []byte
+	if opts.FailAt == "hostkey" {
+		// The VPS was rebuilt: known_hosts pins the key of the one before.
+		_, old, _ := ed25519.GenerateKey(rand.Reader)
+		known = []byte(DemoHost + " " + secrets.AuthorizedLine(old.Public().(ed25519.PublicKey), "") + "\n")
+	}
+	if err := os.WriteFile(b.knownHosts, known, 0o600); err != nil {
 		return fail(err)
 	}
 	b.sshConfig = filepath.Join(dir, "ssh_config")
@@ -110,7 +177,7 @@ func New(opts Options) (*Rehearsal, error) {
 		return fail(err)
 	}
 	b.extra = filepath.Join(dir, "secrets-init", "keys")
-	if err := writeHostKey(filepath.Join(b.extra, "persistent", "etc", "ssh"), ed25519.NewKeyFromSeed(seed)); err != nil {
+	if err := writeHostKey(filepath.Join(b.extra, "persistent", "etc", "ssh"), ed25519.NewKeyFromSeed(shipped)); err != nil {
 		return fail(err)
 	}
 	return b, nil
@@ -135,6 +202,9 @@ func writeHostKey(dir string, key ed25519.PrivateKey) error {
 
 // Close stops the simulated VPS and removes the temporary folder.
 func (b *Rehearsal) Close() error {
+	if b.newSrv != nil && b.newSrv != b.srv {
+		_ = b.newSrv.Close()
+	}
 	if b.srv != nil {
 		_ = b.srv.Close()
 	}
@@ -151,12 +221,29 @@ func (b *Rehearsal) Config() steps.Config {
 	cfg.Identity = b.identity
 	cfg.ExtraFiles = b.extra
 	cfg.KnownHosts = b.knownHosts
+	return cfg
+}
+
+// replayArgv is the recorded run that plays nixos-anywhere: the plan
+// shows the real command, and the child that runs is this one.
+func (b *Rehearsal) replayArgv() []string {
 	argv := []string{b.opts.Exe, ReplayCommand, "--speed", strconv.FormatFloat(b.opts.Speed, 'g', -1, 64)}
 	if b.opts.FailAt != "" {
 		argv = append(argv, "--fail-at", b.opts.FailAt)
 	}
-	cfg.NixosAnywhere = steps.ShellJoin(append(argv, "--"))
-	return cfg
+	return append(argv, "--")
+}
+
+// replayChild runs the recorded run in place of the pinned nixos-anywhere
+// command, with the plan's arguments, under the real runner.
+type replayChild struct{ b *Rehearsal }
+
+func (c replayChild) Run(ctx context.Context, o runner.Options, sink steps.Sink) (runner.Result, error) {
+	prefix, _ := steps.SplitCommand(steps.DefaultNixosAnywhere)
+	if len(o.Argv) >= len(prefix) && slices.Equal(o.Argv[:len(prefix)], prefix) {
+		o.Argv = append(c.b.replayArgv(), o.Argv[len(prefix):]...)
+	}
+	return engine.RunnerChild{}.Run(ctx, o, sink)
 }
 
 // Engine is the real engine in the rehearsal's world.
@@ -164,7 +251,7 @@ func (b *Rehearsal) Engine() *engine.Engine {
 	e := engine.New(engine.World{
 		Dialer:   simDialer{b},
 		Local:    simLocal{b},
-		Child:    engine.RunnerChild{},
+		Child:    replayChild{b},
 		Receipts: b.receipts,
 		Archives: simArchiver{b},
 		LogPath: func(t steps.Target, _ time.Time) string {
@@ -175,7 +262,9 @@ func (b *Rehearsal) Engine() *engine.Engine {
 		AgentSocket: "none",
 	})
 	e.Stall = max(time.Duration(float64(runner.DefaultStall)/b.opts.Speed), time.Second)
-	e.RebootTimeout = 30 * time.Second
+	// The recorded reboot takes 150 s at speed 1: the deadline from the
+	// Rebooting step, and the wait for the new system, leave room for it.
+	e.RebootTimeout = max(time.Duration(float64(200*time.Second)/b.opts.Speed), 30*time.Second)
 	return e
 }
 
@@ -192,12 +281,21 @@ func (b *Rehearsal) pause(ctx context.Context, d time.Duration) {
 // neither the port nor an --ssh-option of the form reaches the dial.
 type simDialer struct{ b *Rehearsal }
 
-func (d simDialer) redirect(t sshexec.Target) sshexec.Target {
-	return sshexec.Target{Host: "127.0.0.1", Port: d.b.srv.Port(), User: t.User, Identity: t.Identity, SSHConfig: d.b.sshConfig}
+// redirect points t at srv. The known_hosts name stays the host the
+// operator typed (HostKeyAlias), so that the key the installed system
+// brings replaces the old one under that name, as after a real install.
+func (d simDialer) redirect(t sshexec.Target, srv *sshexec.SimServer) sshexec.Target {
+	return sshexec.Target{Host: "127.0.0.1", Port: srv.Port(), User: t.User, Identity: t.Identity, SSHConfig: d.b.sshConfig,
+		Options: []string{"HostKeyAlias=" + t.Host}}
 }
 
 func (d simDialer) Dial(ctx context.Context, o sshexec.Options) (engine.Conn, error) {
-	o.Target, o.KnownHosts, o.AgentSocket = d.redirect(o.Target), d.b.knownHosts, "none"
+	srv := d.b.srv
+	if o.ExpectedHostKey != nil {
+		// Only the installed system answers with the shipped key.
+		srv = d.b.newSrv
+	}
+	o.Target, o.KnownHosts, o.AgentSocket = d.redirect(o.Target, srv), d.b.knownHosts, "none"
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -205,7 +303,7 @@ func (d simDialer) Dial(ctx context.Context, o sshexec.Options) (engine.Conn, er
 }
 
 func (d simDialer) WaitForHost(ctx context.Context, o sshexec.RebootOptions) (engine.Conn, error) {
-	o.Target, o.AgentSocket = d.redirect(o.Target), "none"
+	o.Target, o.AgentSocket = d.redirect(o.Target, d.b.newSrv), "none"
 	return engine.SSHDialer{}.WaitForHost(ctx, o)
 }
 
@@ -213,7 +311,13 @@ func (d simDialer) WaitForHost(ctx context.Context, o sshexec.RebootOptions) (en
 // checks it as after a real reboot.
 func (d simDialer) VerifyReboot(ctx context.Context, o sshexec.RebootOptions) (sshexec.RebootReport, error) {
 	d.b.pause(ctx, 30*time.Second)
-	o.Target, o.KnownHosts, o.AgentSocket = d.redirect(o.Target), d.b.knownHosts, "none"
+	if d.b.opts.FailAt == "reboot" {
+		// The new system never comes back: nothing answers where it
+		// should, as when its initrd lacks the disk's driver.
+		o.Target, o.Timeout = sshexec.Target{Host: "127.0.0.1", Port: d.b.deadPort, User: o.Target.User, Identity: o.Target.Identity}, min(o.Timeout, 10*time.Second)
+		return engine.SSHDialer{}.VerifyReboot(ctx, o)
+	}
+	o.Target, o.KnownHosts, o.AgentSocket = d.redirect(o.Target, d.b.newSrv), d.b.knownHosts, "none"
 	return engine.SSHDialer{}.VerifyReboot(ctx, o)
 }
 
