@@ -53,5 +53,6 @@ func newCheckCmd(cfg *steps.Config) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&hash, "hash-known-hosts", false, "hash the host name of a newly accepted host key in known_hosts")
 	addConnectTimeout(cmd, &timeout)
+	targetFlags(cmd, cfg)
 	return cmd
 }

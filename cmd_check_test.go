@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/remote"
@@ -157,8 +158,8 @@ func TestCheckUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, msg := runCheckCmd(tt.args...)
-			if code != exitUsage {
-				t.Errorf("exit %d, want %d: %s", code, exitUsage, msg)
+			if code != cli.Usage {
+				t.Errorf("exit %d, want %d: %s", code, cli.Usage, msg)
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -48,10 +49,12 @@ func newEngine(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, fromR
 // world with the target's defaults filled in. The caller defers cancel.
 func readOnly(cmd *cobra.Command, cfg *steps.Config) (context.Context, context.CancelFunc, *engine.Engine, error) {
 	if err := cfg.ValidateTarget(); err != nil {
-		return nil, nil, nil, usageErr(err)
+		return nil, nil, nil, cli.UsageErr(err)
 	}
 	ctx, cancel := commandContext(cmd)
-	e, _ := newEngine(ctx, cmd, cfg, false)
+	// After an install the machine is reached as its receipt says (root on
+	// the flake's port), not as the system before it was.
+	e, _ := newEngine(ctx, cmd, cfg, cmd.Name() != "check")
 	return ctx, cancel, e, nil
 }
 
@@ -91,7 +94,7 @@ func front(cmd *cobra.Command, cfg steps.Config, ask bool) *linear.Front {
 // plain for the text output otherwise.
 func writeReport(cmd *cobra.Command, cfg *steps.Config, v any, plain func(io.Writer)) error {
 	if err := linear.Report(cmd.OutOrStdout(), cfg.Output == "json", v, plain); err != nil {
-		return failErr(fmt.Errorf("%s: writing the report: %w", cmd.Name(), err))
+		return cli.FailErr(fmt.Errorf("%s: writing the report: %w", cmd.Name(), err))
 	}
 	return nil
 }
@@ -100,18 +103,18 @@ func writeReport(cmd *cobra.Command, cfg *steps.Config, v any, plain func(io.Wri
 // already said why.
 func silentFailure(cmd *cobra.Command) error {
 	cmd.SilenceErrors = true
-	return failErr(errSilentFailure)
+	return cli.FailErr(cli.ErrSilent)
 }
 
 // engineErr maps an error of the engine's linear run to the exit codes.
 func engineErr(ctx context.Context, stage string, err error) error {
 	switch {
 	case ctx.Err() != nil || errors.Is(err, engine.ErrInterrupted):
-		return &exitError{code: exitInterrupted, err: err}
+		return &cli.ExitError{Code: cli.Interrupted, Err: err}
 	case errors.Is(err, steps.ErrInvalidConfig) || errors.Is(err, engine.ErrNotConfirmed):
-		return usageErr(fmt.Errorf("%s: %w", stage, err))
+		return cli.UsageErr(fmt.Errorf("%s: %w", stage, err))
 	}
-	return failErr(fmt.Errorf("%s: %w", stage, err))
+	return cli.FailErr(fmt.Errorf("%s: %w", stage, err))
 }
 
 // resultErr maps how an install ended to the exit codes, after the result
@@ -121,7 +124,7 @@ func resultErr(res engine.InstallResult) error {
 	case steps.OutcomeSuccess:
 		return nil
 	case steps.OutcomeAborted:
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted; the transcript is in %s", res.Log)}
+		return &cli.ExitError{Code: cli.Interrupted, Err: fmt.Errorf("interrupted; the transcript is in %s", res.Log)}
 	}
-	return errSilentFailure
+	return cli.ErrSilent
 }

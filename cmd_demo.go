@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/rehearsal"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -40,15 +41,15 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case o.Speed <= 0:
-				return usageErr(errors.New("--speed must be more than 0, e.g. --speed 10"))
+				return cli.UsageErr(errors.New("--speed must be more than 0, e.g. --speed 10"))
 			case !rehearsal.ValidFailAt(o.FailAt):
-				return usageErr(fmt.Errorf("--fail-at %q: use one of%s", o.FailAt, fails.String()))
+				return cli.UsageErr(fmt.Errorf("--fail-at %q: use one of%s", o.FailAt, fails.String()))
 			case o.Reinstall && ui.Accessible():
-				return usageErr(errors.New("demo --reinstall needs the full-screen wizard: unset ACCESSIBLE, or run bigbang demo without --reinstall"))
+				return cli.UsageErr(errors.New("demo --reinstall needs the full-screen wizard: unset ACCESSIBLE, or run bigbang demo without --reinstall"))
 			}
 			b, err := rehearsal.New(o)
 			if err != nil {
-				return failErr(err)
+				return cli.FailErr(err)
 			}
 			defer b.Close()
 			if out, ok := cmd.OutOrStdout().(*os.File); !ok || !term.IsTerminal(out.Fd()) || !term.IsTerminal(os.Stdin.Fd()) {
@@ -114,5 +115,5 @@ func demoPlain(cmd *cobra.Command, b *rehearsal.Rehearsal, o rehearsal.Options) 
 // newReplayCmd is the hidden command the rehearsal's runner starts in place
 // of nixos-anywhere.
 func newReplayCmd(_ *steps.Config) *cobra.Command {
-	return rehearsal.ReplayCmd(func(code int) error { return &exitError{code: code, err: errSilentFailure} })
+	return rehearsal.ReplayCmd(func(code int) error { return &cli.ExitError{Code: code, Err: cli.ErrSilent} })
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/ui/textout"
@@ -27,7 +28,7 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			ctx, cancel, e, err := readOnly(cmd, cfg)
 			if err != nil {
@@ -36,12 +37,12 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 			defer cancel()
 			c, err := e.Connect(ctx, *cfg, dialPolicy(cmd, cfg, timeout, false))
 			if err != nil {
-				return failErr(err)
+				return cli.FailErr(err)
 			}
 			defer c.Close()
 			rep, _, err := e.DriftOver(ctx, c, *cfg)
 			if err != nil {
-				return failErr(fmt.Errorf("drift: %w", err))
+				return cli.FailErr(fmt.Errorf("drift: %w", err))
 			}
 			if err := writeReport(cmd, cfg, rep, func(w io.Writer) { textout.Drift(w, cfg.Host, rep) }); err != nil {
 				return err
@@ -53,5 +54,6 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 		},
 	}
 	addConnectTimeout(cmd, &timeout)
+	targetFlags(cmd, cfg)
 	return cmd
 }

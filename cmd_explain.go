@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/transcript"
 	"github.com/bigbang-nix/bigbang/ui/textout"
@@ -26,21 +27,21 @@ func newExplainCmd(_ *steps.Config) *cobra.Command {
 			"  nixos-anywhere … 2>&1 | tee run.log; bigbang explain --json run.log",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usageErr(errors.New("explain needs exactly one transcript: a file name, or - for standard input"))
+				return cli.UsageErr(errors.New("explain needs exactly one transcript: a file name, or - for standard input"))
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rep, err := transcript.ExplainFile(args[0], cmd.InOrStdin())
 			if err != nil {
-				return failErr(fmt.Errorf("explain: %w", err))
+				return cli.FailErr(fmt.Errorf("explain: %w", err))
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetEscapeHTML(false)
 				if err := enc.Encode(rep); err != nil {
-					return failErr(fmt.Errorf("explain: write: %w", err))
+					return cli.FailErr(fmt.Errorf("explain: write: %w", err))
 				}
 				return nil
 			}

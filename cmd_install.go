@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -59,6 +60,8 @@ func newInstallCmd(cfg *steps.Config) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, *cfg, f) },
 	}
 	addInstallFlags(cmd, cfg, &f)
+	targetFlags(cmd, cfg)
+	installConfigFlags(cmd, cfg)
 	return cmd
 }
 
@@ -68,16 +71,16 @@ func runInstall(cmd *cobra.Command, cfg steps.Config, flags installFlags) error 
 	ctx, cancel := commandContext(cmd)
 	defer cancel()
 	if flags.rebootTimeout < 0 || flags.rebootTimeout == 0 && cmd.Flags().Changed("reboot-timeout") {
-		return usageErr(fmt.Errorf("--reboot-timeout %s: give a time to wait, e.g. 10m or 30m", flags.rebootTimeout))
+		return cli.UsageErr(fmt.Errorf("--reboot-timeout %s: give a time to wait, e.g. 10m or 30m", flags.rebootTimeout))
 	}
 	if wantsWizard(cmd, cfg) {
 		return runWizard(ctx, cmd, &cfg, flags.rebootTimeout, flags.stall, nil)
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageErr(err)
+		return cli.UsageErr(err)
 	}
 	if err := engine.CheckYesWipe(cfg); err != nil {
-		return usageErr(err)
+		return cli.UsageErr(err)
 	}
 	if cfg.Output == "" {
 		cfg.Output = "plain"
@@ -138,13 +141,13 @@ func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, reboo
 func tuiExit(res engine.InstallResult, err error) error {
 	switch {
 	case errors.Is(err, ui.ErrAborted):
-		return &exitError{code: exitInterrupted, err: err}
+		return &cli.ExitError{Code: cli.Interrupted, Err: err}
 	case err != nil:
-		return failErr(err)
+		return cli.FailErr(err)
 	case res.Outcome == steps.OutcomeAborted:
-		return &exitError{code: exitInterrupted, err: errSilentFailure}
+		return &cli.ExitError{Code: cli.Interrupted, Err: cli.ErrSilent}
 	case res.Outcome != steps.OutcomeSuccess:
-		return errSilentFailure
+		return cli.ErrSilent
 	}
 	return nil
 }

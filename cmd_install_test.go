@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
@@ -43,15 +44,15 @@ func TestInstallRefusesBeforeRunning(t *testing.T) {
 		wantCode int
 		wantText string
 	}{
-		{"no --yes-wipe", []string{"--output", "json"}, exitUsage, "--yes-wipe 192.0.2.7"},
-		{"--yes-wipe names another host", []string{"--yes-wipe", "192.0.2.8"}, exitUsage, "does not match the target host"},
-		{"invalid port", []string{"--yes-wipe", "192.0.2.7", "--port", "0"}, exitUsage, "port 0 is out of range"},
-		{"unknown output", []string{"--yes-wipe", "192.0.2.7", "--output", "xml"}, exitUsage, "--output"},
-		{"nixos-anywhere command missing", []string{"--yes-wipe", "192.0.2.7", "--nixos-anywhere", "/nonexistent/nixos-anywhere"}, exitFailed, "not found"},
-		{"nix missing", []string{"--yes-wipe", "192.0.2.7", "--nixos-anywhere", "nix run x --"}, exitFailed, "install Nix"},
-		{"log folder cannot be written", []string{"--yes-wipe", "192.0.2.7", "--log", "/proc/version/x.log"}, exitFailed, "--log"},
-		{"no time to wait for the reboot", []string{"--yes-wipe", "192.0.2.7", "--reboot-timeout", "0s"}, exitUsage, "--reboot-timeout"},
-		{"negative time to wait for the reboot", []string{"--yes-wipe", "192.0.2.7", "--reboot-timeout", "-1m"}, exitUsage, "--reboot-timeout"},
+		{"no --yes-wipe", []string{"--output", "json"}, cli.Usage, "--yes-wipe 192.0.2.7"},
+		{"--yes-wipe names another host", []string{"--yes-wipe", "192.0.2.8"}, cli.Usage, "does not match the target host"},
+		{"invalid port", []string{"--yes-wipe", "192.0.2.7", "--port", "0"}, cli.Usage, "port 0 is out of range"},
+		{"unknown output", []string{"--yes-wipe", "192.0.2.7", "--output", "xml"}, cli.Usage, "--output"},
+		{"nixos-anywhere command missing", []string{"--yes-wipe", "192.0.2.7", "--nixos-anywhere", "/nonexistent/nixos-anywhere"}, cli.Failed, "not found"},
+		{"nix missing", []string{"--yes-wipe", "192.0.2.7", "--nixos-anywhere", "nix run x --"}, cli.Failed, "install Nix"},
+		{"log folder cannot be written", []string{"--yes-wipe", "192.0.2.7", "--log", "/proc/version/x.log"}, cli.Failed, "--log"},
+		{"no time to wait for the reboot", []string{"--yes-wipe", "192.0.2.7", "--reboot-timeout", "0s"}, cli.Usage, "--reboot-timeout"},
+		{"negative time to wait for the reboot", []string{"--yes-wipe", "192.0.2.7", "--reboot-timeout", "-1m"}, cli.Usage, "--reboot-timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args, logPath, marker := installArgs(t, tc.extra...)
@@ -102,8 +103,8 @@ func TestInstallJSON(t *testing.T) {
 	}{
 		// The extra-files tree holds no host key: nixos-anywhere succeeds,
 		// but nothing proves the new system, so the install is no success.
-		{"new system not verifiable", nil, exitFailed, "failed", "reboot", "NOT verified and NOT pinned"},
-		{"disko cannot create a partition", []string{"STANDIN_FAIL_PHASE=disko"}, exitFailed, "failed", "disko", "disk"},
+		{"new system not verifiable", nil, cli.Failed, "failed", "reboot", "NOT verified and NOT pinned"},
+		{"disko cannot create a partition", []string{"STANDIN_FAIL_PHASE=disko"}, cli.Failed, "failed", "disko", "disk"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, kv := range tc.env {
@@ -164,7 +165,7 @@ func TestInstallPlain(t *testing.T) {
 	t.Setenv("STANDIN_FAIL_PHASE", "disko")
 	args, logPath, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", "plain", "--skip-preflight")
 	code, stdout, _ := runRoot(context.Background(), "", args...)
-	if code != exitFailed {
+	if code != cli.Failed {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	for _, want := range []string{
@@ -270,7 +271,7 @@ func TestInstallInterruptedDuringReboot(t *testing.T) {
 		cancel()
 		t.Fatal("bigbang did not end within 60 s")
 	}
-	if code != exitInterrupted {
+	if code != cli.Interrupted {
 		t.Fatalf("exit %d, want 130\nstdout:\n%s\nstderr:\n%s", code, out.String(), stderr)
 	}
 	if !strings.Contains(stderr, "interrupted; the transcript is in "+logPath) {
@@ -294,7 +295,7 @@ func TestInstallRebootTimeout(t *testing.T) {
 			args, logPath := unreachableTarget(t, "--output", output, "--reboot-timeout", "1500ms")
 			start := time.Now()
 			code, stdout, stderr := runRoot(context.Background(), "", args...)
-			if code != exitFailed {
+			if code != cli.Failed {
 				t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
 			}
 			if took := time.Since(start); took > 30*time.Second {
@@ -342,7 +343,7 @@ func TestInstallTranscriptIncomplete(t *testing.T) {
 			code, stdout, stderr := runRoot(context.Background(), "", args...)
 			// The install goes on to the end; it then fails in reboot
 			// only because the tree holds no host key to verify with.
-			if code != exitFailed || !strings.Contains(stdout, "reboot.unverified") && !strings.Contains(stdout, "NOT verified") {
+			if code != cli.Failed || !strings.Contains(stdout, "reboot.unverified") && !strings.Contains(stdout, "NOT verified") {
 				t.Fatalf("exit %d, want 1 from the unverified reboot (the install went on)\n%s\n%s", code, stdout, stderr)
 			}
 			const note = "bigbang: the transcript is incomplete: "
@@ -383,7 +384,7 @@ func TestInstallWritesReceipt(t *testing.T) {
 			t.Setenv("STANDIN_FAIL_PHASE", tc.fail)
 			args, logPath, _ := installArgs(t, "--yes-wipe", "192.0.2.7", "--output", "json", "--skip-preflight")
 			code, stdout, stderr := runRoot(context.Background(), "", args...)
-			if code != exitFailed {
+			if code != cli.Failed {
 				t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 			}
 			p := filepath.Join(os.Getenv("XDG_STATE_HOME"), "bigbang", "hosts", "192.0.2.7.json")

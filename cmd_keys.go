@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/ui/linear"
@@ -27,13 +28,14 @@ func newKeysCmd(cfg *steps.Config) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&fixMode, "fix-mode", false, "make the private host key mode 0600 without asking")
+	flakeFlags(cmd, cfg)
 	return cmd
 }
 
 func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader) error {
 	out := cmd.OutOrStdout()
 	if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
-		return usageErr(err)
+		return cli.UsageErr(err)
 	}
 	fix := func(path string, mode fs.FileMode) bool {
 		return fixMode || linear.AskYes(out, stdin, fmt.Sprintf("%s has mode %04o; sshd ignores such a key. Fix it with chmod 600? [y/N] ", path, mode))
@@ -44,9 +46,9 @@ func runKeys(cmd *cobra.Command, cfg steps.Config, fixMode bool, stdin io.Reader
 	case err != nil && cmd.Context().Err() != nil:
 		return err
 	case err != nil:
-		return failErr(err)
+		return cli.FailErr(err)
 	case rep.Blocking():
-		return errSilentFailure
+		return cli.ErrSilent
 	}
 	return nil
 }

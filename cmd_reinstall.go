@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
@@ -46,7 +47,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 					o.Source = src
 				}
 				if _, err := e.RestoreArchive(ctx, c, restore, o, dialPolicy(cmd, &c, timeout, false), front(cmd, c, false)); err != nil {
-					return failErr(err)
+					return cli.FailErr(err)
 				}
 				return nil
 			}
@@ -58,15 +59,15 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 				return runWizard(ctx, cmd, &c, wait, stall, &o)
 			}
 			if err := c.Validate(); err != nil {
-				return usageErr(err)
+				return cli.UsageErr(err)
 			}
 			ask := interactive(&c)
 			if !ask {
 				if err := engine.CheckYesWipe(c); err != nil {
-					return usageErr(err)
+					return cli.UsageErr(err)
 				}
 			}
-			e, _ := newEngine(ctx, cmd, &c, false)
+			e, _ := newEngine(ctx, cmd, &c, true)
 			e.RebootTimeout, e.Stall = wait, stall
 			f := front(cmd, c, ask)
 			out, err := e.RunReinstall(ctx, engine.Script{Config: c, Dial: dialPolicy(cmd, &c, timeout, false), Reinstall: &o,
@@ -83,7 +84,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 				return resultErr(out.Install)
 			}
 			if err != nil {
-				return failErr(err)
+				return cli.FailErr(err)
 			}
 			return nil
 		},
@@ -96,5 +97,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	fl.StringVar(&restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
 	addConnectTimeout(cmd, &timeout)
 	addRunFlags(cmd, cfg, &wait, &stall)
+	targetFlags(cmd, cfg)
+	installConfigFlags(cmd, cfg)
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
@@ -61,7 +62,7 @@ func TestReinstallCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		code, out, errOut := runRoot(ctx, "", args(keys, "bigger-esp")...)
-		if code != exitFailed || !strings.Contains(errOut, "would change identity") {
+		if code != cli.Failed || !strings.Contains(errOut, "would change identity") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 		if entries, _ := os.ReadDir(backups); len(entries) != 0 {
@@ -119,7 +120,7 @@ func TestReinstallPreflight(t *testing.T) {
 		t.Setenv("STANDIN_MARKER", marker)
 		backups := t.TempDir()
 		code, out, errOut := runRoot(ctx, "", args(r, locked, backups)...)
-		if code != exitFailed || !strings.Contains(out, "local.lockout") || !strings.Contains(errOut, "before the backup") {
+		if code != cli.Failed || !strings.Contains(out, "local.lockout") || !strings.Contains(errOut, "before the backup") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 		if entries, _ := os.ReadDir(backups); len(entries) != 0 {
@@ -144,7 +145,7 @@ func TestReinstallPreflight(t *testing.T) {
 		code, out, errOut := runRoot(ctx, "", args(r, x.flakeDir, backups, "--service", "app.service")...)
 		// The test host has no systemd: the services flag must fail the
 		// restore, not the install; run without it below.
-		if code != exitFailed || !strings.Contains(errOut, "app.service") || !strings.Contains(out, "Backup verified") {
+		if code != cli.Failed || !strings.Contains(errOut, "app.service") || !strings.Contains(out, "Backup verified") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 		fi, err := os.Stat(privFile)
@@ -189,7 +190,7 @@ func TestReinstallPreflight(t *testing.T) {
 		}
 		code, _, errOut = runRoot(ctx, "", "reinstall", "--host", "localhost", "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 			"--known-hosts", r.knownHosts, "--restore", last.Path, "--output", "plain")
-		if code != exitFailed || !strings.Contains(errOut, "another host") {
+		if code != cli.Failed || !strings.Contains(errOut, "another host") {
 			t.Fatalf("restore onto another host: exit %d\n%s", code, errOut)
 		}
 	})

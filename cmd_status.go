@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/ui/linear"
@@ -50,12 +51,13 @@ func newStatusCmd(cfg *steps.Config) *cobra.Command {
 			}
 			if st.Problems() {
 				cmd.SilenceErrors = true // the report said why
-				return failErr(errStatusProblem)
+				return cli.FailErr(errStatusProblem)
 			}
 			return nil
 		},
 	}
 	addConnectTimeout(cmd, &timeout)
+	targetFlags(cmd, cfg)
 	cmd.Flags().StringArrayVar(&req.Units, "unit", nil, "a systemd unit of the deployment to report on (repeatable)")
 	cmd.Flags().BoolVar(&req.NoDrift, "no-drift", false, "skip the disk drift (the live layout read)")
 	cmd.Flags().DurationVar(&req.Timeout, "read-timeout", engine.DefaultStatusTimeout, "limit for reading the system state, so that a wedged command on the target cannot hang status")

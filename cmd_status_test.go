@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -93,7 +94,7 @@ func TestStatusCommand(t *testing.T) {
 	t.Run("json: everything read", func(t *testing.T) {
 		code, out, errOut := runRoot(context.Background(), "", args(h.PortString(), "--output", "json")...)
 		st := parse(t, out)
-		if code != exitFailed { // broken.service failed
+		if code != cli.Failed { // broken.service failed
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 		if !st.Reachable || st.HostKey == nil || st.HostKey.Pinned != "known" || st.HostKey.MatchesExtraKey == nil || !*st.HostKey.MatchesExtraKey || st.HostKey.MatchesReceipt != nil {
@@ -134,7 +135,7 @@ func TestStatusCommand(t *testing.T) {
 		defer os.RemoveAll(filepath.Join(state, "bigbang"))
 		code, out, _ := runRoot(context.Background(), "", args(h.PortString(), "--output", "json", "--no-drift")...)
 		st := parse(t, out)
-		if code != exitFailed || st.HostKey.MatchesReceipt == nil || *st.HostKey.MatchesReceipt || st.Receipt == nil {
+		if code != cli.Failed || st.HostKey.MatchesReceipt == nil || *st.HostKey.MatchesReceipt || st.Receipt == nil {
 			t.Fatalf("exit %d %+v", code, st.HostKey)
 		}
 	})
@@ -157,7 +158,7 @@ func TestStatusCommand(t *testing.T) {
 		}
 		code, out, _ := runRoot(context.Background(), "", args(strconv.Itoa(port), "--output", "json", "--no-drift")...)
 		st := parse(t, out)
-		if code != exitFailed || st.Reachable || st.Error == "" {
+		if code != cli.Failed || st.Reachable || st.Error == "" {
 			t.Fatalf("exit %d %+v", code, st)
 		}
 	})

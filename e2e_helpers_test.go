@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
@@ -39,23 +40,21 @@ func runTestProcess(t *testing.T, parent string, run func(ctx context.Context, r
 	}
 	var cfg steps.Config
 	root := newRoot(&cfg)
-	flags := root.Flags()
-	flags.AddFlagSet(root.PersistentFlags())
-	if err := flags.Parse(strings.Split(args, "\x1f")); err != nil {
+	if err := root.Flags().Parse(strings.Split(args, "\x1f")); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(exitUsage)
+		os.Exit(cli.Usage)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if err := cfg.Normalize(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(exitUsage)
+		os.Exit(cli.Usage)
 	}
 	err := run(ctx, root, &cfg)
-	if err != nil && !errors.Is(err, errSilentFailure) {
+	if err != nil && !errors.Is(err, cli.ErrSilent) {
 		fmt.Fprintln(os.Stderr, "bigbang:", err)
 	}
-	os.Exit(exitCode(ctx, err))
+	os.Exit(cli.Code(ctx, err))
 }
 
 // toPreflight drives the wizard from the welcome screen through the target

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
@@ -219,7 +220,7 @@ func (x *e2e) args(r *e2eRun, extra ...string) []string {
 func (x *e2e) runFailing(ctx context.Context, t *testing.T, r *e2eRun) (evs []e2eEvent, stderr string) {
 	t.Helper()
 	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
-	if code != exitFailed {
+	if code != cli.Failed {
 		t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
 	}
 	evs = parseJSONLines[e2eEvent](t, stdout)
@@ -291,7 +292,7 @@ func TestInstallEndToEnd(t *testing.T) {
 	t.Run("success: files copied, reboot verified, key pinned", func(t *testing.T) {
 		r := x.newRun(t)
 		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
-		if code != exitOK {
+		if code != cli.OK {
 			ents, _ := os.ReadDir(x.h.Dir)
 			var names []string
 			for _, e := range ents {
@@ -434,7 +435,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		r := x.newRun(t)
 		t.Setenv("STANDIN_FAIL_PHASE", "disko")
 		code, stdout, _ := runRoot(ctx, "", x.args(r, "--output", "plain")...)
-		if code != exitFailed {
+		if code != cli.Failed {
 			t.Fatalf("exit %d, want 1\n%s", code, stdout)
 		}
 		for _, want := range []string{
@@ -507,7 +508,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		r := x.newRun(t)
 		r.unpinTarget(t)
 		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
-		if code != exitFailed || !strings.Contains(stderr, "remote.hostkey") || !strings.Contains(stderr, "--accept-new-host-key") {
+		if code != cli.Failed || !strings.Contains(stderr, "remote.hostkey") || !strings.Contains(stderr, "--accept-new-host-key") {
 			t.Fatalf("exit %d, want 1 naming remote.hostkey and the flag\n%s", code, stderr)
 		}
 		var refused bool
@@ -533,7 +534,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		pinned := x.pinImpostor(t, r)
 		code, _, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
 		want := fmt.Sprintf("ssh-keygen -R '[%s]:%d' -f %s", x.h.IP, x.h.Port, r.knownHosts)
-		if code != exitFailed || !strings.Contains(stderr, want) {
+		if code != cli.Failed || !strings.Contains(stderr, want) {
 			t.Fatalf("exit %d, want 1 with %q\n%s", code, want, stderr)
 		}
 		if _, err := os.Stat(r.pidFile); err == nil {
@@ -551,7 +552,7 @@ func TestInstallEndToEnd(t *testing.T) {
 			}
 		}
 		code, _, stderr := runRoot(ctx, "", args...)
-		if code != exitFailed || !strings.Contains(stderr, "remote.disk (disko expects /dev/bigbang-no-such-disk") {
+		if code != cli.Failed || !strings.Contains(stderr, "remote.disk (disko expects /dev/bigbang-no-such-disk") {
 			t.Fatalf("exit %d, want 1 naming remote.disk\n%s", code, stderr)
 		}
 		if _, err := os.Stat(r.pidFile); err == nil {
@@ -643,7 +644,7 @@ func testInterrupt(t *testing.T, x *e2e, r *e2eRun) {
 		_ = cmd.Process.Kill()
 		t.Fatal("bigbang did not end within 30 s of SIGINT")
 	}
-	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+	if code := cmd.ProcessState.ExitCode(); code != cli.Interrupted {
 		t.Fatalf("exit %d, want 130\n%s", code, stderr.String())
 	}
 	if left := testhost.GroupMembers(pgid); len(left) > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/steps/transcript"
 )
@@ -46,7 +47,7 @@ func TestRealToolBehaviour(t *testing.T) {
 		start := time.Now()
 		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json", "--reboot-timeout", "4s")...)
 		took := time.Since(start)
-		if code != exitFailed {
+		if code != cli.Failed {
 			t.Fatalf("exit %d, want 1\n%s\n%s", code, stdout, stderr)
 		}
 		evs := parseJSONLines[e2eEvent](t, stdout)
@@ -102,13 +103,13 @@ func TestRealToolBehaviour(t *testing.T) {
 		r := x.newRun(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		if code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...); code != exitOK {
+		if code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...); code != cli.OK {
 			t.Fatalf("install: exit %d\n%s\n%s", code, stdout, stderr)
 		}
 		before := readFile(t, r.log)
 		// As the resume command of a failed reboot check says it.
 		code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json", "--phases", "reboot", "--skip-preflight", "--reboot-port", x.h.PortString())...)
-		if code != exitOK {
+		if code != cli.OK {
 			t.Fatalf("resume: exit %d\n%s\n%s", code, stdout, stderr)
 		}
 		after := strings.TrimPrefix(readFile(t, r.log), before)
@@ -129,7 +130,7 @@ func TestRealToolBehaviour(t *testing.T) {
 		// The test host runs its old system (no installer): kexec did not
 		// happen, nothing was wiped.
 		code, _, stderr := runRoot(ctx, "", x.args(r, "--output", "json", "--phases", "disko,install,reboot", "--skip-preflight")...)
-		if code != exitFailed || !strings.Contains(stderr, "still runs its old system") {
+		if code != cli.Failed || !strings.Contains(stderr, "still runs its old system") {
 			t.Errorf("resume against the old system: exit %d\n%s", code, stderr)
 		}
 		if _, err := os.Stat(r.copy); err == nil {
@@ -151,7 +152,7 @@ func TestResumeMachineStates(t *testing.T) {
 	r := x.newRun(t)
 	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json", "--phases", "disko,install,reboot", "--skip-preflight",
 		"--reboot-port", h.PortString())...)
-	if code != exitOK || !strings.Contains(stderr, "runs the NixOS installer") {
+	if code != cli.OK || !strings.Contains(stderr, "runs the NixOS installer") {
 		t.Fatalf("resume against the installer: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	evs := parseJSONLines[e2eEvent](t, stdout)
@@ -161,7 +162,7 @@ func TestResumeMachineStates(t *testing.T) {
 	r = x.newRun(t)
 	start := time.Now()
 	code, _, stderr = runRoot(ctx, "", x.args(r, "--output", "json", "--phases", "disko,install,reboot", "--skip-preflight")...)
-	if code != exitFailed || !strings.Contains(stderr, "does not answer on SSH") || time.Since(start) > 40*time.Second {
+	if code != cli.Failed || !strings.Contains(stderr, "does not answer on SSH") || time.Since(start) > 40*time.Second {
 		t.Errorf("resume against a machine that is down: exit %d after %s\n%s", code, time.Since(start), stderr)
 	}
 }
@@ -204,7 +205,7 @@ func TestInstallIPv6(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	code, stdout, stderr := runRoot(ctx, "", args...)
-	if code != exitOK {
+	if code != cli.OK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	// The stand-in, like OpenSSH, fails on root@[::1]: the install
@@ -229,7 +230,7 @@ func TestInstallProgress(t *testing.T) {
 
 	r := x.newRun(t)
 	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json")...)
-	if code != exitOK {
+	if code != cli.OK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	var texts []string
@@ -247,7 +248,7 @@ func TestInstallProgress(t *testing.T) {
 
 	r = x.newRun(t)
 	code, stdout, stderr = runRoot(ctx, "", x.args(r, "--output", "plain")...)
-	if code != exitOK || !strings.Contains(stdout, "[progress]") {
+	if code != cli.OK || !strings.Contains(stdout, "[progress]") {
 		t.Errorf("plain output: exit %d, no progress shown:\n%s\n%s", code, stdout, stderr)
 	}
 }

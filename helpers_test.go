@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
@@ -43,7 +44,7 @@ func runRootTo(ctx context.Context, stdin string, out io.Writer, args ...string)
 	if err != nil {
 		errOut.WriteString(err.Error())
 	}
-	return exitCode(ctx, err), errOut.String()
+	return cli.Code(ctx, err), errOut.String()
 }
 
 // parseJSONLines reads out as one JSON object a line (--output json),

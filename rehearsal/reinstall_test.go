@@ -18,13 +18,17 @@ import (
 
 // newTestBackend starts a fast rehearsal whose folder must be gone after
 // the test.
-func newTestBackend(t *testing.T) *Rehearsal {
+func newTestBackend(t *testing.T) *Rehearsal { return newTestRehearsal(t, false) }
+
+// newTestRehearsal is newTestBackend for an install (reinstall false: the
+// new system has a key of its own) or a reinstall (it keeps the machine's).
+func newTestRehearsal(t *testing.T, reinstall bool) *Rehearsal {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Options{Speed: 1000, Exe: exe})
+	b, err := New(Options{Speed: 1000, Exe: exe, Reinstall: reinstall})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +78,7 @@ func (l *progressLog) check(t *testing.T, total int64) {
 // temporary folder, and the restore verifies it and writes the receipt.
 func TestReinstallBackend(t *testing.T) {
 	ctx := context.Background()
-	b := newTestBackend(t)
+	b := newTestRehearsal(t, true)
 	cfg := b.Config()
 
 	e := b.Engine()
@@ -137,7 +141,7 @@ func TestReinstallBackend(t *testing.T) {
 // real reinstall does: a host key in the tree that is not the machine's,
 // an archive of another host or a damaged one, and a cancelled backup.
 func TestReinstallBackendRefuses(t *testing.T) {
-	b := newTestBackend(t)
+	b := newTestRehearsal(t, true)
 	cfg := b.Config()
 	cfg.AcceptNewHostKey = true
 	e := b.Engine()

@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/sshexec"
@@ -33,12 +37,20 @@ func (e *Engine) now() time.Time {
 	return time.Now()
 }
 
-// LogPath is --log or the default transcript path.
+// LogPath is --log or the default transcript path, one of its own even
+// for two runs started within the same second.
 func (e *Engine) LogPath(cfg steps.Config) string {
 	if cfg.Log != "" {
 		return cfg.Log
 	}
-	return e.World.LogPath(cfg.Target(), e.now())
+	p := e.World.LogPath(cfg.Target(), e.now())
+	base := strings.TrimSuffix(p, ".log")
+	for n := 2; ; n++ {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			return p
+		}
+		p = fmt.Sprintf("%s-%d.log", base, n)
+	}
 }
 
 // DialPolicy is how a dial treats the operator: the time limits and the

@@ -30,6 +30,11 @@ const DiagnosisRebootUnverified = "reboot.unverified"
 // `bigbang explain` on it agrees with this result. The error is for an
 // install that could not start.
 func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error) {
+	unlock, err := e.lock(req.Config.Target(), "install")
+	if err != nil {
+		return InstallResult{}, fmt.Errorf("%w; nothing was started", err)
+	}
+	defer unlock()
 	tr := &transcript{path: req.Log}
 	verdict := runner.HoldVerdict(sink)
 	opts := runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases, Login: req.Plan.Target,
@@ -41,6 +46,9 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 		opts.DefaultStall = e.Stall
 	}
 	res, err := e.World.Child.Run(ctx, opts, verdict.Emit)
+	if err != nil && res.Log == "" {
+		res.Log = req.Log
+	}
 	out := InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
 	if out.Log == "" {
 		out.Log = req.Log
@@ -129,10 +137,20 @@ func lastRan(ps []runner.PhaseTime) steps.PhaseID {
 // reboot, only the wait for the new system and its proof, the receipt and
 // the result.
 func (e *Engine) VerifyOnly(ctx context.Context, req InstallRequest, state MachineState, sink steps.Sink) (InstallResult, error) {
-	tr := &transcript{path: req.Log}
-	if _, err := touchLog(req.Log); err != nil {
+	unlock, err := e.lock(req.Config.Target(), "verification")
+	if err != nil {
 		return InstallResult{}, err
 	}
+	defer unlock()
+	if _, err := checkLog(req.Log); err != nil {
+		return InstallResult{}, err
+	}
+	lf, err := runner.OpenLog(req.Log)
+	if err != nil {
+		return InstallResult{}, err
+	}
+	lf.Close()
+	tr := &transcript{path: req.Log}
 	tr.line(fmt.Sprintf("bigbang: resumed: %s %s; verifying the new system only (nixos-anywhere does not run, nothing reboots)", req.Config.Host, state.Words()))
 	start := time.Now()
 	sink(steps.Event{Time: start, Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateRunning})
@@ -308,6 +326,10 @@ func (e *Engine) installReceipt(req InstallRequest, out InstallResult, phases []
 		Host: cfg.Host, User: cfg.User, Port: cfg.Port, Identity: cfg.Identity, InstalledAt: e.now().UTC(),
 		Flake: cfg.Flake, ExtraFiles: cfg.ExtraFiles, BuildOn: req.Plan.BuildOn,
 		HostKeyFingerprint: out.HostKeyFingerprint, Phases: phaseTimes(phases), Log: out.Log, Disko: req.Layout,
+		Outcome: out.Outcome, FailedPhase: out.FailedPhase,
+	}
+	if out.Outcome == steps.OutcomeSuccess && out.HostKeyFingerprint != "" {
+		r.Login = &receipt.Login{User: "root", Port: RebootPort(cfg, req.Flake)}
 	}
 	if info := req.Flake; info != nil {
 		r.System = info.Config.System

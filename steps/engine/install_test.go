@@ -191,8 +191,15 @@ func TestRunInstall(t *testing.T) {
 			if sc.wantDiag == engine.DiagnosisRebootUnverified && res.Resume != "" {
 				t.Errorf("an unverifiable install offers a resume: %q", res.Resume)
 			}
-			if _, ok := w.Receipt("203.0.113.7"); !ok {
-				t.Error("no receipt written after nixos-anywhere ran")
+			rec, ok := w.Receipt("203.0.113.7")
+			if !ok {
+				t.Fatal("no receipt written after nixos-anywhere ran")
+			}
+			// The receipt says how the run ended, and who reaches the new
+			// system only once it was verified.
+			if rec.Outcome != res.Outcome || rec.FailedPhase != res.FailedPhase ||
+				(rec.Login != nil) != (res.Outcome == steps.OutcomeSuccess) || rec.Login != nil && (rec.Login.User != "root" || rec.Login.Port != 22) {
+				t.Errorf("receipt outcome %s/%s login %+v for a run that ended %s/%s", rec.Outcome, rec.FailedPhase, rec.Login, res.Outcome, res.FailedPhase)
 			}
 			log, _ := os.ReadFile(res.Log)
 			for _, l := range sc.wantLog {

@@ -105,6 +105,9 @@ type World struct {
 	// HostKeyDirs are the folders of the machine where the reinstall looks
 	// for its ed25519 host key, in order.
 	HostKeyDirs []string
+	// LockDir holds the per-machine locks of installs, backups and
+	// restores ("": no locks).
+	LockDir string
 	// AgentSocket is given to every dial ("" the operator's agent, "none"
 	// no agent).
 	AgentSocket string

@@ -31,6 +31,7 @@ func Real(ctx context.Context, flakeRef string) World {
 		Archives:    tarArchiver{},
 		LogPath:     func(t steps.Target, now time.Time) string { return runner.DefaultLogPath(t.Host, now) },
 		BackupDir:   defaultBackupDir,
+		LockDir:     stateDir("locks"),
 		HostKeyDirs: []string{"/persistent/etc/ssh", "/etc/ssh"},
 	}
 }
@@ -122,6 +123,16 @@ func (tarArchiver) Backup(ctx context.Context, c Conn, o reinstall.BackupOptions
 
 func (tarArchiver) Restore(ctx context.Context, c Conn, a reinstall.Archive, o reinstall.RestoreOptions, progress func(reinstall.Progress)) (reinstall.RestoreResult, error) {
 	return reinstall.Restore(ctx, c, a, o, progress)
+}
+
+// stateDir is a folder beside the receipts under $XDG_STATE_HOME/bigbang
+// ("" when there is no home to put it in).
+func stateDir(name string) string {
+	hosts, err := receipt.Dir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(hosts), name)
 }
 
 // defaultBackupDir is $XDG_STATE_HOME/bigbang/backups, beside the receipts.

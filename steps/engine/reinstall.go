@@ -113,6 +113,11 @@ func wrapSudo(cmd string, sudo bool) string {
 // own and records it in the host's receipt. A receipt that could not record
 // it is said in the notes (the restore adds the backup again).
 func (e *Engine) Backup(ctx context.Context, cfg steps.Config, p DialPolicy, o ReinstallOptions, progress func(reinstall.Progress)) (reinstall.Archive, []string, error) {
+	unlock, err := e.lock(cfg.Target(), "backup")
+	if err != nil {
+		return reinstall.Archive{}, nil, err
+	}
+	defer unlock()
 	c, err := e.Connect(ctx, cfg, p)
 	if err != nil {
 		return reinstall.Archive{}, nil, err
@@ -160,6 +165,11 @@ func (e *Engine) Restore(ctx context.Context, cfg steps.Config, a reinstall.Arch
 // RestoreOver restores the archive over c (`reinstall --restore` connects
 // itself) and marks the backup restored in the receipt.
 func (e *Engine) RestoreOver(ctx context.Context, c Conn, cfg steps.Config, a reinstall.Archive, o ReinstallOptions, progress func(reinstall.Progress)) (Restored, error) {
+	unlock, err := e.lock(cfg.Target(), "restore")
+	if err != nil {
+		return Restored{}, err
+	}
+	defer unlock()
 	res, err := e.World.Archives.Restore(ctx, c, a, reinstall.RestoreOptions{
 		Host: cfg.Host, HostKeyFingerprint: c.HostKey().Fingerprint, Target: o.Source, Services: o.Services, Sudo: sudo(c),
 	}, progress)

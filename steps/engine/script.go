@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/remote"
-	"github.com/bigbang-nix/bigbang/steps/runner"
 )
 
 // Front is a linear front end (plain, JSON, accessible): it renders the
@@ -160,9 +158,12 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 		return InstallResult{}, err
 	}
 	logPath := e.LogPath(cfg)
-	drop, err := touchLog(logPath)
+	warn, err := checkLog(logPath)
 	if err != nil {
 		return InstallResult{}, fmt.Errorf("%w (nothing was started)", err)
+	}
+	if warn != "" {
+		f.Note(warn)
 	}
 	if phases, _ := steps.ParsePhases(cfg.Phases); len(phases) > 0 {
 		// A resume fits the machine as it is now, or does not run.
@@ -170,7 +171,6 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 		f.Note(fmt.Sprintf("before the resume, %s %s", cfg.Host, state.Words()))
 		verifyOnly, err := resumePlan(state, phases, cfg.Host)
 		if err != nil {
-			drop()
 			return InstallResult{}, err
 		}
 		if verifyOnly {
@@ -183,45 +183,22 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 		f.Note(fmt.Sprintf("the preflight is skipped (--skip-preflight): nothing checked %s or the flake before the wipe", cfg.Host))
 	} else {
 		if rep, err = e.preflight(ctx, s, f, "nothing was started"); err != nil {
-			drop()
 			return InstallResult{}, err
 		}
 		if cfg, err = f.Choose(ctx, cfg, rep); err != nil {
-			drop()
 			return InstallResult{}, err
 		}
 		if plan, err = steps.NewPlan(cfg, rep.PlanEnv()); err != nil {
-			drop()
 			return InstallResult{}, err
 		}
 	}
 	f.Plan(cfg, plan, rep.Disks)
 	ok, err := f.ConfirmWipe(ctx, Wipe{Target: cfg.Target(), Disks: rep.Disks})
 	if err != nil || !ok {
-		drop()
 		return InstallResult{}, errors.Join(ErrNotConfirmed, err)
 	}
 	f.Note("transcript: " + logPath)
 	return e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume}, f.Event)
-}
-
-// touchLog makes sure the transcript can be written before anything runs,
-// and returns what removes it again when the run is refused and the file
-// was not there before.
-func touchLog(path string) (drop func(), err error) {
-	_, statErr := os.Stat(path)
-	lf, err := runner.OpenLog(path)
-	if err != nil {
-		return nil, err
-	}
-	lf.Close()
-	return func() {
-		if errors.Is(statErr, os.ErrNotExist) {
-			if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-				_ = os.Remove(path)
-			}
-		}
-	}, nil
 }
 
 // Reinstalled is how a linear reinstall ended.
@@ -306,8 +283,10 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 	}
 	f.Stage(fmt.Sprintf("Install of %s onto %s", cfg.Flake, cfg.Host))
 	logPath := e.LogPath(cfg)
-	if _, err := touchLog(logPath); err != nil {
+	if warn, err := checkLog(logPath); err != nil {
 		return out, fmt.Errorf("%w (nothing was started; the backup is kept)", err)
+	} else if warn != "" {
+		f.Note(warn)
 	}
 	f.Note("transcript: " + logPath)
 	res, err := e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume, Layout: d.Layout}, f.Event)

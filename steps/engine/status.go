@@ -73,6 +73,10 @@ type ReceiptBrief struct {
 	Flake       string    `json:"flake"`
 	Revision    string    `json:"flake_revision"`
 	Backups     int       `json:"backups"`
+	// Outcome is how the last run ended ("" in receipts older than the
+	// field: they were written only after a success).
+	Outcome     steps.Outcome `json:"outcome,omitempty"`
+	FailedPhase steps.PhaseID `json:"failed_phase,omitempty"`
 }
 
 // StatusScript reads what status reports in one session. Units are
@@ -169,7 +173,8 @@ func (e *Engine) Status(ctx context.Context, req StatusRequest) (Status, error) 
 	st := Status{Host: cfg.Host, UpdateUnits: []UnitStatus{}, FailedUnits: []string{}}
 	rec, recErr := e.World.Receipts.Read(cfg.Target())
 	if recErr == nil {
-		st.Receipt = &ReceiptBrief{InstalledAt: rec.InstalledAt, Flake: rec.Flake, Revision: rec.FlakeRevision, Backups: len(rec.Backups)}
+		st.Receipt = &ReceiptBrief{InstalledAt: rec.InstalledAt, Flake: rec.Flake, Revision: rec.FlakeRevision, Backups: len(rec.Backups),
+			Outcome: rec.Outcome, FailedPhase: rec.FailedPhase}
 	}
 	c, err := e.Connect(ctx, cfg, req.Dial)
 	if err != nil {

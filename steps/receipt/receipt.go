@@ -60,6 +60,20 @@ type Receipt struct {
 	Phases             []PhaseTime           `json:"phases"`
 	Log                string                `json:"log"`
 	Backups            []Backup              `json:"backups"`
+	// Outcome is how the last run ended (success, failed, aborted) and
+	// FailedPhase where it stopped: a receipt is written after every run
+	// that started nixos-anywhere, not only after a success.
+	Outcome     steps.Outcome `json:"outcome,omitempty"`
+	FailedPhase steps.PhaseID `json:"failed_phase,omitempty"`
+	// Login is who reaches the installed system, and on which port: what
+	// the verified reboot logged in as. Nil until an install was verified.
+	Login *Login `json:"login,omitempty"`
+}
+
+// Login is a user and port that reach the installed system.
+type Login struct {
+	User string `json:"user"`
+	Port int    `json:"port"`
 }
 
 // Dir returns the folder of the receipts: $XDG_STATE_HOME/bigbang/hosts, or
@@ -203,11 +217,16 @@ func (r Receipt) LastBackup() (Backup, bool) {
 // still has the defaults, so a second run against a host needs only --host.
 func (r Receipt) Prefill(cfg *steps.Config) {
 	d := steps.DefaultConfig()
-	if cfg.User == d.User && r.User != "" {
-		cfg.User = r.User
+	user, port := r.User, r.Port
+	if r.Login != nil {
+		// The installed system: the user before the install (opc) is gone.
+		user, port = r.Login.User, r.Login.Port
 	}
-	if cfg.Port == d.Port && r.Port != 0 {
-		cfg.Port = r.Port
+	if cfg.User == d.User && user != "" {
+		cfg.User = user
+	}
+	if cfg.Port == d.Port && port != 0 {
+		cfg.Port = port
 	}
 	if cfg.Identity == "" {
 		cfg.Identity = r.Identity

@@ -153,3 +153,27 @@ func TestAddBackupAndPrefill(t *testing.T) {
 		})
 	}
 }
+
+// TestPrefillLogin: after a verified install the receipt's login (root on
+// the new system's port) fills in the user and port, not the user the
+// machine had before; flags the operator gave stay.
+func TestPrefillLogin(t *testing.T) {
+	r := Receipt{Host: "203.0.113.7", User: "opc", Port: 22, Login: &Login{User: "root", Port: 2222}}
+	cfg := steps.DefaultConfig()
+	r.Prefill(&cfg)
+	if cfg.User != "root" || cfg.Port != 2222 {
+		t.Errorf("prefilled %s:%d, want the installed system's root:2222", cfg.User, cfg.Port)
+	}
+	cfg = steps.DefaultConfig()
+	cfg.User = "admin"
+	r.Prefill(&cfg)
+	if cfg.User != "admin" {
+		t.Errorf("a given user was replaced by %s", cfg.User)
+	}
+	r.Login = nil
+	cfg = steps.DefaultConfig()
+	r.Prefill(&cfg)
+	if cfg.User != "opc" || cfg.Port != 22 {
+		t.Errorf("without a login: %s:%d", cfg.User, cfg.Port)
+	}
+}

@@ -93,7 +93,14 @@ func Status(w io.Writer, st engine.Status) {
 	default:
 		line(steps.StatusOK, "disk drift: %s", st.Drift.Summary)
 	}
-	if st.Receipt != nil {
-		fmt.Fprintf(w, "Installed %s from %s (revision %s); %d backup(s) recorded.\n", st.Receipt.InstalledAt.Local().Format(time.RFC1123), st.Receipt.Flake, textout.OrUnknown(st.Receipt.Revision), st.Receipt.Backups)
+	if r := st.Receipt; r != nil {
+		what := "Installed"
+		switch r.Outcome {
+		case steps.OutcomeFailed:
+			what = fmt.Sprintf("The last install FAILED in %s", r.FailedPhase.Title())
+		case steps.OutcomeAborted:
+			what = "The last install was interrupted"
+		}
+		fmt.Fprintf(w, "%s %s from %s (revision %s); %d backup(s) recorded.\n", what, r.InstalledAt.Local().Format(time.RFC1123), r.Flake, textout.OrUnknown(r.Revision), r.Backups)
 	}
 }
