@@ -32,8 +32,11 @@ func newExplainCmd(_ *steps.Config) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := transcript.ExplainFile(args[0], cmd.InOrStdin())
-			if err != nil {
+			linear.StdinHint(args[0], cmd.InOrStdin(), cmd.ErrOrStderr())
+			rep, err := transcript.ExplainFileContext(cmd.Context(), args[0], cmd.InOrStdin())
+			if err != nil && cmd.Context().Err() != nil {
+				return err
+			} else if err != nil {
 				return cli.FailErr(fmt.Errorf("explain: %w", err))
 			}
 			out := cmd.OutOrStdout()

@@ -153,11 +153,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	case EventResult:
 		m["outcome"] = e.Outcome
 		m["failed_phase"] = e.FailedPhase
-		d := Diagnosis{}
+		// A success or an interruption has no diagnosis: the field is left
+		// out rather than sent empty.
 		if e.Diagnosis != nil {
-			d = *e.Diagnosis
+			m["diagnosis"] = *e.Diagnosis
 		}
-		m["diagnosis"] = d
 		m["log"] = e.Log
 		m["exit_code"] = e.ExitCode
 		if e.Resume != "" {

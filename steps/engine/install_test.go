@@ -247,3 +247,23 @@ func TestRunInstallResultAfterVerification(t *testing.T) {
 		t.Errorf("result or reboot done sent more than once: %s", joined)
 	}
 }
+
+// TestProxyRefusedBeforeAnything: a target behind a ProxyJump is refused
+// before anything runs, also with --skip-preflight: bigbang's own
+// connections (the reboot check) could not follow it after the wipe.
+func TestProxyRefusedBeforeAnything(t *testing.T) {
+	w, cfg := world(t, scenario{})
+	w.Child = nil
+	cfg.SSHOptions = []string{"ProxyJump=bastion.example.org"}
+	world := w.World()
+	world.Resolve = sshexec.Resolve
+	e := engine.New(world)
+	var out, errb bytes.Buffer
+	_, err := e.RunInstall(context.Background(), engine.Script{Config: cfg, SkipPreflight: true}, &linear.Front{Out: &out, Err: &errb, Confirmed: true})
+	if !errors.Is(err, sshexec.ErrUnsupportedOption) || !strings.Contains(err.Error(), "nothing was started") {
+		t.Fatalf("err %v, want the proxy refused before anything started", err)
+	}
+	if calls := w.Calls(); len(calls) != 0 {
+		t.Errorf("something ran: %q", calls)
+	}
+}

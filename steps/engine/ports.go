@@ -105,6 +105,10 @@ type World struct {
 	// HostKeyDirs are the folders of the machine where the reinstall looks
 	// for its ed25519 host key, in order.
 	HostKeyDirs []string
+	// Resolve applies the operator's ssh configuration to a target, as
+	// nixos-anywhere's ssh will (nil: not checked). It refuses a proxy,
+	// which bigbang's own connections cannot follow.
+	Resolve func(ctx context.Context, t sshexec.Target) (sshexec.Resolved, error)
 	// LockDir holds the per-machine locks of installs, backups and
 	// restores ("": no locks).
 	LockDir string

@@ -32,6 +32,7 @@ func Real(ctx context.Context, flakeRef string) World {
 		LogPath:     func(t steps.Target, now time.Time) string { return runner.DefaultLogPath(t.Host, now) },
 		BackupDir:   defaultBackupDir,
 		LockDir:     stateDir("locks"),
+		Resolve:     sshexec.Resolve,
 		HostKeyDirs: []string{"/persistent/etc/ssh", "/etc/ssh"},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/remote"
@@ -55,6 +56,20 @@ var ErrNotConfirmed = errors.New("the disk wipe is not confirmed")
 // ErrInterrupted is wrapped when the operator stopped the run before
 // anything was changed.
 var ErrInterrupted = errors.New("interrupted")
+
+// checkReach refuses, before anything runs (with or without the
+// preflight), a target that bigbang's own connections could not reach as
+// nixos-anywhere's ssh does: through a ProxyJump or ProxyCommand. The
+// check reads the local ssh configuration only.
+func (e *Engine) checkReach(ctx context.Context, cfg steps.Config) error {
+	if e.World.Resolve == nil {
+		return nil
+	}
+	if _, err := e.World.Resolve(ctx, SSHTarget(cfg)); errors.Is(err, sshexec.ErrUnsupportedOption) {
+		return fmt.Errorf("%w; nothing was started", err)
+	}
+	return nil
+}
 
 // CheckYesWipe checks the typed confirmation of scripts: --yes-wipe must
 // name the target host exactly, so a command line copied to another host
@@ -157,6 +172,9 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 	if err := CheckCommand(plan); err != nil {
 		return InstallResult{}, err
 	}
+	if err := e.checkReach(ctx, cfg); err != nil {
+		return InstallResult{}, err
+	}
 	logPath := e.LogPath(cfg)
 	warn, err := checkLog(logPath)
 	if err != nil {
@@ -222,6 +240,9 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 		return out, err
 	}
 	if err := CheckCommand(plan); err != nil {
+		return out, err
+	}
+	if err := e.checkReach(ctx, cfg); err != nil {
 		return out, err
 	}
 	d, err := e.Prepare(ctx, cfg, s.Dial)

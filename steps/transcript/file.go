@@ -1,11 +1,32 @@
 package transcript
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 )
+
+// ExplainFileContext is ExplainFile that gives up when ctx ends: reading
+// a pipe or a terminal can block for ever, and Ctrl-C must still stop it.
+func ExplainFileContext(ctx context.Context, path string, stdin io.Reader) (Report, error) {
+	type result struct {
+		rep Report
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		rep, err := ExplainFile(path, stdin)
+		ch <- result{rep, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.rep, r.err
+	case <-ctx.Done():
+		return Report{}, fmt.Errorf("interrupted while reading %s: %w", path, ctx.Err())
+	}
+}
 
 // ExplainFile opens the transcript at path (stdin for "-") and classifies
 // it, turning input problems into errors that say what to do.

@@ -90,13 +90,13 @@ func (f *Front) Progress(p reinstall.Progress, done bool) {
 
 // TrustHostKey asks on a terminal; elsewhere the key is refused (a script
 // says yes beforehand with --accept-new-host-key).
-func (f *Front) TrustHostKey(_ context.Context, t steps.Target, k engine.HostKey) (bool, error) {
+func (f *Front) TrustHostKey(ctx context.Context, t steps.Target, k engine.HostKey) (bool, error) {
 	if f.In == nil {
 		return false, nil
 	}
 	fmt.Fprintf(f.Err, "The host %s is not in your known_hosts.\nIts %s key fingerprint is %s.\n"+
 		"Compare it with the one in your provider's console.\nTrust it and save it? [y/N] ", t.KnownHostsName(), k.Type, k.Fingerprint)
-	line, err := f.In.ReadString('\n')
+	line, err := ReadLine(ctx, f.In)
 	if err != nil && line == "" {
 		return false, err
 	}
@@ -108,7 +108,7 @@ func (f *Front) TrustHostKey(_ context.Context, t steps.Target, k engine.HostKey
 func (f *Front) SudoPassword(context.Context, steps.Target) ([]byte, error) { return nil, nil }
 
 // ConfirmWipe is --yes-wipe, or the host typed on a terminal.
-func (f *Front) ConfirmWipe(_ context.Context, w engine.Wipe) (bool, error) {
+func (f *Front) ConfirmWipe(ctx context.Context, w engine.Wipe) (bool, error) {
 	if f.Confirmed {
 		return true, nil
 	}
@@ -121,7 +121,10 @@ func (f *Front) ConfirmWipe(_ context.Context, w engine.Wipe) (bool, error) {
 		fmt.Fprintf(f.Err, "The data will come back from %s.\n", w.Backup)
 	}
 	fmt.Fprintf(f.Err, "Type the host (%s) to go on, anything else stops: ", host)
-	line, err := f.In.ReadString('\n')
+	line, err := ReadLine(ctx, f.In)
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
 	if err != nil && line == "" {
 		return false, fmt.Errorf("no answer")
 	}
@@ -211,4 +214,37 @@ func Report(w io.Writer, asJSON bool, v any, plain func(io.Writer)) error {
 		return nil
 	}
 	return json.NewEncoder(w).Encode(v)
+}
+
+// ReadLine reads one answer from in, or gives up when ctx ends (Ctrl-C,
+// SIGTERM): an answer typed after an interrupt is never taken. The read
+// itself goes on in the background until the line comes; its result is
+// then dropped.
+func ReadLine(ctx context.Context, in *bufio.Reader) (string, error) {
+	type answer struct {
+		line string
+		err  error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		line, err := in.ReadString('\n')
+		ch <- answer{line, err}
+	}()
+	select {
+	case a := <-ch:
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return a.line, a.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// StdinHint tells an operator who runs `explain -` on a terminal that
+// bigbang now reads what they type (or paste), and how to end it.
+func StdinHint(path string, in io.Reader, errw io.Writer) {
+	if f, ok := in.(*os.File); ok && path == "-" && term.IsTerminal(f.Fd()) {
+		fmt.Fprintln(errw, "bigbang: reading the transcript from standard input: paste it, then press Ctrl-D (Ctrl-C stops)")
+	}
 }
