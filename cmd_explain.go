@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/transcript"
+	"github.com/bigbang-nix/bigbang/ui/linear"
 	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
@@ -39,16 +39,9 @@ func newExplainCmd(_ *steps.Config) *cobra.Command {
 			} else if err != nil {
 				return cli.FailErr(fmt.Errorf("explain: %w", err))
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetEscapeHTML(false)
-				if err := enc.Encode(rep); err != nil {
-					return cli.FailErr(fmt.Errorf("explain: write: %w", err))
-				}
-				return nil
+			if err := textout.WriteExplanation(cmd.OutOrStdout(), args[0], rep, asJSON); err != nil {
+				return cli.FailErr(fmt.Errorf("explain: write: %w", err))
 			}
-			textout.Explanation(out, args[0], rep)
 			return nil
 		},
 	}

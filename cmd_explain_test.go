@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/bigbang-nix/bigbang/internal/cli"
 )
 
 // runExplain runs `bigbang explain args…` in process and returns its exit
@@ -117,5 +122,40 @@ func TestExplainJSON(t *testing.T) {
 	}
 	if diag["summary"] == "" || diag["remedy"] == "" {
 		t.Errorf("diagnosis without words: %v", diag)
+	}
+}
+
+// TestExplainInterrupted: explain on a FIFO nobody writes blocks in its
+// read; Ctrl-C (SIGINT) still ends it at once with exit status 130.
+func TestExplainInterrupted(t *testing.T) {
+	bin := buildBigbang(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	cmd := exec.Command(bin, "explain", fifo)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The open of a FIFO blocks until a writer comes: keep one open
+	// that never writes, so that the read is what blocks.
+	go func() {
+		if w, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			time.Sleep(30 * time.Second)
+			w.Close()
+		}
+	}()
+	time.Sleep(time.Second)
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		if code := cmd.ProcessState.ExitCode(); code != cli.Interrupted {
+			t.Errorf("exit %d after SIGINT, want 130", code)
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("explain ignored SIGINT while it read a FIFO")
 	}
 }

@@ -11,6 +11,9 @@ import (
 // ExplainFileContext is ExplainFile that gives up when ctx ends: reading
 // a pipe or a terminal can block for ever, and Ctrl-C must still stop it.
 func ExplainFileContext(ctx context.Context, path string, stdin io.Reader) (Report, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	type result struct {
 		rep Report
 		err error

@@ -1,12 +1,25 @@
 package textout
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/bigbang-nix/bigbang/steps/transcript"
 )
+
+// WriteExplanation prints the report as one JSON object (asJSON) or as
+// Explanation's text.
+func WriteExplanation(w io.Writer, name string, rep transcript.Report, asJSON bool) error {
+	if !asJSON {
+		Explanation(w, name, rep)
+		return nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(rep)
+}
 
 // Explanation prints the report for a person: the phase timeline, the
 // outcome and, when the run did not succeed, the diagnosis and its remedy.
