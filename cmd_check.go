@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/ui/textout"
@@ -53,6 +54,6 @@ func newCheckCmd(cfg *steps.Config) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&hash, "hash-known-hosts", false, "hash the host name of a newly accepted host key in known_hosts")
 	addConnectTimeout(cmd, &timeout)
-	targetFlags(cmd, cfg)
+	cli.TargetFlags(cmd, cfg)
 	return cmd
 }

@@ -54,6 +54,6 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 		},
 	}
 	addConnectTimeout(cmd, &timeout)
-	targetFlags(cmd, cfg)
+	cli.TargetFlags(cmd, cfg)
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bigbang-nix/bigbang/internal/cli"
-	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/ui"
@@ -29,18 +28,7 @@ type installFlags struct {
 func addInstallFlags(cmd *cobra.Command, cfg *steps.Config, f *installFlags) {
 	cmd.Flags().BoolVar(&f.skipPreflight, "skip-preflight", false,
 		"do not check the target and the flake before the wipe (the reboot is still verified)")
-	addRunFlags(cmd, cfg, &f.rebootTimeout, &f.stall)
-}
-
-// addRunFlags binds the flags of every command that runs nixos-anywhere.
-func addRunFlags(cmd *cobra.Command, cfg *steps.Config, rebootTimeout, stall *time.Duration) {
-	fl := cmd.Flags()
-	fl.DurationVar(rebootTimeout, "reboot-timeout", sshexec.DefaultRebootTimeout,
-		"how long the reboot may take, from nixos-anywhere's Rebooting step until the new system answers (then look at the provider's serial console)")
-	fl.DurationVar(stall, "stall", 0, "warn when a phase makes no progress for this long (default: per phase, 2m to 20m for builds)")
-	fl.IntVar(&cfg.PostKexecPort, "post-kexec-ssh-port", 0, "SSH port of the NixOS installer after kexec (nixos-anywhere's default: 22)")
-	fl.IntVar(&cfg.RebootPort, "reboot-port", 0, "SSH port of the installed system (default: the flake's services.openssh.ports)")
-	fl.BoolVar(&cfg.Debug, "debug", false, "pass --debug to nixos-anywhere: it traces every command it runs")
+	cli.RunFlags(cmd, cfg, &f.rebootTimeout, &f.stall)
 }
 
 func newInstallCmd(cfg *steps.Config) *cobra.Command {
@@ -55,13 +43,14 @@ func newInstallCmd(cfg *steps.Config) *cobra.Command {
 			"for the new system and pins its pre-generated host key. It wipes the target's disks,\n" +
 			"so it runs only with --yes-wipe set to the target host.",
 		Example: "  bigbang install --host 203.0.113.7 --yes-wipe 203.0.113.7 -i ~/.ssh/id_ed25519\n" +
-			"  bigbang install --host opc@203.0.113.7 --yes-wipe 203.0.113.7 --output json > events.jsonl",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runInstall(cmd, *cfg, f) },
+			"  bigbang install --host opc@203.0.113.7 --yes-wipe 203.0.113.7 --output json > events.jsonl\n" +
+			"  bigbang install --host 203.0.113.7 --yes-wipe 203.0.113.7 -- --copy-host-keys   # passed through, not checked",
+		Args: cli.OnlyAfterDash,
+		RunE: func(cmd *cobra.Command, extra []string) error { cfg.Extra = extra; return runInstall(cmd, *cfg, f) },
 	}
 	addInstallFlags(cmd, cfg, &f)
-	targetFlags(cmd, cfg)
-	installConfigFlags(cmd, cfg)
+	cli.TargetFlags(cmd, cfg)
+	cli.InstallConfigFlags(cmd, cfg)
 	return cmd
 }
 

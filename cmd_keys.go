@@ -28,7 +28,7 @@ func newKeysCmd(cfg *steps.Config) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&fixMode, "fix-mode", false, "make the private host key mode 0600 without asking")
-	flakeFlags(cmd, cfg)
+	cli.FlakeFlags(cmd, cfg)
 	return cmd
 }
 

@@ -96,8 +96,8 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	fl.BoolVar(&o.Force, "force", false, "reinstall even when the disk layout did not change")
 	fl.StringVar(&restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
 	addConnectTimeout(cmd, &timeout)
-	addRunFlags(cmd, cfg, &wait, &stall)
-	targetFlags(cmd, cfg)
-	installConfigFlags(cmd, cfg)
+	cli.RunFlags(cmd, cfg, &wait, &stall)
+	cli.TargetFlags(cmd, cfg)
+	cli.InstallConfigFlags(cmd, cfg)
 	return cmd
 }

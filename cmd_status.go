@@ -57,7 +57,7 @@ func newStatusCmd(cfg *steps.Config) *cobra.Command {
 		},
 	}
 	addConnectTimeout(cmd, &timeout)
-	targetFlags(cmd, cfg)
+	cli.TargetFlags(cmd, cfg)
 	cmd.Flags().StringArrayVar(&req.Units, "unit", nil, "a systemd unit of the deployment to report on (repeatable)")
 	cmd.Flags().BoolVar(&req.NoDrift, "no-drift", false, "skip the disk drift (the live layout read)")
 	cmd.Flags().DurationVar(&req.Timeout, "read-timeout", engine.DefaultStatusTimeout, "limit for reading the system state, so that a wedged command on the target cannot hang status")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -250,5 +251,46 @@ func TestInstallProgress(t *testing.T) {
 	code, stdout, stderr = runRoot(ctx, "", x.args(r, "--output", "plain")...)
 	if code != cli.OK || !strings.Contains(stdout, "[progress]") {
 		t.Errorf("plain output: exit %d, no progress shown:\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// TestInstallOptions: the options an Oracle first-timer reaches for are
+// flags bigbang checks, plans and passes: the hardware configuration is
+// generated into the flake's folder (its step shows in the kexec phase, the
+// result says to commit it), the disk key is uploaded before disko, and the
+// receipt records the exact command.
+func TestInstallOptions(t *testing.T) {
+	x := newE2E(t)
+	needVPS(t)
+	r := x.newRun(t)
+	hw := filepath.Join(x.flakeDir, "facter.json")
+	key := filepath.Join(t.TempDir(), "disk.key")
+	if err := os.WriteFile(key, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json", "--generate-hardware-config", "nixos-facter",
+		"--hardware-config-path", hw, "--disk-encryption-keys", "/tmp/disk.key="+key, "--", "--show-trace")...)
+	if code != cli.OK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(hw); err != nil {
+		t.Errorf("no hardware configuration written: %v", err)
+	}
+	var kexecLine, diskoLine bool
+	for _, e := range parseJSONLines[e2eEvent](t, stdout) {
+		kexecLine = kexecLine || e.Type == "line" && e.Phase == "kexec" && strings.Contains(e.Text, "Generating facter.json")
+		diskoLine = diskoLine || e.Type == "line" && e.Phase == "disko" && strings.Contains(e.Text, "Uploading "+key+" to /tmp/disk.key")
+	}
+	if !kexecLine || !diskoLine {
+		t.Errorf("step lines: hardware config in kexec %v, disk key in disko %v\n%s", kexecLine, diskoLine, stdout)
+	}
+	if !strings.Contains(stderr, "hardware configuration to "+hw) {
+		t.Errorf("the end does not say to commit the hardware configuration:\n%s", stderr)
+	}
+	rec := readFile(t, filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"))
+	if !strings.Contains(rec, `"--generate-hardware-config"`) || !strings.Contains(rec, `"--show-trace"`) {
+		t.Errorf("the receipt does not record the command:\n%s", rec)
 	}
 }

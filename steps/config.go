@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,6 +43,19 @@ type Config struct {
 	RebootPort int
 	// Debug passes nixos-anywhere's --debug (set -x locally and remotely).
 	Debug bool
+	// Kexec is another kexec image (URL or file) for nixos-anywhere's
+	// --kexec, e.g. when the default one panics on the machine.
+	Kexec string
+	// HardwareConfig is --generate-hardware-config: the tool
+	// (nixos-facter or nixos-generate-config) and the file it writes.
+	HardwareConfig, HardwareConfigPath string
+	// DiskKeys are --disk-encryption-keys pairs, "REMOTE=LOCAL".
+	DiskKeys []string
+	// PrintBuildLogs is -L; NoSubstituteOnDestination is
+	// --no-substitute-on-destination.
+	PrintBuildLogs, NoSubstituteOnDestination bool
+	// Extra are arguments after `--`, passed to nixos-anywhere unchecked.
+	Extra []string
 }
 
 // AfterKexecPort is the port nixos-anywhere (and so bigbang) reaches the
@@ -258,6 +272,9 @@ func (c Config) Validate() error {
 			return invalid("%s %d is out of range: give a port from 1 to 65535", p.flag, p.n)
 		}
 	}
+	if err := c.validateOptions(); err != nil {
+		return err
+	}
 	if c.RAM != "" {
 		if _, err := ParseRAM(c.RAM); err != nil {
 			return err
@@ -322,6 +339,45 @@ func CheckKeyFile(path string) error {
 	if enc {
 		return fmt.Errorf("%w: %w: %s; load it into ssh-agent (ssh-add %s) and leave out -i, or use a key without a passphrase",
 			ErrInvalidConfig, ErrKeyEncrypted, path, ShellQuote(path))
+	}
+	return nil
+}
+
+// validateOptions checks the nixos-anywhere options bigbang passes on:
+// the files they name exist, and the values have the shape the tool wants.
+func (c Config) validateOptions() error {
+	if k := c.Kexec; k != "" && !strings.HasPrefix(k, "https://") && !strings.HasPrefix(k, "http://") {
+		if st, err := os.Stat(k); err != nil || st.IsDir() {
+			return invalid("--kexec %q is neither an http(s) URL nor a file here: give the URL or the path of a kexec tarball (nixos-images releases)", k)
+		}
+	}
+	switch c.HardwareConfig {
+	case "":
+		if c.HardwareConfigPath != "" {
+			return invalid("--hardware-config-path needs --generate-hardware-config nixos-facter or nixos-generate-config")
+		}
+	case "nixos-facter", "nixos-generate-config":
+		if c.HardwareConfigPath == "" {
+			return invalid("--generate-hardware-config %s needs --hardware-config-path with the file to write, e.g. ./facter.json or ./hardware-configuration.nix", c.HardwareConfig)
+		}
+		if st, err := os.Stat(filepath.Dir(c.HardwareConfigPath)); err != nil || !st.IsDir() {
+			return invalid("--hardware-config-path %s: its folder does not exist: give a path in your flake's folder", c.HardwareConfigPath)
+		}
+	default:
+		return invalid("--generate-hardware-config %q: use nixos-facter or nixos-generate-config", c.HardwareConfig)
+	}
+	for _, k := range c.DiskKeys {
+		remote, local, ok := strings.Cut(k, "=")
+		if !ok || !strings.HasPrefix(remote, "/") || local == "" {
+			return invalid("--disk-encryption-keys %q: write it as REMOTE=LOCAL, e.g. /tmp/secret.key=./secrets/disk.key (the remote path is absolute)", k)
+		}
+		st, err := os.Stat(local)
+		switch {
+		case err != nil || !st.Mode().IsRegular():
+			return invalid("--disk-encryption-keys: %s is not a file here: give the local key file", local)
+		case st.Mode().Perm()&0o077 != 0:
+			return invalid("--disk-encryption-keys: %s has mode %04o: a disk key must be private: chmod 600 %s", local, st.Mode().Perm(), ShellQuote(local))
+		}
 	}
 	return nil
 }

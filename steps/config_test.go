@@ -165,3 +165,48 @@ func TestParseRAM(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateOptions: each nixos-anywhere option bigbang passes on is
+// checked before anything runs, and the error says what to give.
+func TestValidateOptions(t *testing.T) {
+	dir := t.TempDir()
+	keys := dir
+	loose := filepath.Join(dir, "loose.key")
+	tight := filepath.Join(dir, "disk.key")
+	_ = os.WriteFile(loose, []byte("k"), 0o644)
+	_ = os.WriteFile(tight, []byte("k"), 0o600)
+	_ = os.Chmod(loose, 0o644)
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string // in the error; "" for none
+	}{
+		{"kexec URL", func(c *Config) { c.Kexec = "https://example.org/k.tar.gz" }, ""},
+		{"kexec missing file", func(c *Config) { c.Kexec = filepath.Join(dir, "none.tar.gz") }, "neither an http(s) URL nor a file"},
+		{"hardware config", func(c *Config) {
+			c.HardwareConfig, c.HardwareConfigPath = "nixos-facter", filepath.Join(dir, "facter.json")
+		}, ""},
+		{"hardware config without a path", func(c *Config) { c.HardwareConfig = "nixos-facter" }, "needs --hardware-config-path"},
+		{"hardware config tool", func(c *Config) { c.HardwareConfig, c.HardwareConfigPath = "lshw", filepath.Join(dir, "x") }, "use nixos-facter or nixos-generate-config"},
+		{"hardware config folder missing", func(c *Config) {
+			c.HardwareConfig, c.HardwareConfigPath = "nixos-generate-config", filepath.Join(dir, "no", "hw.nix")
+		}, "its folder does not exist"},
+		{"disk key", func(c *Config) { c.DiskKeys = []string{"/tmp/disk.key=" + tight} }, ""},
+		{"disk key shape", func(c *Config) { c.DiskKeys = []string{tight} }, "REMOTE=LOCAL"},
+		{"disk key others can read", func(c *Config) { c.DiskKeys = []string{"/tmp/disk.key=" + loose} }, "chmod 600"},
+		{"disk key missing", func(c *Config) { c.DiskKeys = []string{"/tmp/disk.key=" + filepath.Join(dir, "none")} }, "is not a file here"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Host, c.ExtraFiles = "203.0.113.7", keys
+			tc.mod(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidConfig)):
+				t.Errorf("error %v, want one with %q", err, tc.want)
+			}
+		})
+	}
+}

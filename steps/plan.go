@@ -160,6 +160,27 @@ func NewPlan(cfg Config, env PlanEnv) (Plan, error) {
 		argv = append(argv, "--post-kexec-ssh-port", fmt.Sprint(cfg.PostKexecPort))
 		p.decide(fmt.Sprintf("Reach the installer on port %d after kexec", cfg.PostKexecPort), "given with --post-kexec-ssh-port; nixos-anywhere's default is 22, whatever -p was")
 	}
+	if cfg.Kexec != "" && runsKexec {
+		argv = append(argv, "--kexec", cfg.Kexec)
+		p.decide("Boot the installer from "+cfg.Kexec, "given with --kexec, instead of nixos-images' default kexec image (which panics on some machines, e.g. Oracle A1: nixos-images#172)")
+	}
+	if cfg.HardwareConfig != "" {
+		argv = append(argv, "--generate-hardware-config", cfg.HardwareConfig, cfg.HardwareConfigPath)
+		p.decide("Write "+cfg.HardwareConfigPath+" with "+cfg.HardwareConfig, "given with --generate-hardware-config: the machine's real drivers (its disk's and NIC's initrd modules) go into the flake before it is built; nixos-anywhere adds the file to git (intent to add)")
+	}
+	for _, k := range cfg.DiskKeys {
+		remote, local, _ := strings.Cut(k, "=")
+		argv = append(argv, "--disk-encryption-keys", remote, local)
+		p.decide("Upload "+local+" to "+remote, "given with --disk-encryption-keys: disko reads the disk key there to set up encryption")
+	}
+	if cfg.PrintBuildLogs {
+		argv = append(argv, "--print-build-logs")
+		p.decide("Pass --print-build-logs", "given with --print-build-logs: nix prints every build's log")
+	}
+	if cfg.NoSubstituteOnDestination {
+		argv = append(argv, "--no-substitute-on-destination")
+		p.decide("Pass --no-substitute-on-destination", "given: the target fetches nothing from binary caches, everything is copied from here")
+	}
 	if cfg.Debug {
 		argv = append(argv, "--debug")
 		p.decide("Pass --debug", "given with --debug: nixos-anywhere traces every command (set -x) locally and remotely")
@@ -169,6 +190,10 @@ func NewPlan(cfg Config, env PlanEnv) (Plan, error) {
 	}
 	if !equalStrings(p.NAPhases, defaultNAPhases) {
 		argv = append(argv, "--phases", strings.Join(p.NAPhases, ","))
+	}
+	if len(cfg.Extra) > 0 {
+		argv = append(argv, cfg.Extra...)
+		p.decide("Pass "+ShellJoin(cfg.Extra)+" through", "given after --: passed through to nixos-anywhere, not checked by bigbang")
 	}
 	argv = append(argv, p.Target)
 	p.Argv = argv

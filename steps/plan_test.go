@@ -87,6 +87,20 @@ func TestPlanArgv(t *testing.T) {
 			wantWhy:    "on port 2200 after kexec",
 		},
 		{
+			name: "first-class options and a pass-through",
+			env:  PlanEnv{TargetRAM: 8 << 30},
+			mod: func(c *Config) {
+				c.Kexec, c.HardwareConfig, c.HardwareConfigPath = "https://example.org/kexec.tar.gz", "nixos-facter", "./facter.json"
+				c.DiskKeys, c.PrintBuildLogs, c.NoSubstituteOnDestination = []string{"/tmp/disk.key=./disk.key"}, true, true
+				c.Extra = []string{"--copy-host-keys"}
+			},
+			wantCmd: na + "--flake '.#vps-arm' --extra-files ./secrets-init/keys --build-on remote --kexec https://example.org/kexec.tar.gz " +
+				"--generate-hardware-config nixos-facter ./facter.json --disk-encryption-keys /tmp/disk.key ./disk.key --print-build-logs " +
+				"--no-substitute-on-destination --copy-host-keys opc@203.0.113.7",
+			wantPhases: "connect,kexec,disko,install,keys,reboot",
+			wantWhy:    "passed through to nixos-anywhere, not checked",
+		},
+		{
 			name: "no kexec: no post-kexec port",
 			env:  PlanEnv{TargetRAM: 8 << 30},
 			mod: func(c *Config) {

@@ -83,6 +83,11 @@ func (e *Engine) finish(ctx context.Context, req InstallRequest, out InstallResu
 	if logErr != nil {
 		out.Notes = append(out.Notes, "the transcript is incomplete: "+logErr.Error())
 	}
+	if p := req.Config.HardwareConfigPath; p != "" {
+		if _, err := os.Stat(p); err == nil {
+			out.Notes = append(out.Notes, "nixos-anywhere wrote the machine's hardware configuration to "+p+" (and git add --intent-to-add): review it and commit it with the flake")
+		}
+	}
 	if tr.err != nil {
 		out.Notes = append(out.Notes, "bigbang's own lines could not be added to the transcript: "+tr.err.Error())
 	}
@@ -326,7 +331,7 @@ func (e *Engine) installReceipt(req InstallRequest, out InstallResult, phases []
 		Host: cfg.Host, User: cfg.User, Port: cfg.Port, Identity: cfg.Identity, InstalledAt: e.now().UTC(),
 		Flake: cfg.Flake, ExtraFiles: cfg.ExtraFiles, BuildOn: req.Plan.BuildOn,
 		HostKeyFingerprint: out.HostKeyFingerprint, Phases: phaseTimes(phases), Log: out.Log, Disko: req.Layout,
-		Outcome: out.Outcome, FailedPhase: out.FailedPhase,
+		Outcome: out.Outcome, FailedPhase: out.FailedPhase, Argv: req.Plan.Argv,
 	}
 	if out.Outcome == steps.OutcomeSuccess && out.HostKeyFingerprint != "" {
 		r.Login = &receipt.Login{User: "root", Port: RebootPort(cfg, req.Flake)}

@@ -68,6 +68,9 @@ type Receipt struct {
 	// Login is who reaches the installed system, and on which port: what
 	// the verified reboot logged in as. Nil until an install was verified.
 	Login *Login `json:"login,omitempty"`
+	// Argv is the exact nixos-anywhere command the run used, with every
+	// option bigbang passed.
+	Argv []string `json:"argv,omitempty"`
 }
 
 // Login is a user and port that reach the installed system.
