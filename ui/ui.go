@@ -194,8 +194,12 @@ type model struct {
 	resultS   resultScreen
 	logv      *logView
 
-	report          engine.Report
-	thePlan         steps.Plan
+	report  engine.Report
+	thePlan steps.Plan
+	// planCfg is the config thePlan was made from: m.cfg with the RAM
+	// and build choices of the RAM screen. The install, the resume and
+	// the result use it.
+	planCfg         steps.Config
 	logPath         string
 	result          engine.InstallResult
 	cancelInstall   context.CancelFunc
@@ -457,21 +461,15 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		it := m.build.update(msg)
 		switch it {
 		case intentNext:
-			cfg := m.cfg
-			// Only what the operator changed becomes a flag: the plan then
-			// gives its own reason for the defaults.
-			if m.build.ramValue() != m.build.initialRAM {
-				cfg.RAM = m.build.ramValue()
-			}
-			if m.build.buildOn() != m.build.initialBuildOn {
-				cfg.BuildOn = m.build.buildOn()
-			}
-			p, err := steps.NewPlan(cfg, m.planEnv())
+			// The plan is made fresh from what the screen shows; m.cfg,
+			// the operator's target, is never changed by it.
+			p, cfg, err := m.build.makePlan(m.planEnv())
 			if err != nil {
 				m.build.err = err
 				return nil
 			}
-			m.cfg, m.thePlan = cfg, p
+			m.build.err = nil
+			m.planCfg, m.thePlan = cfg, p
 			m.logPath = m.engine.LogPath(cfg)
 			m.plan = newPlanScreen(p, m.report, m.logPath)
 			return m.goTo(screenPlan)
@@ -525,7 +523,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 
 // showResult ends the wizard on the result screen.
 func (m *model) showResult() tea.Cmd {
-	m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
+	m.resultS = newResultScreen(m.result, m.planCfg, m.thePlan, &m.progress, m.opts.Command)
 	if r := m.rs; r != nil {
 		m.resultS.res.Notes = append(m.resultS.res.Notes, r.backup.notes...)
 		m.resultS.backup = r.archive().Path
@@ -663,7 +661,7 @@ func (m *model) startInstall() tea.Cmd {
 	m.show(screenProgress)
 	m.now = time.Now()
 	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
-	req := engine.InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
+	req := engine.InstallRequest{Config: m.planCfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
 	if m.rs != nil {
 		req.Layout = m.rs.drift.res.Layout
 	}
