@@ -3,6 +3,9 @@ package ui
 import (
 	"strings"
 	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -148,5 +151,166 @@ func TestBuildRefusesImpossibleLocal(t *testing.T) {
 	m.Update(key("enter"))
 	if m.screen != screenPlan || m.thePlan.BuildOn != "remote" {
 		t.Errorf("back on the VPS: screen %v, plan %q", m.screen, m.thePlan.BuildOn)
+	}
+}
+
+// TestStopDialogSaysMachineState: the stop dialog names the phase and the
+// state the server is left in, different in kexec (disk untouched, a
+// console reboot brings the old system back) and disko (wiped, installer
+// as root); after y the screen says it is stopping until the end.
+func TestStopDialogSaysMachineState(t *testing.T) {
+	for _, tc := range []struct {
+		upTo steps.PhaseID
+		want []string
+	}{
+		{steps.PhaseKexec, []string{"Kexec phase", "disk is untouched", "Console connection"}},
+		{steps.PhaseDisko, []string{"Disko phase", "wiped", "as root", "Do not reboot"}},
+	} {
+		t.Run(string(tc.upTo), func(t *testing.T) {
+			m := testModel(t, 100, 30)
+			toProgress(t, m)
+			for _, e := range installEvents() {
+				apply(m, e)
+				if e.Type == steps.EventPhase && e.Phase == tc.upTo && e.State == steps.StateRunning {
+					break
+				}
+			}
+			m.cancelInstall = func() {}
+			m.Update(key("ctrl+c"))
+			flat := strings.Join(strings.Fields(view(m)), " ")
+			for _, w := range tc.want {
+				if !strings.Contains(flat, w) {
+					t.Errorf("the stop dialog lacks %q:\n%s", w, view(m))
+				}
+			}
+			m.Update(key("y"))
+			if v := view(m); !strings.Contains(v, "Stopping…") || !strings.Contains(v, "stopping…") {
+				t.Errorf("after y the screen does not say it is stopping:\n%s", v)
+			}
+			m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: tc.upTo}})
+			if v := view(m); strings.Contains(v, "Stopping…") || m.screen != screenResult {
+				t.Errorf("after the end: screen %v, view:\n%s", m.screen, v)
+			}
+		})
+	}
+}
+
+// TestStopDialogKeepsAnswerOnSmallScreen: the y/n stays visible at 60×20.
+func TestStopDialogKeepsAnswerOnSmallScreen(t *testing.T) {
+	m := testModel(t, 60, 20)
+	toProgress(t, m)
+	apply(m, installEvents()...)
+	m.Update(key("ctrl+c"))
+	body := strings.Split(view(m), "\n")
+	if !strings.Contains(strings.Join(body[:len(body)-1], "\n"), "y stop   n keep going") {
+		t.Errorf("the answer is cut off at 60×20:\n%s", view(m))
+	}
+}
+
+// TestStallAdvises: a stall in the reboot says it waits for the server to
+// go down and where its boot can be watched; any stall says what state
+// the server is in if stopped.
+func TestStallAdvises(t *testing.T) {
+	m := testModel(t, 100, 40)
+	toProgress(t, m)
+	apply(m, installEvents()...)
+	apply(m, steps.Event{Time: at(100), Type: steps.EventPhase, Phase: steps.PhaseDisko, State: steps.StateDone},
+		steps.Event{Time: at(100), Type: steps.EventPhase, Phase: steps.PhaseInstall, State: steps.StateDone},
+		steps.Event{Time: at(101), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateRunning},
+		steps.Event{Time: at(170), Type: steps.EventStall, Phase: steps.PhaseReboot, Stall: time.Minute})
+	flat := strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"go down", "serial console", "If stopped now: NixOS is installed"} {
+		if !strings.Contains(flat, w) {
+			t.Errorf("the reboot stall lacks %q:\n%s", w, view(m))
+		}
+	}
+	if strings.Contains(flat, "come back") && !strings.Contains(flat, "go down") {
+		t.Errorf("the reboot stall still says it waits for the machine to come back:\n%s", view(m))
+	}
+}
+
+// TestResultSaysServerStateAndExplain: the failure screen says what state
+// the server is in and how to explain the log.
+func TestResultSaysServerStateAndExplain(t *testing.T) {
+	m := testModel(t, 120, 40)
+	toProgress(t, m)
+	apply(m, installEvents()...)
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseKexec, Log: "/tmp/a b.log"}})
+	flat := strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"The server The disk is untouched", "bigbang explain '/tmp/a b.log'"} {
+		if !strings.Contains(flat, w) {
+			t.Errorf("the failure screen lacks %q:\n%s", w, view(m))
+		}
+	}
+}
+
+// TestExitSummary: what stays on the normal screen after a failure or a
+// stop, and nothing after a success or a quit before anything changed.
+func TestExitSummary(t *testing.T) {
+	resume := "bigbang --host 203.0.113.7 --build-on remote --extra-files ./secrets-init/keys --log /home/operator/.local/state/bigbang/203.0.113.7.log --phases disko,install,reboot"
+	res := engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Log: "/tmp/x.log", Resume: resume,
+		Diagnosis: &steps.Diagnosis{ID: "disko.partition", Summary: "the disk layout does not fit /dev/sda", Remedy: "check the disk size in disko.nix"}}
+	s := ExitSummary(res, nil)
+	flat := strings.Join(strings.Fields(s), " ")
+	for _, w := range []string{"failed in Disko", "does not fit /dev/sda", "check the disk size", "wiped", "Do not reboot", "bigbang explain /tmp/x.log", "/tmp/x.log"} {
+		if !strings.Contains(flat, w) {
+			t.Errorf("the exit summary lacks %q:\n%s", w, s)
+		}
+	}
+	if !strings.Contains(shellJoined(s), resume) {
+		t.Errorf("the resume command is not whole:\n%s", s)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if len([]rune(l)) > exitWidth {
+			t.Errorf("line wider than %d: %q", exitWidth, l)
+		}
+	}
+	stopped := ExitSummary(engine.InstallResult{Outcome: steps.OutcomeAborted, FailedPhase: steps.PhaseKexec, Log: "/tmp/x.log"}, nil)
+	if !strings.Contains(stopped, "was stopped in Kexec") || !strings.Contains(stopped, "disk is untouched") {
+		t.Errorf("the stop's summary lacks the phase or the state:\n%s", stopped)
+	}
+	for name, s := range map[string]string{
+		"success": ExitSummary(engine.InstallResult{Outcome: steps.OutcomeSuccess, Log: "/tmp/x.log"}, nil),
+		"quit":    ExitSummary(engine.InstallResult{}, ErrAborted),
+	} {
+		if s != "" {
+			t.Errorf("%s: the exit summary is not empty: %q", name, s)
+		}
+	}
+}
+
+// TestDetailsViewShowsCutText: d on the preflight opens every check with
+// its fix whole, which the small window cut; esc closes it.
+func TestDetailsViewShowsCutText(t *testing.T) {
+	m := testModel(t, 60, 20)
+	m.cfg = m.target.apply(m.cfg)
+	m.startPreflight()
+	r := a1Report()
+	long := "the last sentence of this fix is what the operator must read: ENDOFFIX"
+	for i := range 8 {
+		r.Checks = append(r.Checks, steps.Check{ID: "remote.x" + itoa(i), Status: steps.StatusWarn, Summary: "warning " + itoa(i), Fix: strings.Repeat("words that fill the line ", 4) + long})
+	}
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: r})
+	if strings.Contains(view(m), "ENDOFFIX") && strings.Contains(view(m), "warning 7") {
+		t.Fatal("the test's checks fit the window: it tests nothing")
+	}
+	m.Update(key("d"))
+	if m.logv == nil {
+		t.Fatalf("d opened no details view:\n%s", view(m))
+	}
+	if first := view(m); strings.Contains(first, "warning 7") && strings.Contains(first, "ENDOFFIX") {
+		t.Logf("the first page already shows everything:\n%s", first)
+	}
+	var seen strings.Builder
+	for range 20 {
+		seen.WriteString(view(m))
+		m.Update(tea.KeyPressMsg{Code: tea.KeyPgDown})
+	}
+	if got := seen.String(); !strings.Contains(got, "warning 7") || !strings.Contains(got, "ENDOFFIX") {
+		t.Errorf("the details view does not show every check whole:\n%s", got)
+	}
+	m.Update(key("esc"))
+	if m.logv != nil || m.screen != screenPreflight {
+		t.Error("esc did not close the details view")
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // resultScreen is the end: what happened and what to do now.
@@ -119,27 +120,38 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	if d := s.res.Diagnosis; d != nil && d.ID == "restore" {
 		title = glyphFail + " NixOS is reinstalled, but the restore did not complete"
 	}
-	b.WriteString(indent(st.Fail.Bold(true).Render(title), 1) + "\n\n")
-	if d := s.res.Diagnosis; d != nil {
-		b.WriteString(indent(st.Header.Render("What went wrong  ")+wrap(d.Summary, tw-18), 1) + "\n")
-		if d.Remedy != "" {
-			b.WriteString(indent(st.Header.Render("What to do       ")+wrap(d.Remedy, tw-18), 1) + "\n")
-		}
-		b.WriteString("\n")
+	head := "\n" + indent(st.Fail.Bold(true).Render(title), 1) + "\n\n"
+	b.Reset()
+	field := func(name, text string) {
+		b.WriteString(indent(st.Header.Render(padRight(name, 17))+hanging(wrap(text, tw-18), 17), 1) + "\n")
 	}
+	if d := s.res.Diagnosis; d != nil {
+		field("What went wrong", d.Summary)
+		if d.Remedy != "" {
+			field("What to do", d.Remedy)
+		}
+	}
+	if d := s.res.Diagnosis; d == nil || d.ID != "restore" {
+		ms := textout.Machine(s.res.FailedPhase)
+		field("The server", ms.State+" "+ms.Safe)
+	}
+	b.WriteString("\n")
 	top := b.String()
 	b.Reset()
 	if s.res.Log != "" {
 		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
 	}
+	if s.res.Log != "" {
+		b.WriteString(indent(st.Header.Render("Explain ")+" "+st.Code.Render("bigbang explain "+steps.ShellQuote(s.res.Log)), 1) + "\n")
+	}
 	if s.resume != "" {
-		b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+		b.WriteString(indent(st.Header.Render("Resume  ")+" "+commandBlock(st, s.resume, tw-10, 10), 1) + "\n")
 	}
 	if s.backup != "" {
 		b.WriteString(indent(st.Header.Render("Backup  ")+" "+s.backup+st.Dim.Render(" (kept)"), 1) + "\n")
 	}
 	if s.restoreLater != "" {
-		b.WriteString(indent(st.Header.Render("Restore ")+" "+st.Code.Render(wrap(s.restoreLater, tw-10)), 1) + "\n")
+		b.WriteString(indent(st.Header.Render("Restore ")+" "+commandBlock(st, s.restoreLater, tw-10, 10), 1) + "\n")
 	}
 	b.WriteString(s.notes(st, tw))
 	recovery := b.String()
@@ -147,7 +159,7 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	// leave: on a small terminal the resume command matters more than the
 	// output that led to the failure, which the log has.
 	last := ""
-	if rows := h - strings.Count(top, "\n") - strings.Count(recovery, "\n") - 2; len(s.last) > 0 && rows > 0 {
+	if rows := h - strings.Count(head+top, "\n") - strings.Count(recovery, "\n") - 2; len(s.last) > 0 && rows > 0 {
 		lines := s.last[max(len(s.last)-rows, 0):]
 		last = indent(st.Header.Render("Last lines"), 1) + "\n"
 		for _, l := range lines {
@@ -155,7 +167,13 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		}
 		last += "\n"
 	}
-	return top + last + recovery + "\n" + s.times(st)
+	// The way to recover stays on screen whatever its size: the
+	// explanation above it gets the rows it leaves, and d shows it all.
+	if room := h - 2 - strings.Count(head, "\n") - strings.Count(recovery, "\n"); strings.Count(top, "\n") > room {
+		lines := strings.Split(top, "\n")
+		top = strings.Join(lines[:max(room-1, 0)], "\n") + "\n" + indent(st.Dim.Render("… d shows all of it"), 1) + "\n"
+	}
+	return head + top + last + recovery + "\n" + s.times(st)
 }
 
 // notes shows what the operator must know besides the outcome (a
@@ -179,6 +197,17 @@ func (s *resultScreen) times(st styles) string {
 		b.WriteString("  " + paneGlyph(st, p, p.end) + " " + padRight(p.id.Title(), 9) + st.Dim.Render(padLeft(t, 7)) + "\n")
 	}
 	return b.String()
+}
+
+// commandBlock renders a command in lines of w columns that copy whole
+// (broken at spaces, " \" continuations), the lines after the first
+// indented by in columns to stand under it.
+func commandBlock(st styles, cmd string, w, in int) string {
+	lines := textout.CommandLines(cmd, w)
+	for i, l := range lines {
+		lines[i] = st.Code.Render(l)
+	}
+	return strings.Join(lines, "\n"+strings.Repeat(" ", in))
 }
 
 func padLeft(s string, w int) string {

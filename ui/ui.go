@@ -102,8 +102,11 @@ type Options struct {
 	Reinstall *engine.ReinstallOptions
 }
 
-// ErrAborted is returned when the operator leaves the wizard before the
-// install starts.
+// ErrAborted is returned, with a zero InstallResult, when the operator
+// leaves the wizard (q, esc on the welcome screen, Ctrl+C) before the
+// install starts: nothing on the server changed and nothing failed, so
+// it is not an error to report; callers exit 0 and print nothing
+// (errors.Is(err, ErrAborted)). ExitSummary is "" for it.
 var ErrAborted = errors.New("stopped before anything was changed")
 
 // Run shows the wizard until the operator quits; it returns how the
@@ -292,6 +295,7 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		case "y", "Y":
 			m.confirmQuit = false
 			m.stopping = true
+			m.progress.stopping = true
 			if m.cancelInstall != nil {
 				m.cancelInstall()
 			}
@@ -342,6 +346,11 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		if m.logPath != "" && (m.screen == screenProgress || m.screen == screenRestore || m.screen == screenResult) {
 			m.logv = newLogView()
 			return loadLogCmd(m.logPath), true
+		}
+	case "d":
+		if lines := m.details(); lines != nil {
+			m.logv = newTextView(m.screen.title()+" in full", lines)
+			return nil, true
 		}
 	}
 	return nil, false
@@ -774,7 +783,7 @@ func (m *model) View() tea.View {
 		body = m.screenView(w, bodyH)
 	}
 	if m.confirmQuit {
-		body = confirmQuitView(m.st, w, bodyH)
+		body = confirmQuitView(m.st, m.runningPhase(), m.screen == screenRestore, w, bodyH)
 	}
 	content := header + "\n" + clip(body, w, bodyH, true) + "\n" + footer
 	v := tea.NewView(content)
@@ -782,6 +791,30 @@ func (m *model) View() tea.View {
 	v.WindowTitle = m.windowTitle()
 	v.ProgressBar = m.progressBar()
 	return v
+}
+
+// details is the whole text of a screen that may have had to cut it,
+// wrapped to the window, for the details view (nil: the screen has none).
+func (m *model) details() []string {
+	w := max(m.width, 20)
+	switch m.screen {
+	case screenPreflight:
+		if m.preflight.running || len(m.preflight.checks) == 0 {
+			return nil
+		}
+		return m.preflight.detailLines(m.st, w)
+	case screenResult:
+		return strings.Split(m.resultS.view(m.st, w, 1<<16), "\n")
+	}
+	return nil
+}
+
+// runningPhase is the phase the install is in ("" before it starts).
+func (m *model) runningPhase() steps.PhaseID {
+	if p := m.progress.current(); p != nil {
+		return p.id
+	}
+	return ""
 }
 
 func (m *model) screenView(w, h int) string {
