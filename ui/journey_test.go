@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +313,72 @@ func TestDetailsViewShowsCutText(t *testing.T) {
 	m.Update(key("esc"))
 	if m.logv != nil || m.screen != screenPreflight {
 		t.Error("esc did not close the details view")
+	}
+}
+
+// TestTargetUserAtHost: user@host:port typed in the Host field fills in
+// the user and port, and the form shows them when the operator comes
+// back; a bad host's error points at the User field.
+func TestTargetUserAtHost(t *testing.T) {
+	m := testModel(t, 100, 40)
+	m.Update(key("enter"))
+	if m.screen != screenTarget {
+		t.Fatalf("screen %v, want target", m.screen)
+	}
+	m.target.vals.host = ""
+	m.target.form = m.target.newForm()
+	m.target.form.Init()
+	typeText(m, "root@198.51.100.4:2222")
+	for range 6 {
+		_, c := m.Update(key("enter"))
+		feedForm(m, c, 0)
+		if m.screen != screenTarget {
+			break
+		}
+	}
+	if m.screen == screenTarget {
+		t.Fatalf("the form did not complete with user@host:port:\n%s", view(m))
+	}
+	if m.cfg.Host != "198.51.100.4" || m.cfg.User != "root" || m.cfg.Port != 2222 {
+		t.Errorf("cfg host %q user %q port %d, want 198.51.100.4 root 2222", m.cfg.Host, m.cfg.User, m.cfg.Port)
+	}
+	if v := m.target.vals; v.user != "root" || v.port != "2222" || v.host != "198.51.100.4" {
+		t.Errorf("the form's fields do not show the split target: %+v", *v)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"opc@203.0.113.300", "User field"},
+		{"my host", "User field"},
+	} {
+		err := validateHostField(tc.in)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("validateHostField(%q) = %v, want a hint at the %s", tc.in, err, tc.want)
+		}
+	}
+}
+
+// feedForm runs the commands of an embedded huh form and hands their
+// messages back, as the program would (huh moves between fields with
+// messages); commands of anything else, and ones that wait, are dropped.
+func feedForm(m *model, cmd tea.Cmd, depth int) {
+	if cmd == nil || depth > 4 {
+		return
+	}
+	got := make(chan tea.Msg, 1)
+	go func() { got <- cmd() }()
+	var msg tea.Msg
+	select {
+	case msg = <-got:
+	case <-time.After(20 * time.Millisecond):
+		return
+	}
+	if b, ok := msg.(tea.BatchMsg); ok {
+		for _, c := range b {
+			feedForm(m, c, depth+1)
+		}
+		return
+	}
+	if msg != nil && strings.Contains(fmt.Sprintf("%T", msg), "huh.") {
+		_, c := m.Update(msg)
+		feedForm(m, c, depth+1)
 	}
 }

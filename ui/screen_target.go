@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -56,8 +57,8 @@ func (t *targetScreen) fields(accessible bool) *huh.Group {
 		return name
 	}
 	return huh.NewGroup(
-		huh.NewInput().Title(title("Host", v.host)).Description("IP address or name of the fresh VPS").
-			Placeholder("203.0.113.7").Value(&v.host).Validate(keepDefault(accessible, v.host, steps.ValidateHost)),
+		huh.NewInput().Title(title("Host", v.host)).Description("IP address or name of the fresh VPS; user@host[:port] fills in User and Port").
+			Placeholder("203.0.113.7").Value(&v.host).Validate(keepDefault(accessible, v.host, validateHostField)),
 		huh.NewInput().Title(title("User", v.user)).Description("login user of the running system (Oracle images: opc)").
 			Value(&v.user).Validate(keepDefault(accessible, v.user, steps.ValidateUser)),
 		huh.NewInput().Title(title("Port", v.port)).Value(&v.port).CharLimit(5).
@@ -83,6 +84,19 @@ func keepDefault(accessible bool, def string, validate func(string) error) func(
 		}
 		return validate(s)
 	}
+}
+
+// validateHostField accepts what steps.ParseTarget reads (host,
+// user@host, host:port, [v6]:port); a refused host says where a user
+// goes.
+func validateHostField(s string) error {
+	if _, err := steps.ParseTarget(s); err != nil {
+		if strings.Contains(s, "@") {
+			return fmt.Errorf("%w (write user@host[:port], or the user in the User field)", err)
+		}
+		return fmt.Errorf("%w (a login user goes in the User field, or write user@host)", err)
+	}
+	return nil
 }
 
 func validateIdentity(s string) error {
@@ -128,7 +142,7 @@ func (t *targetScreen) update(msg tea.Msg) (tea.Cmd, intent) {
 // validate checks every field, for --yes, where no one presses enter.
 func (t *targetScreen) validate() error {
 	v := t.vals
-	if err := steps.ValidateHost(v.host); err != nil {
+	if err := validateHostField(v.host); err != nil {
 		return err
 	}
 	if err := steps.ValidateUser(v.user); err != nil {
@@ -144,6 +158,17 @@ func (t *targetScreen) validate() error {
 // apply writes the form's values into cfg.
 func (t *targetScreen) apply(cfg steps.Config) steps.Config {
 	v := t.vals
+	// user@host[:port] in the Host field is parsed once here: its user
+	// and port win over the fields, which then show them.
+	if tg, err := steps.ParseTarget(v.host); err == nil {
+		v.host = tg.Host // an IPv6 literal without its brackets, as steps.Target holds it
+		if tg.User != "" {
+			v.user = tg.User
+		}
+		if tg.Port != 0 {
+			v.port = itoa(tg.Port)
+		}
+	}
 	cfg.Host = strings.TrimSpace(v.host)
 	cfg.User = strings.TrimSpace(v.user)
 	if p, err := steps.ValidatePort(v.port); err == nil {
