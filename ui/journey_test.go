@@ -382,3 +382,30 @@ func feedForm(m *model, cmd tea.Cmd, depth int) {
 		feedForm(m, c, depth+1)
 	}
 }
+
+// TestTargetFormScrollsToFocus: at 80×24 the six fields do not fit; the
+// form scrolls so that the focused field is always on screen, never
+// edited below the fold.
+func TestTargetFormScrollsToFocus(t *testing.T) {
+	m := testModel(t, 80, 24)
+	m.target.notes = []string{"defaults from the last install of 203.0.113.7"}
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m.Update(key("enter"))
+	m.target.form.Init()
+	if v := view(m); !strings.Contains(v, "Host") {
+		t.Fatalf("the first field is not shown:\n%s", v)
+	}
+	for _, title := range []string{"User", "Port", "SSH key", "Flake", "Extra files"} {
+		_, c := m.Update(tea.KeyPressMsg{Code: tea.KeyTab})
+		feedForm(m, c, 0)
+		body := strings.Split(view(m), "\n")
+		body = body[:len(body)-1] // the key line
+		found := false
+		for _, l := range body {
+			found = found || strings.Contains(l, "┃ "+title) || strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(l), "┃")) == title
+		}
+		if !found {
+			t.Errorf("focused field %q is not on screen at 80×24:\n%s", title, view(m))
+		}
+	}
+}

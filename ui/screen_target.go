@@ -22,7 +22,7 @@ type targetScreen struct {
 	vals  *targetValues
 	form  *huh.Form
 	dark  bool
-	w     int
+	w, h  int // the window
 	auto  bool
 	notes []string // where the defaults came from
 }
@@ -38,7 +38,23 @@ func newTargetScreen(cfg steps.Config, auto bool) targetScreen {
 }
 
 func (t *targetScreen) newForm() *huh.Form {
-	return huh.NewForm(t.group()).WithShowHelp(false).WithTheme(huh.ThemeFunc(huh.ThemeCharm)).WithWidth(min(t.w-2, 72))
+	f := huh.NewForm(t.group()).WithShowHelp(false).WithTheme(huh.ThemeFunc(huh.ThemeCharm)).WithWidth(min(t.w-2, 72))
+	if h := t.formHeight(); h > 0 {
+		f = f.WithHeight(h)
+	}
+	return f
+}
+
+// formHeight is the rows the form gets below the intro: with fewer rows
+// than its fields need, huh scrolls the focused field into view instead
+// of the root cutting the fields below the fold. 0: the window is not
+// known yet.
+func (t *targetScreen) formHeight() int {
+	if t.h == 0 {
+		return 0
+	}
+	// Header and footer, then the intro view() draws above the form.
+	return max(t.h-2-strings.Count(t.intro(styles{}, t.w), "\n")-3, 3)
 }
 
 // group is the form's one group of fields.
@@ -115,8 +131,11 @@ func (t *targetScreen) focus() tea.Cmd {
 }
 
 func (t *targetScreen) resize(msg tea.WindowSizeMsg) tea.Cmd {
-	t.w = msg.Width
+	t.w, t.h = msg.Width, msg.Height
 	t.form.WithWidth(min(msg.Width-2, 72))
+	if h := t.formHeight(); h > 0 {
+		t.form.WithHeight(h)
+	}
 	return nil
 }
 
@@ -180,10 +199,15 @@ func (t *targetScreen) apply(cfg steps.Config) steps.Config {
 	return cfg
 }
 
-func (t *targetScreen) view(st styles, w, h int) string {
+// intro is the text above the form.
+func (t *targetScreen) intro(st styles, w int) string {
 	intro := st.Dim.Render(wrap("Where should NixOS go? Everything here can be changed later with flags (--host, --user, …).", min(w-2, 72)))
 	for _, n := range t.notes {
 		intro += "\n" + st.Dim.Render(wrap("· "+n, min(w-2, 72)))
 	}
-	return "\n" + indent(intro, 1) + "\n\n" + t.form.View()
+	return intro
+}
+
+func (t *targetScreen) view(st styles, w, h int) string {
+	return "\n" + indent(t.intro(st, w), 1) + "\n\n" + t.form.View()
 }
