@@ -409,3 +409,37 @@ func TestTargetFormScrollsToFocus(t *testing.T) {
 		}
 	}
 }
+
+// TestWipeKeepsPromptSmall: down to 60×20 the typed-host prompt and the
+// countdown stay on screen with the host and the disk; the placeholder
+// never shows the host as if typed.
+func TestWipeKeepsPromptSmall(t *testing.T) {
+	for _, sz := range [][2]int{{60, 20}, {80, 24}, {120, 40}} {
+		t.Run(itoa(sz[0])+"x"+itoa(sz[1]), func(t *testing.T) {
+			m := testModel(t, sz[0], sz[1])
+			r := a1Report()
+			r.Disks = append(r.Disks, engine.Disk{Device: "/dev/sdb", Model: "BlockVolume", Size: 50_000_000_000,
+				Partitions: []engine.Partition{{Name: "sdb1", Size: 20 << 30, FSType: "ext4"}, {Name: "sdb2", Size: 20 << 30, FSType: "ext4"}, {Name: "sdb3", Size: 5 << 30, FSType: "swap"}}})
+			toBuild(t, m, r)
+			m.Update(key("enter"))
+			m.Update(key("enter"))
+			if m.screen != screenWipe {
+				t.Fatalf("screen %v, want wipe", m.screen)
+			}
+			v := view(m)
+			for _, w := range []string{"Type the host", "> ", "/dev/sda", "/dev/sdb", "EVERYTHING ON THIS DISK"} {
+				if !strings.Contains(v, w) {
+					t.Errorf("the wipe screen lacks %q:\n%s", w, v)
+				}
+			}
+			if strings.Contains(v, "> 203.0.113.7") {
+				t.Errorf("the empty input shows the host as if typed:\n%s", v)
+			}
+			typeText(m, "203.0.113.7")
+			m.Update(key("enter"))
+			if v := view(m); !strings.Contains(v, "Wiping 203.0.113.7 in 5") {
+				t.Errorf("the countdown is not on screen:\n%s", v)
+			}
+		})
+	}
+}
