@@ -443,3 +443,65 @@ func TestWipeKeepsPromptSmall(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpKnowsWhatChanged: the help promises an untouched server only
+// where nothing has changed yet: not after the sudo setup, not during
+// the install.
+func TestHelpKnowsWhatChanged(t *testing.T) {
+	const promise = "Nothing on the target changes before"
+	m := testModel(t, 100, 30)
+	m.cfg = m.target.apply(m.cfg)
+	m.startPreflight()
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
+	m.Update(key("?"))
+	if v := view(m); !strings.Contains(v, promise) {
+		t.Errorf("the preflight's help before any change lacks the promise:\n%s", v)
+	}
+	m.Update(key("?"))
+	m.Update(sudoDoneMsg{})
+	m.Update(preflightDoneMsg{gen: m.preflightGen, report: a1Report()})
+	m.Update(key("?"))
+	if v := view(m); strings.Contains(v, promise) || !strings.Contains(strings.Join(strings.Fields(v), " "), "sudoers line for opc was added") {
+		t.Errorf("after the sudo setup the help still promises nothing changed:\n%s", v)
+	}
+	m2 := testModel(t, 100, 30)
+	toProgress(t, m2)
+	m2.Update(key("?"))
+	if v := view(m2); strings.Contains(v, promise) || !strings.Contains(v, "has started") {
+		t.Errorf("the install's help promises nothing changed:\n%s", v)
+	}
+}
+
+// TestWelcomeShowsAttribute: the real welcome names the configuration.
+func TestWelcomeShowsAttribute(t *testing.T) {
+	m := testModel(t, 100, 30)
+	m.opts.Welcome = WelcomeHere(".#vps-arm")
+	if v := view(m); !strings.Contains(v, "nixosConfigurations.vps-arm") {
+		t.Errorf("the welcome does not name the flake attribute:\n%s", v)
+	}
+}
+
+// TestQuitBeforeChangeIsAborted: q on the welcome and Ctrl+C on the target
+// quit with no outcome, which Run reports as ErrAborted and ExitSummary
+// leaves silent.
+func TestQuitBeforeChangeIsAborted(t *testing.T) {
+	for _, k := range []string{"q", "ctrl+c"} {
+		m := testModel(t, 100, 30)
+		if k == "ctrl+c" {
+			m.Update(key("enter"))
+		}
+		_, cmd := m.Update(key(k))
+		if cmd == nil {
+			t.Fatalf("%s: no command", k)
+		}
+		if _, ok := cmd().(tea.QuitMsg); !ok {
+			t.Errorf("%s does not quit", k)
+		}
+		if m.result.Outcome != "" || m.stopErr != nil {
+			t.Errorf("%s: outcome %q, stopErr %v: a quit before any change would be reported as an error", k, m.result.Outcome, m.stopErr)
+		}
+		if s := ExitSummary(m.result, ErrAborted); s != "" {
+			t.Errorf("%s: the exit summary of a quit is not empty: %q", k, s)
+		}
+	}
+}

@@ -75,7 +75,10 @@ var helpText = map[screen][][2]string{
 	screenRestore:   {{"l", "open the install's log"}, {"ctrl+c", "stop the restore (asks first)"}},
 }
 
-func helpView(st styles, s screen, w, h int) string {
+// helpView is the help of screen s; changed says what the wizard already
+// changed on the target ("" when nothing has), so that the help never
+// promises an untouched server where it is not.
+func helpView(st styles, s screen, changed string, w, h int) string {
 	var b strings.Builder
 	b.WriteString(st.Header.Render("Keys on this screen") + "\n\n")
 	rows := append([][2]string{}, helpText[s]...)
@@ -87,7 +90,14 @@ func helpView(st styles, s screen, w, h int) string {
 	for _, r := range rows {
 		b.WriteString("  " + st.Key.Render(padRight(r[0], kw)) + "  " + r[1] + "\n")
 	}
-	b.WriteString("\n" + st.Dim.Render("Nothing on the target changes before you type the host on the wipe warning."))
+	switch {
+	case s >= screenProgress:
+		b.WriteString("\n" + st.Dim.Render(wrap("The install has started: the server is being changed. Stopping asks first and says what state it is left in.", min(w-2, 76))))
+	case changed != "":
+		b.WriteString("\n" + st.Dim.Render(wrap(changed+" Nothing else on the target changes before you type the host on the wipe warning.", min(w-2, 76))))
+	default:
+		b.WriteString("\n" + st.Dim.Render("Nothing on the target changes before you type the host on the wipe warning."))
+	}
 	return b.String()
 }
 

@@ -212,6 +212,10 @@ type model struct {
 	// preflight screen: the next preflight trusts that key and no other.
 	approvedHostKey string
 
+	// changed says what the wizard already changed on the target before
+	// the install ("" when nothing), for the help.
+	changed string
+
 	// rs is the reinstall's state; nil for an install.
 	rs *reinstallState
 	// stopErr is why the operator left a reinstall before the install
@@ -395,6 +399,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			m.preflight.sudoErr = msg.err
 			return nil
 		}
+		m.changed = "The sudoers line for " + m.cfg.User + " was added on the target (/etc/sudoers.d/90-nixos-anywhere)."
 		return m.startPreflight()
 	case installDoneMsg:
 		m.cancelInstall = nil
@@ -778,7 +783,7 @@ func (m *model) View() tea.View {
 	case m.logv != nil:
 		body = m.logv.view(m.st, w, bodyH)
 	case m.showHelp:
-		body = helpView(m.st, m.screen, w, bodyH)
+		body = helpView(m.st, m.screen, m.changed, w, bodyH)
 	default:
 		body = m.screenView(w, bodyH)
 	}
