@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
@@ -503,5 +504,47 @@ func TestQuitBeforeChangeIsAborted(t *testing.T) {
 		if s := ExitSummary(m.result, ErrAborted); s != "" {
 			t.Errorf("%s: the exit summary of a quit is not empty: %q", k, s)
 		}
+	}
+}
+
+// TestResultLongResumeSmall: at 60×20 the resume is on screen whole
+// (packed, and saying so, when copyable lines do not fit), and d shows it
+// in lines that copy.
+func TestResultLongResumeSmall(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		extra  int
+		packed bool
+	}{{"fits", 0, false}, {"packed", 6, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testModel(t, 60, 20)
+			toProgress(t, m)
+			apply(m, installEvents()...)
+			long := "/tmp/a-long-temporary-dir-0123456/001"
+			resume := "bigbang --host 127.0.0.1 --user root --port 34053 -i " + long + "/key --flake '" + long + "#machine'"
+			for i := range tc.extra {
+				resume += " --ssh-option " + long + "/option-" + itoa(i)
+			}
+			resume += " --log " + long + "/install.log --phases disko,install,reboot"
+			m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseDisko, Log: long + "/install.log", Resume: resume,
+				Diagnosis: &steps.Diagnosis{ID: "disko.partition", Summary: "the disk layout does not fit /dev/sda", Remedy: "check the disk size in disko.nix"}}})
+			v := view(m)
+			if flat := strings.Join(strings.Fields(shellJoined(v)), ""); !strings.Contains(flat, strings.ReplaceAll(resume, " ", "")) {
+				t.Errorf("the resume is not on screen whole:\n%s", v)
+			}
+			if got := strings.Contains(v, "d shows it ready to copy"); got != tc.packed {
+				t.Errorf("packed notice %v, want %v:\n%s", got, tc.packed, v)
+			}
+			if !tc.packed && !strings.Contains(shellJoined(v), resume) {
+				t.Errorf("the resume that fits is not in copyable lines:\n%s", v)
+			}
+			m.Update(key("d"))
+			if m.logv == nil {
+				t.Fatal("d opened no details view")
+			}
+			if got := ansi.Strip(strings.Join(m.logv.lines, "\n")); !strings.Contains(shellJoined(got), resume) {
+				t.Errorf("the details view lacks the resume in copyable lines:\n%s", got)
+			}
+		})
 	}
 }

@@ -8,7 +8,11 @@ import "strings"
 // " \" and indents the lines that continue it. A flag stays on the line
 // of its value when both fit. A word longer than the line gets a line of
 // its own, uncut.
-func CommandLines(cmd string, w int) []string {
+func CommandLines(cmd string, w int) []string { return CommandLinesIndent(cmd, w, 4) }
+
+// CommandLinesIndent is CommandLines with the continuing lines indented
+// by cont columns (narrow windows want less than the usual 4).
+func CommandLinesIndent(cmd string, w, cont int) []string {
 	words := shellWords(cmd)
 	if len(words) == 0 {
 		return nil
@@ -17,19 +21,23 @@ func CommandLines(cmd string, w int) []string {
 	var groups []string
 	for i := 0; i < len(words); i++ {
 		g := words[i]
-		if strings.HasPrefix(g, "-") && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") && len(g)+1+len(words[i+1])+6 <= w {
+		// A flag stays with its value unless the two are wider than a
+		// line and the value alone is not: then the break between them
+		// keeps the value whole.
+		if strings.HasPrefix(g, "-") && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") &&
+			(len(g)+1+len(words[i+1])+cont+2 <= w || len(words[i+1])+cont+2 > w) {
 			g += " " + words[i+1]
 			i++
 		}
 		groups = append(groups, g)
 	}
-	const cont = "    "
+	contPad := strings.Repeat(" ", cont)
 	var lines []string
 	cur := ""
 	for _, g := range groups {
 		prefix := ""
 		if len(lines) > 0 {
-			prefix = cont
+			prefix = contPad
 		}
 		switch {
 		case cur == "":
@@ -43,7 +51,7 @@ func CommandLines(cmd string, w int) []string {
 	}
 	prefix := ""
 	if len(lines) > 0 {
-		prefix = cont
+		prefix = contPad
 	}
 	return append(lines, prefix+cur)
 }
