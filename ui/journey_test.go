@@ -221,7 +221,7 @@ func TestStallAdvises(t *testing.T) {
 		steps.Event{Time: at(101), Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateRunning},
 		steps.Event{Time: at(170), Type: steps.EventStall, Phase: steps.PhaseReboot, Stall: time.Minute})
 	flat := strings.Join(strings.Fields(view(m)), " ")
-	for _, w := range []string{"go down", "serial console", "If stopped now: NixOS is installed"} {
+	for _, w := range []string{"go down", "serial console", "If stopped now: The new system is on the disk"} {
 		if !strings.Contains(flat, w) {
 			t.Errorf("the reboot stall lacks %q:\n%s", w, view(m))
 		}

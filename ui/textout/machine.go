@@ -60,7 +60,7 @@ var machineStates = map[steps.PhaseID]MachineState{
 		Stall: "a build or a copy of the system closure may be running without output; the installer in RAM is working",
 	},
 	steps.PhaseReboot: {
-		State: "NixOS is installed on the disk; the server is rebooting into it (or has).",
+		State: "The new system is on the disk; the server is rebooting into it (or has).",
 		Safe:  "Waiting, and logging in once it answers; nothing is wiped again.",
 		Do:    "Wait a few minutes, then bigbang status checks it; if it does not come back, the serial console shows the boot (" + OracleConsole + ").",
 		Stall: "nixos-anywhere waits for the server to go down for the reboot, then bigbang for the new system to answer; NixOS is on the disk. If it stays silent, the serial console shows the boot (" + OracleConsole + ")",

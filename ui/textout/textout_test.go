@@ -375,7 +375,7 @@ func TestMachineEveryPhase(t *testing.T) {
 	if s := Machine(steps.PhaseDisko); !strings.Contains(s.State, "wiped") || !strings.Contains(s.State, "root") || !strings.Contains(s.Safe, "Do not reboot") {
 		t.Errorf("disko does not say wiped, installer as root, do not reboot: %+v", s)
 	}
-	if s := Machine(steps.PhaseReboot); !strings.Contains(s.State, "installed") || !strings.Contains(s.Stall, "go down") {
+	if s := Machine(steps.PhaseReboot); !strings.Contains(s.State, "on the disk") || !strings.Contains(s.Stall, "go down") {
 		t.Errorf("reboot does not say installed and that it waits for the server to go down: %+v", s)
 	}
 }
