@@ -4,6 +4,9 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // screenKeys is the key line of the current screen.
@@ -29,12 +32,15 @@ func screenKeys(m *model) [][2]string {
 		}
 		return [][2]string{{"enter", "confirm"}, {"esc", "back"}, {"f1", "help"}}
 	case screenProgress:
+		if m.stopping {
+			return [][2]string{{"stopping…", "the result follows"}, {"l", "full log"}}
+		}
 		if m.progress.stalled() {
 			return [][2]string{{"w", "keep waiting"}, {"l", "log"}, {"c", "cancel"}, help}
 		}
 		return [][2]string{{"l", "full log"}, {"ctrl+c", "stop"}, help}
 	case screenResult:
-		return [][2]string{{"l", "full log"}, {"q", "quit"}, help}
+		return [][2]string{{"l", "full log"}, {"d", "all of it"}, {"q", "quit"}, help}
 	case screenDrift:
 		return m.rs.drift.keys()
 	case screenBackup:
@@ -58,18 +64,21 @@ func keyLine(st styles, keys [][2]string) string {
 var helpText = map[screen][][2]string{
 	screenWelcome:   {{"enter", "start the wizard"}, {"q", "quit without changing anything"}},
 	screenTarget:    {{"tab/enter", "next field"}, {"shift+tab", "previous field"}, {"esc", "back to the welcome screen"}},
-	screenPreflight: {{"enter", "continue when nothing blocks"}, {"r", "run the checks again"}, {"y/n", "accept or refuse a new host key"}, {"s", "set up passwordless sudo"}, {"esc", "back to the target"}},
+	screenPreflight: {{"enter", "continue when nothing blocks"}, {"r", "run the checks again"}, {"y/n", "accept or refuse a new host key"}, {"s", "set up passwordless sudo"}, {"d", "every check with its fix in full"}, {"esc", "back to the target"}},
 	screenBuild:     {{"tab", "switch between building on the VPS and here"}, {"e", "edit the RAM size"}, {"enter", "make the plan"}},
 	screenPlan:      {{"c", "show or hide the exact nixos-anywhere command"}, {"enter", "go to the wipe warning"}},
 	screenWipe:      {{"type the host", "confirms the wipe"}, {"any key", "stops the countdown"}, {"esc", "back to the plan"}},
 	screenProgress:  {{"l", "open the full log (/ search, n next)"}, {"w", "keep waiting after a stall warning"}, {"c / ctrl+c", "stop the install (asks first)"}},
-	screenResult:    {{"l", "open the full log"}, {"q", "quit"}},
+	screenResult:    {{"l", "open the full log"}, {"d", "the whole result, scrollable"}, {"q", "quit"}},
 	screenDrift:     {{"enter", "go on to the preflight (when a reinstall is needed)"}, {"y/n", "accept or refuse a new host key"}, {"r", "read the layout again"}, {"esc", "back to the target"}, {"q", "quit"}},
 	screenBackup:    {{"enter", "go on once the backup is verified"}, {"r", "back up again after a failure"}, {"q", "quit; nothing is wiped"}},
 	screenRestore:   {{"l", "open the install's log"}, {"ctrl+c", "stop the restore (asks first)"}},
 }
 
-func helpView(st styles, s screen, w, h int) string {
+// helpView is the help of screen s; changed says what the wizard already
+// changed on the target ("" when nothing has), so that the help never
+// promises an untouched server where it is not.
+func helpView(st styles, s screen, changed string, w, h int) string {
 	var b strings.Builder
 	b.WriteString(st.Header.Render("Keys on this screen") + "\n\n")
 	rows := append([][2]string{}, helpText[s]...)
@@ -81,15 +90,45 @@ func helpView(st styles, s screen, w, h int) string {
 	for _, r := range rows {
 		b.WriteString("  " + st.Key.Render(padRight(r[0], kw)) + "  " + r[1] + "\n")
 	}
-	b.WriteString("\n" + st.Dim.Render("Nothing on the target changes before you type the host on the wipe warning."))
+	switch {
+	case s >= screenProgress:
+		b.WriteString("\n" + st.Dim.Render(wrap("The install has started: the server is being changed. Stopping asks first and says what state it is left in.", min(w-2, 76))))
+	case changed != "":
+		b.WriteString("\n" + st.Dim.Render(wrap(changed+" Nothing else on the target changes before you type the host on the wipe warning.", min(w-2, 76))))
+	default:
+		b.WriteString("\n" + st.Dim.Render("Nothing on the target changes before you type the host on the wipe warning."))
+	}
 	return b.String()
 }
 
-func confirmQuitView(st styles, w, h int) string {
-	msg := st.Warn.Bold(true).Render("Stop the install?") + "\n\n" +
-		wrap("nixos-anywhere will be stopped. The target may be left half-installed; the result screen then says how to resume.", min(w, 70)) +
-		"\n\n" + st.Key.Render("y") + " stop   " + st.Key.Render("n") + " keep going"
-	return "\n" + indent(msg, 2)
+// confirmQuitView asks before the install is stopped, saying what state
+// the server is left in if it stops now (phase is the running phase; ""
+// for the restore, which leaves the new system as it is).
+func confirmQuitView(st styles, phase steps.PhaseID, restore bool, w, h int) string {
+	tw := min(w-4, 76)
+	var b strings.Builder
+	if restore {
+		b.WriteString(st.Warn.Bold(true).Render("Stop the restore?") + "\n\n")
+		b.WriteString(wrap("NixOS is installed; the restore stops where it is. The backup is kept, and the result screen says how to restore it later.", tw) + "\n")
+	} else {
+		ms := textout.Machine(phase)
+		b.WriteString(st.Warn.Bold(true).Render("Stop the install?") + "\n\n")
+		now := "nixos-anywhere will be stopped. "
+		if phase != "" {
+			now = "It is in the " + phase.Title() + " phase; nixos-anywhere will be stopped. "
+		}
+		b.WriteString(wrap(now+ms.State, tw) + "\n\n")
+		b.WriteString(st.Header.Render("Safe") + "  " + wrap(ms.Safe, tw-6) + "\n")
+		b.WriteString(st.Header.Render("Then") + "  " + wrap(ms.Do+" The result screen gives the resume command.", tw-6) + "\n")
+	}
+	b.WriteString("\n" + st.Key.Render("y") + " stop   " + st.Key.Render("n") + " keep going")
+	// The answer keys stay on screen however small it is: what is cut is
+	// the explanation, never the question.
+	lines := strings.Split(b.String(), "\n")
+	if len(lines) > h-1 {
+		lines = append(lines[:max(h-3, 1)], "", lines[len(lines)-1])
+	}
+	return "\n" + indent(strings.Join(lines, "\n"), 2)
 }
 
 func padRight(s string, w int) string {

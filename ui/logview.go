@@ -28,6 +28,18 @@ type logView struct {
 	err       error
 	loaded    bool
 	sized     bool
+	// title, when set, makes the viewer a details view of text the
+	// screen had to cut: it opens at the top and names what it shows.
+	title string
+}
+
+// newTextView is the viewer over text a screen could not show whole
+// (the preflight's checks, the result), already wrapped to the window.
+func newTextView(title string, lines []string) *logView {
+	l := newLogView()
+	l.title = title
+	l.setLines(lines, nil)
+	return l
 }
 
 func newLogView() *logView {
@@ -67,6 +79,15 @@ func readLogTail(path string, limit int64) ([]string, error) {
 func (l *logView) setLines(lines []string, err error) {
 	l.lines, l.err, l.loaded = lines, err, true
 	l.vp.SetContentLines(lines)
+	l.home()
+}
+
+// home shows the end of a log, and the start of a details view.
+func (l *logView) home() {
+	if l.title != "" {
+		l.vp.GotoTop()
+		return
+	}
 	l.vp.GotoBottom()
 }
 
@@ -85,7 +106,7 @@ func (l *logView) update(k tea.KeyPressMsg) bool {
 		return false
 	}
 	switch k.String() {
-	case "esc", "q", "l":
+	case "esc", "q", "l", "d":
 		return true
 	case "/":
 		l.searching = true
@@ -132,7 +153,7 @@ func (l *logView) view(st styles, w, h int) string {
 	if l.loaded && !l.sized {
 		// The log arrives before the viewport knows its height; only now
 		// does "the bottom" mean the last screenful.
-		l.vp.GotoBottom()
+		l.home()
 		l.sized = true
 	}
 	var status string
@@ -143,6 +164,8 @@ func (l *logView) view(st styles, w, h int) string {
 		status = st.Fail.Render("cannot read the log: " + l.err.Error())
 	case l.searching:
 		status = l.search.View()
+	case l.title != "" && l.query == "":
+		status = st.Dim.Render(l.title + " · ↑↓ to scroll · / to search · esc closes")
 	case l.query != "":
 		status = st.Dim.Render(itoa(len(l.matches)) + " matches for “" + l.query + "” · " + itoa(len(l.lines)) + " lines")
 	default:

@@ -9,6 +9,7 @@ import (
 	"github.com/charmbracelet/x/vt"
 
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // paneRing is how many lines a pane keeps: enough for any tail the screen
@@ -237,21 +238,7 @@ func (p *pane) elapsed(now time.Time) time.Duration {
 }
 
 // stallText says what a silent phase is usually waiting for.
-func stallText(id steps.PhaseID) string {
-	switch id {
-	case steps.PhaseReboot:
-		return "nixos-anywhere waits for the machine to come back"
-	case steps.PhaseKexec:
-		return "the machine is booting the installer; it can take a few minutes"
-	case steps.PhaseInstall, steps.PhaseBuild:
-		return "a build or a copy may be running without output"
-	case steps.PhaseConnect:
-		return "ssh may be waiting for the host"
-	case steps.PhaseDisko:
-		return "disko may be waiting for a busy disk"
-	}
-	return "the command printed nothing"
-}
+func stallText(id steps.PhaseID) string { return textout.Machine(id).Stall }
 
 // progressFigure is nix's status line in words for a pane's title:
 // "3/7 built, 12 copied (40.1/120.0 MiB)"; "" when there are no figures.

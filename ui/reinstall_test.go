@@ -249,7 +249,7 @@ func TestRestoreFailureResult(t *testing.T) {
 	m.rs.backup.archive.Path = testArchive
 	m.startRestore()
 	m.Update(restoreDoneMsg{err: errors.New("restore: stopping postgresql.service: exit status 5")})
-	v := strings.Join(strings.Fields(view(m)), " ")
+	v := strings.Join(strings.Fields(shellJoined(view(m))), " ")
 	for _, w := range []string{"the restore did not complete", "stopping postgresql.service", "bigbang reinstall --host 203.0.113.7 --service postgresql.service --restore " + testArchive} {
 		if !strings.Contains(v, w) {
 			t.Errorf("the failed restore lacks %q:\n%s", w, view(m))

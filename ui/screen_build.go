@@ -12,15 +12,26 @@ import (
 )
 
 // buildScreen asks for the RAM (prefilled from the target) and where to
-// build.
+// build. It keeps the config it was opened with (base) and never changes
+// it: the plan's config is derived from base and what the screen shows
+// every time the plan is made, so going back and changing a choice
+// cannot leave an earlier choice in the plan.
 type buildScreen struct {
+	base    steps.Config
 	report  engine.Report
 	ram     textinput.Model
 	editing bool
 	remote  bool
+	// toggled says the operator chose the build location; until then it
+	// follows the RAM.
+	toggled bool
 	fromCfg bool
 	err     error
 
+	// prefilled is the RAM the field opened with; initialRAM and
+	// initialBuildOn are the values that are not flags ("" when the
+	// flags gave them).
+	prefilled                  string
 	initialRAM, initialBuildOn string
 }
 
@@ -33,14 +44,14 @@ func newBuildScreen(cfg steps.Config, r engine.Report) buildScreen {
 		val = ramString(r.TargetRAM)
 	}
 	in.SetValue(val)
-	b := buildScreen{report: r, ram: in, fromCfg: cfg.RAM != ""}
+	b := buildScreen{base: cfg, report: r, ram: in, fromCfg: cfg.RAM != "", prefilled: strings.TrimSpace(val)}
 	switch cfg.BuildOn {
 	case "local":
 		b.remote = false
 	case "remote":
 		b.remote = true
 	default:
-		b.remote = b.ramBytes() >= steps.RemoteBuildMinRAM || b.ramBytes() == 0
+		b.remote = b.autoRemote()
 	}
 	b.initialRAM, b.initialBuildOn = b.ramValue(), b.buildOn()
 	if cfg.RAM != "" {
@@ -58,6 +69,73 @@ func ramString(n int64) string {
 	g := float64(n) / float64(steps.GiB)
 	s := fmt.Sprintf("%.1f", g)
 	return strings.TrimSuffix(s, ".0") + "G"
+}
+
+// autoRemote is the build location the screen proposes for the RAM in the
+// field: on the VPS when it has room (or the RAM is not known), or when
+// this machine cannot build at all.
+func (b *buildScreen) autoRemote() bool {
+	ram := b.ramBytes()
+	return ram >= steps.RemoteBuildMinRAM || ram == 0 || b.localCannot() != ""
+}
+
+// localCannot is why this machine cannot build the system, as the screen
+// says it; "" when it can or nothing says it cannot.
+func (b *buildScreen) localCannot() string {
+	r := b.report
+	switch {
+	case r.LocalCanBuild:
+		return ""
+	case r.LocalBuildNote != "":
+		return "this machine (" + orUnknown(r.LocalSystem) + ") cannot build " + orUnknown(r.TargetSystem) + ": " + r.LocalBuildNote
+	case r.LocalSystem != "" && r.TargetSystem != "" && r.LocalSystem != r.TargetSystem:
+		return fmt.Sprintf("this machine is %s and has no binfmt emulation for %s, so it cannot build the system", r.LocalSystem, r.TargetSystem)
+	}
+	return ""
+}
+
+// config is the plan's config: the one the screen was opened with, and
+// only what the operator changed here as flags, so that the plan gives
+// its own reasons for the defaults.
+func (b *buildScreen) config() steps.Config {
+	cfg := b.base
+	if v := b.ramValue(); v != b.initialRAM {
+		cfg.RAM = v
+	}
+	if bo := b.buildOn(); bo != b.initialBuildOn {
+		cfg.BuildOn = bo
+	}
+	return cfg
+}
+
+// makePlan makes the plan of what the screen shows, fresh from the
+// screen's state: a choice the screen says cannot work is refused with
+// the reason, and when the plan's own choice would differ from the one
+// shown (an edited RAM moves nixos-anywhere's default) the shown one is
+// passed as a flag.
+func (b *buildScreen) makePlan(env steps.PlanEnv) (steps.Plan, steps.Config, error) {
+	if _, err := steps.ParseRAM(b.ram.Value()); err != nil {
+		return steps.Plan{}, steps.Config{}, err
+	}
+	if why := b.localCannot(); !b.remote && why != "" {
+		return steps.Plan{}, steps.Config{}, fmt.Errorf("cannot build here: %s; choose on the VPS (tab), or set up emulation (%s) and run the preflight again (esc, r)", why, emulationHint(b.report.TargetSystem))
+	}
+	cfg := b.config()
+	p, err := steps.NewPlan(cfg, env)
+	if err == nil && p.BuildOn != b.buildOn() {
+		cfg.BuildOn = b.buildOn()
+		p, err = steps.NewPlan(cfg, env)
+	}
+	if err != nil {
+		return steps.Plan{}, steps.Config{}, err
+	}
+	return p, cfg, nil
+}
+
+// emulationHint says how a machine gets to build for sys.
+func emulationHint(sys string) string {
+	sys = orUnknown(sys)
+	return "on NixOS boot.binfmt.emulatedSystems = [ \"" + sys + "\" ]; elsewhere qemu-user binfmt and extra-platforms = " + sys + " in nix.conf"
 }
 
 func (b *buildScreen) ramBytes() int64 {
@@ -90,6 +168,9 @@ func (b *buildScreen) update(msg tea.Msg) intent {
 				b.err = nil
 				b.editing = false
 				b.ram.Blur()
+				if !b.toggled && (b.base.BuildOn == "" || b.base.BuildOn == "auto") {
+					b.remote = b.autoRemote()
+				}
 				return intentNone
 			}
 		}
@@ -102,6 +183,8 @@ func (b *buildScreen) update(msg tea.Msg) intent {
 	switch k.String() {
 	case "tab", "left", "right", "h", "space", "shift+tab":
 		b.remote = !b.remote
+		b.toggled = true
+		b.err = nil
 	case "e":
 		b.editing = true
 		b.ram.Focus()
@@ -109,10 +192,7 @@ func (b *buildScreen) update(msg tea.Msg) intent {
 	case "esc":
 		return intentBack
 	case "enter":
-		if _, err := steps.ParseRAM(b.ram.Value()); err != nil {
-			b.err = err
-			return intentNone
-		}
+		// The root makes the plan (makePlan) and shows its refusal here.
 		return intentNext
 	}
 	return intentNone
@@ -124,8 +204,15 @@ func (b *buildScreen) view(st styles, w, h int) string {
 	r := b.report
 	s.WriteString("\n")
 	src := "detected on the target"
-	if b.fromCfg {
+	switch {
+	case b.ramValue() != b.prefilled && b.prefilled != "":
+		src = "edited (was " + b.prefilled + ")"
+	case b.ramValue() != b.prefilled:
+		src = "edited"
+	case b.fromCfg:
 		src = "given with --ram"
+	case b.prefilled == "":
+		src = "not reported by the target"
 	}
 	field := b.ram.View()
 	if !b.editing {
@@ -175,6 +262,16 @@ func (b *buildScreen) view(st styles, w, h int) string {
 	}
 	opt(b.remote, "on the VPS (--build-on remote)", remoteWhy)
 	opt(!b.remote, "on this machine (--build-on local)", localWhy)
+	if ram > 0 && ram < steps.RemoteBuildMinRAM {
+		// Neither choice is comfortable here: say what still works.
+		way := fmt.Sprintf("With %s the plan passes --no-disko-deps to save memory. Build here if this machine can; ", steps.FormatBytes(ram))
+		if b.localCannot() != "" {
+			way = fmt.Sprintf("With %s the plan passes --no-disko-deps to save memory. This machine cannot build the system, so: ", steps.FormatBytes(ram))
+		}
+		way += "building on the VPS may still fit (enter goes on; watch the install's RAM), or give this machine emulation (" + emulationHint(r.TargetSystem) + ") and run the preflight again, or pick a shape with more RAM."
+		s.WriteString("\n" + indent(st.Header.Render("Way forward"), 1) + "\n")
+		s.WriteString(indent(wrap(way, tw-2), 2) + "\n")
+	}
 	return s.String()
 }
 

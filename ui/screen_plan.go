@@ -72,7 +72,8 @@ func (p *planScreen) view(st styles, w, h int) string {
 	b.WriteString("\n")
 	if p.showCommand {
 		b.WriteString(indent(st.Header.Render("The exact command"), 1) + "\n")
-		b.WriteString(indent(st.Code.Render(wrap(p.plan.Command(), tw-2)), 2) + "\n")
+		// Broken only at spaces, with " \" continuations: it copies whole.
+		b.WriteString(indent(commandBlock(st, p.plan.Command(), tw-2, 0), 2) + "\n")
 	} else {
 		b.WriteString(indent(st.Dim.Render("c shows the exact nixos-anywhere command"), 1) + "\n")
 	}

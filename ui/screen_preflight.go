@@ -130,9 +130,9 @@ func (p *preflightScreen) keys() [][2]string {
 	case p.running:
 		return [][2]string{{"esc", "back"}, {"ctrl+c", "quit"}}
 	case p.canContinue():
-		return [][2]string{{"enter", "continue"}, {"r", "check again"}, {"esc", "back"}, {"?", "help"}}
+		return [][2]string{{"enter", "continue"}, {"d", "details"}, {"r", "check again"}, {"esc", "back"}, {"?", "help"}}
 	}
-	keys := [][2]string{{"r", "check again"}, {"esc", "back"}}
+	keys := [][2]string{{"d", "details"}, {"r", "check again"}, {"esc", "back"}}
 	if p.offerSudo {
 		keys = append([][2]string{{"s", "set up sudo"}}, keys...)
 	}
@@ -150,7 +150,7 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 	b.WriteString(indent(st.Header.Render(head), 1) + "\n\n")
 	var blocks []string
 	for _, c := range p.checks {
-		blk := indent(checkGlyph(st, c.Status)+" "+c.Summary, 2)
+		blk := indent(checkGlyph(st, c.Status)+" "+hanging(wrap(c.Summary, tw-2), 2), 2)
 		if c.Fix != "" && (c.Status == steps.StatusWarn || c.Status == steps.StatusFail) {
 			blk += "\n" + indent(st.Dim.Render(wrap(c.Fix, tw-4)), 4)
 		}
@@ -205,6 +205,26 @@ func (p *preflightScreen) view(st styles, now time.Time, w, h int) string {
 	return b.String()
 }
 
+// detailLines is every check with its summary and fix whole, wrapped to
+// w columns, for the details view.
+func (p *preflightScreen) detailLines(st styles, w int) []string {
+	tw := max(w-6, 20)
+	var b strings.Builder
+	for _, c := range p.checks {
+		b.WriteString(indent(checkGlyph(st, c.Status)+" "+st.Bold.Render(c.ID), 1) + "\n")
+		b.WriteString(indent(wrap(c.Summary, tw), 3) + "\n")
+		if c.Fix != "" {
+			b.WriteString(indent(st.Dim.Render(wrap("fix: "+c.Fix, tw)), 3) + "\n")
+		}
+	}
+	return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+}
+
+// hanging indents every line of s after the first by n columns.
+func hanging(s string, n int) string {
+	return strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
+}
+
 // fitChecks lays the check blocks out in at most room lines. When they do
 // not all fit, failures come first, then warnings, then the rest, and a
 // last line says how many are not shown.
@@ -255,7 +275,7 @@ func fitChecks(st styles, blocks []string, checks []steps.Check, room int) strin
 		shown++
 	}
 	if hidden := len(blocks) - shown; hidden > 0 {
-		out = append(out, indent(st.Dim.Render("… "+itoa(hidden)+" more not shown (a taller window shows them)"), 2))
+		out = append(out, indent(st.Dim.Render("… "+itoa(hidden)+" more not shown: d shows every check in full"), 2))
 	}
 	return strings.Join(out, "\n") + "\n"
 }

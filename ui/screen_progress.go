@@ -8,6 +8,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // spinnerInterval is the clock of timers and spinners.
@@ -31,7 +32,10 @@ type progressScreen struct {
 	started time.Time
 	ended   time.Time
 	lines   int
-	tr      *tailRenderer // shared by the panes; a pointer, so copies of the screen share it
+	// stopping is set once the operator confirmed a stop, until the
+	// install ends.
+	stopping bool
+	tr       *tailRenderer // shared by the panes; a pointer, so copies of the screen share it
 }
 
 func newProgressScreen(phases []steps.PhaseID, now time.Time) progressScreen {
@@ -222,7 +226,13 @@ func (s *progressScreen) view(st styles, now time.Time, w, h int) string {
 			done++
 		}
 	}
-	head := st.Header.Render("Installing") + st.Dim.Render(" · "+itoa(done)+"/"+itoa(len(s.panes))+" phases · "+formatDuration(end.Sub(s.started))+" · "+itoa(s.lines)+" lines")
+	title := st.Header.Render("Installing")
+	if s.stopping && s.ended.IsZero() {
+		// After a confirmed stop the panes may move for a few seconds
+		// while nixos-anywhere ends: say so.
+		title = st.Warn.Bold(true).Render("Stopping… waiting for nixos-anywhere to end")
+	}
+	head := title + st.Dim.Render(" · "+itoa(done)+"/"+itoa(len(s.panes))+" phases · "+formatDuration(end.Sub(s.started))+" · "+itoa(s.lines)+" lines")
 	out := []string{"", " " + head, ""}
 
 	// Which panes open, and how many rows their output gets.
@@ -276,7 +286,7 @@ func (s *progressScreen) view(st styles, now time.Time, w, h int) string {
 			if p.stallWhy != "" {
 				why = p.stallWhy
 			}
-			msg := why + "; [w] keep waiting, [l] log, [c] cancel"
+			msg := why + "; [w] keep waiting, [l] log, [c] cancel. If stopped now: " + textout.Machine(p.id).State
 			for _, l := range strings.Split(wrap(msg, w-6), "\n") {
 				out = append(out, "   "+st.Warn.Render(l))
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // resultScreen is the end: what happened and what to do now.
@@ -119,35 +120,75 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	if d := s.res.Diagnosis; d != nil && d.ID == "restore" {
 		title = glyphFail + " NixOS is reinstalled, but the restore did not complete"
 	}
-	b.WriteString(indent(st.Fail.Bold(true).Render(title), 1) + "\n\n")
-	if d := s.res.Diagnosis; d != nil {
-		b.WriteString(indent(st.Header.Render("What went wrong  ")+wrap(d.Summary, tw-18), 1) + "\n")
-		if d.Remedy != "" {
-			b.WriteString(indent(st.Header.Render("What to do       ")+wrap(d.Remedy, tw-18), 1) + "\n")
-		}
-		b.WriteString("\n")
+	head := "\n" + indent(st.Fail.Bold(true).Render(title), 1) + "\n\n"
+	b.Reset()
+	field := func(name, text string) {
+		b.WriteString(indent(st.Header.Render(padRight(name, 17))+hanging(wrap(text, tw-18), 17), 1) + "\n")
 	}
+	if d := s.res.Diagnosis; d != nil {
+		field("What went wrong", d.Summary)
+		if d.Remedy != "" {
+			field("What to do", d.Remedy)
+		}
+	}
+	if d := s.res.Diagnosis; d == nil || d.ID != "restore" {
+		ms := textout.Machine(s.res.FailedPhase)
+		field("The server", ms.State+" "+ms.Safe)
+	}
+	b.WriteString("\n")
 	top := b.String()
 	b.Reset()
-	if s.res.Log != "" {
-		b.WriteString(indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n")
-	}
+	// The resume command is on lines of its own across the width, so
+	// that it is shown whole (and copies whole) on small terminals too.
 	if s.resume != "" {
-		b.WriteString(indent(st.Header.Render("Resume  ")+" "+st.Code.Render(wrap(s.resume, tw-10)), 1) + "\n")
+		cont := 4
+		if w < 100 {
+			cont = 2
+		}
+		block := commandBlockIndent(st, s.resume, max(w-2, 20), cont, 0)
+		label := st.Header.Render("Resume")
+		if strings.Count(head, "\n")+3+strings.Count(block, "\n") > h {
+			// A window too small for the command in copyable lines gets
+			// it packed (broken anywhere, but whole); d shows it ready to
+			// copy.
+			block = st.Code.Render(ansi.Wrap(s.resume, max(w-2, 20), ""))
+			label += st.Dim.Render("  (packed to fit: d shows it ready to copy)")
+		}
+		b.WriteString(indent(label, 1) + "\n")
+		b.WriteString(indent(block, 1) + "\n")
 	}
 	if s.backup != "" {
 		b.WriteString(indent(st.Header.Render("Backup  ")+" "+s.backup+st.Dim.Render(" (kept)"), 1) + "\n")
 	}
 	if s.restoreLater != "" {
-		b.WriteString(indent(st.Header.Render("Restore ")+" "+st.Code.Render(wrap(s.restoreLater, tw-10)), 1) + "\n")
+		b.WriteString(indent(st.Header.Render("Restore ")+" "+commandBlock(st, s.restoreLater, tw-10, 10), 1) + "\n")
 	}
 	b.WriteString(s.notes(st, tw))
 	recovery := b.String()
+	// The log and the explain line wrap when there is room for them, and
+	// keep one line each (d shows them whole) when there is not.
+	logs := ""
+	if s.res.Log != "" {
+		logW := max(w-11, 10)
+		full := indent(st.Header.Render("Log     ")+" "+hanging(ansi.Hardwrap(s.res.Log, logW, false), 9), 1) + "\n" +
+			indent(st.Header.Render("Explain ")+" "+hanging(commandBlock(st, "bigbang explain "+steps.ShellQuote(s.res.Log), logW, 0), 9), 1) + "\n"
+		// Tight: the log's path alone, or nothing; the details (d) and
+		// what stays on the terminal after the wizard have them whole.
+		short := indent(st.Header.Render("Log     ")+" "+s.res.Log, 1) + "\n"
+		logs = full
+		if strings.Count(head+full+recovery, "\n")+3 > h {
+			logs = short
+		}
+		if strings.Count(head+short+recovery, "\n")+3 > h {
+			logs = ""
+		}
+	}
+	recovery = logs + recovery
 	// The last lines get the rows the diagnosis and the way to recover
 	// leave: on a small terminal the resume command matters more than the
 	// output that led to the failure, which the log has.
 	last := ""
-	if rows := h - strings.Count(top, "\n") - strings.Count(recovery, "\n") - 2; len(s.last) > 0 && rows > 0 {
+	if rows := h - strings.Count(head+top, "\n") - strings.Count(recovery, "\n") - 2; len(s.last) > 0 && rows > 0 {
 		lines := s.last[max(len(s.last)-rows, 0):]
 		last = indent(st.Header.Render("Last lines"), 1) + "\n"
 		for _, l := range lines {
@@ -155,7 +196,16 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		}
 		last += "\n"
 	}
-	return top + last + recovery + "\n" + s.times(st)
+	// The way to recover stays on screen whatever its size: the
+	// explanation above it gets the rows it leaves (at least its first
+	// line), and d shows it all.
+	if room := max(h-1-strings.Count(head, "\n")-strings.Count(recovery, "\n"), 2); strings.Count(top, "\n") > room {
+		// Tight: the blank line under the title goes first.
+		head = strings.TrimSuffix(head, "\n")
+		lines := strings.Split(top, "\n")
+		top = strings.Join(lines[:room-1], "\n") + "\n" + indent(st.Dim.Render("… d shows all of it"), 1) + "\n"
+	}
+	return head + top + last + recovery + "\n" + s.times(st)
 }
 
 // notes shows what the operator must know besides the outcome (a
@@ -179,6 +229,36 @@ func (s *resultScreen) times(st styles) string {
 		b.WriteString("  " + paneGlyph(st, p, p.end) + " " + padRight(p.id.Title(), 9) + st.Dim.Render(padLeft(t, 7)) + "\n")
 	}
 	return b.String()
+}
+
+// commandBlock renders a command in lines of w columns that copy whole
+// (broken at spaces, " \" continuations), the lines after the first
+// indented by in columns to stand under it.
+func commandBlock(st styles, cmd string, w, in int) string {
+	return commandBlockIndent(st, cmd, w, 4, in)
+}
+
+// commandBlockIndent is commandBlock with cont columns of indent for the
+// lines that continue the command.
+func commandBlockIndent(st styles, cmd string, w, cont, in int) string {
+	var out []string
+	for _, l := range textout.CommandLinesIndent(cmd, w, cont) {
+		// A word wider than the line is broken as a last resort: shown
+		// whole, though it then copies in pieces.
+		body, cont := strings.CutSuffix(l, " \\")
+		bw := w
+		if cont {
+			bw -= 2
+		}
+		parts := strings.Split(ansi.Hardwrap(body, bw, false), "\n")
+		if cont {
+			parts[len(parts)-1] += " \\"
+		}
+		for _, part := range parts {
+			out = append(out, st.Code.Render(part))
+		}
+	}
+	return strings.Join(out, "\n"+strings.Repeat(" ", in))
 }
 
 func padLeft(s string, w int) string {

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -21,7 +22,7 @@ type targetScreen struct {
 	vals  *targetValues
 	form  *huh.Form
 	dark  bool
-	w     int
+	w, h  int // the window
 	auto  bool
 	notes []string // where the defaults came from
 }
@@ -37,7 +38,23 @@ func newTargetScreen(cfg steps.Config, auto bool) targetScreen {
 }
 
 func (t *targetScreen) newForm() *huh.Form {
-	return huh.NewForm(t.group()).WithShowHelp(false).WithTheme(huh.ThemeFunc(huh.ThemeCharm)).WithWidth(min(t.w-2, 72))
+	f := huh.NewForm(t.group()).WithShowHelp(false).WithTheme(huh.ThemeFunc(huh.ThemeCharm)).WithWidth(min(t.w-2, 72))
+	if h := t.formHeight(); h > 0 {
+		f = f.WithHeight(h)
+	}
+	return f
+}
+
+// formHeight is the rows the form gets below the intro: with fewer rows
+// than its fields need, huh scrolls the focused field into view instead
+// of the root cutting the fields below the fold. 0: the window is not
+// known yet.
+func (t *targetScreen) formHeight() int {
+	if t.h == 0 {
+		return 0
+	}
+	// Header and footer, then the intro view() draws above the form.
+	return max(t.h-2-strings.Count(t.intro(styles{}, t.w), "\n")-3, 3)
 }
 
 // group is the form's one group of fields.
@@ -56,8 +73,8 @@ func (t *targetScreen) fields(accessible bool) *huh.Group {
 		return name
 	}
 	return huh.NewGroup(
-		huh.NewInput().Title(title("Host", v.host)).Description("IP address or name of the fresh VPS").
-			Placeholder("203.0.113.7").Value(&v.host).Validate(keepDefault(accessible, v.host, steps.ValidateHost)),
+		huh.NewInput().Title(title("Host", v.host)).Description("IP address or name of the fresh VPS; user@host[:port] fills in User and Port").
+			Placeholder("203.0.113.7").Value(&v.host).Validate(keepDefault(accessible, v.host, validateHostField)),
 		huh.NewInput().Title(title("User", v.user)).Description("login user of the running system (Oracle images: opc)").
 			Value(&v.user).Validate(keepDefault(accessible, v.user, steps.ValidateUser)),
 		huh.NewInput().Title(title("Port", v.port)).Value(&v.port).CharLimit(5).
@@ -85,6 +102,19 @@ func keepDefault(accessible bool, def string, validate func(string) error) func(
 	}
 }
 
+// validateHostField accepts what steps.ParseTarget reads (host,
+// user@host, host:port, [v6]:port); a refused host says where a user
+// goes.
+func validateHostField(s string) error {
+	if _, err := steps.ParseTarget(s); err != nil {
+		if strings.Contains(s, "@") {
+			return fmt.Errorf("%w (write user@host[:port], or the user in the User field)", err)
+		}
+		return fmt.Errorf("%w (a login user goes in the User field, or write user@host)", err)
+	}
+	return nil
+}
+
 func validateIdentity(s string) error {
 	if strings.TrimSpace(s) == "" {
 		return nil
@@ -101,8 +131,11 @@ func (t *targetScreen) focus() tea.Cmd {
 }
 
 func (t *targetScreen) resize(msg tea.WindowSizeMsg) tea.Cmd {
-	t.w = msg.Width
+	t.w, t.h = msg.Width, msg.Height
 	t.form.WithWidth(min(msg.Width-2, 72))
+	if h := t.formHeight(); h > 0 {
+		t.form.WithHeight(h)
+	}
 	return nil
 }
 
@@ -128,7 +161,7 @@ func (t *targetScreen) update(msg tea.Msg) (tea.Cmd, intent) {
 // validate checks every field, for --yes, where no one presses enter.
 func (t *targetScreen) validate() error {
 	v := t.vals
-	if err := steps.ValidateHost(v.host); err != nil {
+	if err := validateHostField(v.host); err != nil {
 		return err
 	}
 	if err := steps.ValidateUser(v.user); err != nil {
@@ -144,6 +177,17 @@ func (t *targetScreen) validate() error {
 // apply writes the form's values into cfg.
 func (t *targetScreen) apply(cfg steps.Config) steps.Config {
 	v := t.vals
+	// user@host[:port] in the Host field is parsed once here: its user
+	// and port win over the fields, which then show them.
+	if tg, err := steps.ParseTarget(v.host); err == nil {
+		v.host = tg.Host // an IPv6 literal without its brackets, as steps.Target holds it
+		if tg.User != "" {
+			v.user = tg.User
+		}
+		if tg.Port != 0 {
+			v.port = itoa(tg.Port)
+		}
+	}
 	cfg.Host = strings.TrimSpace(v.host)
 	cfg.User = strings.TrimSpace(v.user)
 	if p, err := steps.ValidatePort(v.port); err == nil {
@@ -155,10 +199,15 @@ func (t *targetScreen) apply(cfg steps.Config) steps.Config {
 	return cfg
 }
 
-func (t *targetScreen) view(st styles, w, h int) string {
+// intro is the text above the form.
+func (t *targetScreen) intro(st styles, w int) string {
 	intro := st.Dim.Render(wrap("Where should NixOS go? Everything here can be changed later with flags (--host, --user, …).", min(w-2, 72)))
 	for _, n := range t.notes {
 		intro += "\n" + st.Dim.Render(wrap("· "+n, min(w-2, 72)))
 	}
-	return "\n" + indent(intro, 1) + "\n\n" + t.form.View()
+	return intro
+}
+
+func (t *targetScreen) view(st styles, w, h int) string {
+	return "\n" + indent(t.intro(st, w), 1) + "\n\n" + t.form.View()
 }

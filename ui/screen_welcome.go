@@ -2,6 +2,8 @@ package ui
 
 import (
 	"strings"
+
+	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // phaseBlurbs say in one line what each phase does, for the welcome screen.
@@ -32,6 +34,9 @@ func welcomeView(st styles, wl Welcome, rehearsal bool, w, h int) string {
 		flake = ".#vps-arm"
 	}
 	b.WriteString(indent(st.Dim.Render("Flake   ")+st.Code.Render(flake), 1) + "\n")
+	if _, name, err := steps.SplitFlake(flake); err == nil && !strings.Contains(wl.Found, "nixosConfigurations."+name) {
+		b.WriteString(indent(st.Dim.Render("Config  ")+"nixosConfigurations."+name+st.Dim.Render(" (the preflight evaluates it)"), 1) + "\n")
+	}
 	if wl.Found != "" {
 		b.WriteString(indent(st.Dim.Render("Found   ")+wl.Found, 1) + "\n")
 	}

@@ -42,10 +42,9 @@ type (
 func newWipeScreen(host string, disks []engine.Disk, auto bool) wipeScreen {
 	in := textinput.New()
 	in.Prompt = "> "
-	in.Placeholder = host
+	// No placeholder: without colour (NO_COLOR) a placeholder of the host
+	// reads as the host already typed. The line above names the host.
 	in.CharLimit = 255
-	// Without a width the input shows only the placeholder's first
-	// character, which reads like a typed one.
 	in.SetWidth(len(host) + 2)
 	return wipeScreen{host: host, disks: disks, input: in, auto: auto}
 }
@@ -118,7 +117,25 @@ func (s *wipeScreen) tick() tea.Cmd {
 	return tea.Tick(time.Second, func(time.Time) tea.Msg { return wipeTickMsg{gen: gen} })
 }
 
+// view keeps the prompt and the countdown on screen however small the
+// window: when the whole warning does not fit, the partitions fold into
+// the disk's line, then the paragraph shortens; the host, the disk and
+// the question always stay.
 func (s *wipeScreen) view(st styles, w, h int) string {
+	prompt := s.promptView(st, w)
+	var out string
+	for level := 0; level < 3; level++ {
+		out = "\n" + indent(s.box(st, w, level), 1) + "\n\n" + prompt
+		if strings.Count(out, "\n") <= h {
+			break
+		}
+	}
+	return out
+}
+
+// box is the red warning; level 0 is all of it, 1 folds the partitions,
+// 2 also shortens the paragraph.
+func (s *wipeScreen) box(st styles, w, level int) string {
 	bw := max(min(w-4, 78), 30)
 	var b strings.Builder
 	b.WriteString(st.DangerHdr.Render("EVERYTHING ON THIS DISK WILL BE ERASED") + "\n\n")
@@ -131,7 +148,13 @@ func (s *wipeScreen) view(st styles, w, h int) string {
 		if d.Model != "" {
 			line += "  " + d.Model
 		}
-		b.WriteString(line + "\n")
+		if level > 0 && len(d.Partitions) > 0 {
+			line += st.Dim.Render(fmt.Sprintf("  %d partitions", len(d.Partitions)))
+		}
+		b.WriteString(wrap(line, bw-4) + "\n")
+		if level > 0 {
+			continue
+		}
 		for _, p := range d.Partitions {
 			pl := fmt.Sprintf("      %-6s %9s", p.Name, steps.FormatBytes(p.Size))
 			if p.FSType != "" {
@@ -146,26 +169,33 @@ func (s *wipeScreen) view(st styles, w, h int) string {
 	if s.backup != "" {
 		b.WriteString("\n" + wrap("The data comes back from the backup "+s.backup+" after the install.", bw-4) + "\n")
 	}
-	b.WriteString("\n" + wrap("The running system, its files and its partitions are gone for good once disko starts. There is no undo.", bw-4) + "\n")
-	box := st.Danger.Width(bw).Render(strings.TrimRight(b.String(), "\n"))
+	if level < 2 {
+		b.WriteString("\n" + wrap("The running system, its files and its partitions are gone for good once disko starts. There is no undo.", bw-4) + "\n")
+	} else {
+		b.WriteString(wrap("Gone for good once disko starts. No undo.", bw-4) + "\n")
+	}
+	return st.Danger.Width(bw).Render(strings.TrimRight(b.String(), "\n"))
+}
 
+// promptView is the question, or the countdown once it is answered.
+func (s *wipeScreen) promptView(st styles, w int) string {
+	bw := max(min(w-4, 78), 30)
 	var out strings.Builder
-	out.WriteString("\n" + indent(box, 1) + "\n\n")
 	switch {
 	case s.counting:
-		out.WriteString(indent(st.Fail.Bold(true).Render(fmt.Sprintf("Wiping %s in %d…", s.host, s.left))+"  "+st.Dim.Render("press any key to stop"), 1) + "\n")
+		out.WriteString(indent(wrap(st.Fail.Bold(true).Render(fmt.Sprintf("Wiping %s in %d…", s.host, s.left))+"  "+st.Dim.Render("press any key to stop"), max(w-2, 20)), 1) + "\n")
 	default:
 		if s.backup != "" {
 			out.WriteString(indent(wrap("Type the host "+st.Bold.Render(s.host)+" to wipe it and restore "+s.backup+":", max(bw-2, 20)), 1) + "\n")
 		} else {
-			out.WriteString(indent("Type the host "+st.Bold.Render(s.host)+" to wipe it:", 1) + "\n")
+			out.WriteString(indent(wrap("Type the host "+st.Bold.Render(s.host)+" to wipe it:", max(w-2, 20)), 1) + "\n")
 		}
 		out.WriteString(indent(s.input.View(), 1) + "\n")
 		if s.err != "" {
-			out.WriteString(indent(st.Fail.Render(glyphFail+" "+s.err), 1) + "\n")
+			out.WriteString(indent(st.Fail.Render(wrap(glyphFail+" "+s.err, max(w-2, 20))), 1) + "\n")
 		}
 		if s.stopped {
-			out.WriteString(indent(st.Dim.Render("Countdown stopped; nothing was changed. Enter starts it again, esc goes back."), 1) + "\n")
+			out.WriteString(indent(st.Dim.Render(wrap("Countdown stopped; nothing was changed. Enter starts it again, esc goes back.", max(w-2, 20))), 1) + "\n")
 		}
 	}
 	return out.String()

@@ -102,8 +102,11 @@ type Options struct {
 	Reinstall *engine.ReinstallOptions
 }
 
-// ErrAborted is returned when the operator leaves the wizard before the
-// install starts.
+// ErrAborted is returned, with a zero InstallResult, when the operator
+// leaves the wizard (q, esc on the welcome screen, Ctrl+C) before the
+// install starts: nothing on the server changed and nothing failed, so
+// it is not an error to report; callers exit 0 and print nothing
+// (errors.Is(err, ErrAborted)). ExitSummary is "" for it.
 var ErrAborted = errors.New("stopped before anything was changed")
 
 // Run shows the wizard until the operator quits; it returns how the
@@ -194,8 +197,12 @@ type model struct {
 	resultS   resultScreen
 	logv      *logView
 
-	report          engine.Report
-	thePlan         steps.Plan
+	report  engine.Report
+	thePlan steps.Plan
+	// planCfg is the config thePlan was made from: m.cfg with the RAM
+	// and build choices of the RAM screen. The install, the resume and
+	// the result use it.
+	planCfg         steps.Config
 	logPath         string
 	result          engine.InstallResult
 	cancelInstall   context.CancelFunc
@@ -204,6 +211,10 @@ type model struct {
 	// approvedHostKey is the fingerprint the operator said y to on the
 	// preflight screen: the next preflight trusts that key and no other.
 	approvedHostKey string
+
+	// changed says what the wizard already changed on the target before
+	// the install ("" when nothing), for the help.
+	changed string
 
 	// rs is the reinstall's state; nil for an install.
 	rs *reinstallState
@@ -288,6 +299,7 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 		case "y", "Y":
 			m.confirmQuit = false
 			m.stopping = true
+			m.progress.stopping = true
 			if m.cancelInstall != nil {
 				m.cancelInstall()
 			}
@@ -339,6 +351,11 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 			m.logv = newLogView()
 			return loadLogCmd(m.logPath), true
 		}
+	case "d":
+		if lines := m.details(); lines != nil {
+			m.logv = newTextView(m.screen.title()+" in full", lines)
+			return nil, true
+		}
 	}
 	return nil, false
 }
@@ -382,6 +399,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			m.preflight.sudoErr = msg.err
 			return nil
 		}
+		m.changed = "The sudoers line for " + m.cfg.User + " was added on the target (/etc/sudoers.d/90-nixos-anywhere)."
 		return m.startPreflight()
 	case installDoneMsg:
 		m.cancelInstall = nil
@@ -457,21 +475,15 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		it := m.build.update(msg)
 		switch it {
 		case intentNext:
-			cfg := m.cfg
-			// Only what the operator changed becomes a flag: the plan then
-			// gives its own reason for the defaults.
-			if m.build.ramValue() != m.build.initialRAM {
-				cfg.RAM = m.build.ramValue()
-			}
-			if m.build.buildOn() != m.build.initialBuildOn {
-				cfg.BuildOn = m.build.buildOn()
-			}
-			p, err := steps.NewPlan(cfg, m.planEnv())
+			// The plan is made fresh from what the screen shows; m.cfg,
+			// the operator's target, is never changed by it.
+			p, cfg, err := m.build.makePlan(m.planEnv())
 			if err != nil {
 				m.build.err = err
 				return nil
 			}
-			m.cfg, m.thePlan = cfg, p
+			m.build.err = nil
+			m.planCfg, m.thePlan = cfg, p
 			m.logPath = m.engine.LogPath(cfg)
 			m.plan = newPlanScreen(p, m.report, m.logPath)
 			return m.goTo(screenPlan)
@@ -525,7 +537,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 
 // showResult ends the wizard on the result screen.
 func (m *model) showResult() tea.Cmd {
-	m.resultS = newResultScreen(m.result, m.cfg, m.thePlan, &m.progress, m.opts.Command)
+	m.resultS = newResultScreen(m.result, m.planCfg, m.thePlan, &m.progress, m.opts.Command)
 	if r := m.rs; r != nil {
 		m.resultS.res.Notes = append(m.resultS.res.Notes, r.backup.notes...)
 		m.resultS.backup = r.archive().Path
@@ -663,7 +675,7 @@ func (m *model) startInstall() tea.Cmd {
 	m.show(screenProgress)
 	m.now = time.Now()
 	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
-	req := engine.InstallRequest{Config: m.cfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
+	req := engine.InstallRequest{Config: m.planCfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
 	if m.rs != nil {
 		req.Layout = m.rs.drift.res.Layout
 	}
@@ -771,12 +783,12 @@ func (m *model) View() tea.View {
 	case m.logv != nil:
 		body = m.logv.view(m.st, w, bodyH)
 	case m.showHelp:
-		body = helpView(m.st, m.screen, w, bodyH)
+		body = helpView(m.st, m.screen, m.changed, w, bodyH)
 	default:
 		body = m.screenView(w, bodyH)
 	}
 	if m.confirmQuit {
-		body = confirmQuitView(m.st, w, bodyH)
+		body = confirmQuitView(m.st, m.runningPhase(), m.screen == screenRestore, w, bodyH)
 	}
 	content := header + "\n" + clip(body, w, bodyH, true) + "\n" + footer
 	v := tea.NewView(content)
@@ -784,6 +796,30 @@ func (m *model) View() tea.View {
 	v.WindowTitle = m.windowTitle()
 	v.ProgressBar = m.progressBar()
 	return v
+}
+
+// details is the whole text of a screen that may have had to cut it,
+// wrapped to the window, for the details view (nil: the screen has none).
+func (m *model) details() []string {
+	w := max(m.width, 20)
+	switch m.screen {
+	case screenPreflight:
+		if m.preflight.running || len(m.preflight.checks) == 0 {
+			return nil
+		}
+		return m.preflight.detailLines(m.st, w)
+	case screenResult:
+		return strings.Split(m.resultS.view(m.st, w, 1<<16), "\n")
+	}
+	return nil
+}
+
+// runningPhase is the phase the install is in ("" before it starts).
+func (m *model) runningPhase() steps.PhaseID {
+	if p := m.progress.current(); p != nil {
+		return p.id
+	}
+	return ""
 }
 
 func (m *model) screenView(w, h int) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,13 @@ func key(s string) tea.KeyPressMsg {
 }
 
 func view(m *model) string { return ansi.Strip(m.View().Content) }
+
+// continuation is a command's line break as a shell reads it.
+var continuation = regexp.MustCompile(` \\\n *`)
+
+// shellJoined joins the lines of wrapped commands the way a shell does
+// when they are pasted: " \" at a line's end continues it.
+func shellJoined(v string) string { return continuation.ReplaceAllString(v, " ") }
 
 // toPlan drives the model to the plan screen the way the commands would.
 func toPlan(t *testing.T, m *model) {
@@ -427,7 +435,7 @@ func TestResultFailure(t *testing.T) {
 	// The engine writes the resume command; the screen shows it whole.
 	res.Resume = engine.ResumeCommand("bigbang", cfg, m.thePlan, res.FailedPhase, engine.ResumeStyle{})
 	m.Update(installDoneMsg{result: res})
-	v := view(m)
+	v := shellJoined(view(m))
 	for _, want := range []string{"failed in Disko", "does not fit /dev/sda", "check the disk size", "/tmp/x.log", "--log /tmp/x.log --phases", "disko,install,reboot", "progress 100% done"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("failure screen lacks %q:\n%s", want, v)

@@ -359,3 +359,56 @@ func TestCheckSummary(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }
+
+// TestMachineEveryPhase: every phase has its words, and the ones that
+// leave a running installer or a rescue path say so.
+func TestMachineEveryPhase(t *testing.T) {
+	for _, id := range steps.PhaseOrder {
+		m := Machine(id)
+		if m.State == "" || m.Safe == "" || m.Do == "" || m.Stall == "" || m == Machine("") {
+			t.Errorf("phase %s has no words of its own: %+v", id, m)
+		}
+	}
+	if s := Machine(steps.PhaseKexec); !strings.Contains(s.State, "disk is untouched") || !strings.Contains(s.Do, "Console connection") {
+		t.Errorf("kexec does not say the disk is untouched and how to reboot: %+v", s)
+	}
+	if s := Machine(steps.PhaseDisko); !strings.Contains(s.State, "wiped") || !strings.Contains(s.State, "root") || !strings.Contains(s.Safe, "Do not reboot") {
+		t.Errorf("disko does not say wiped, installer as root, do not reboot: %+v", s)
+	}
+	if s := Machine(steps.PhaseReboot); !strings.Contains(s.State, "on the disk") || !strings.Contains(s.Stall, "go down") {
+		t.Errorf("reboot does not say installed and that it waits for the server to go down: %+v", s)
+	}
+}
+
+// TestCommandLines: a long command breaks only between words, every line
+// but the last ends in " \", and the lines joined again are the command.
+func TestCommandLines(t *testing.T) {
+	cmd := "nix run github:nix-community/nixos-anywhere/1.13.0 -- --flake '.#vps arm' --extra-files ./secrets-init/keys --build-on remote -i /home/operator/.ssh/id_ed25519_very_long_name_for_a_key --phases disko,install,reboot opc@203.0.113.7"
+	for _, w := range []int{30, 60, 80} {
+		lines := CommandLines(cmd, w)
+		if len(lines) < 2 {
+			t.Fatalf("w=%d: not wrapped: %q", w, lines)
+		}
+		var words []string
+		for i, l := range lines {
+			if i < len(lines)-1 && !strings.HasSuffix(l, " \\") {
+				t.Errorf("w=%d: line %d lacks the continuation: %q", w, i, l)
+			}
+			if len(l) > w && strings.Count(strings.TrimSpace(strings.TrimSuffix(l, " \\")), " ") > 1 {
+				t.Errorf("w=%d: line %d is %d wide with room to break: %q", w, i, len(l), l)
+			}
+			words = append(words, strings.TrimSpace(strings.TrimSuffix(l, " \\")))
+		}
+		if got := strings.Join(words, " "); got != cmd {
+			t.Errorf("w=%d: the lines do not join back into the command:\n%s\nwant\n%s", w, got, cmd)
+		}
+		for _, l := range lines {
+			if strings.Count(l, "'")%2 != 0 {
+				t.Errorf("w=%d: a quoted word was cut: %q", w, l)
+			}
+		}
+	}
+	if got := CommandLines("bigbang status", 80); len(got) != 1 || got[0] != "bigbang status" {
+		t.Errorf("a short command changed: %q", got)
+	}
+}

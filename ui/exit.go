@@ -1,0 +1,77 @@
+package ui
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/ui/textout"
+)
+
+// exitWidth is the width ExitSummary lays its text out for: the normal
+// screen's width is not known once the wizard has ended, and 80 columns
+// fit every terminal the wizard runs in.
+const exitWidth = 80
+
+// ExitSummary is what stays on the normal screen when the wizard has
+// ended after a failure or a stop: the outcome, the diagnosis and its
+// remedy, the state the server is in, the resume command and the
+// transcript with the explain line that reads it. The alternate screen
+// takes the result screen with it, so the operator would otherwise be
+// left without the way to recover. It is "" after a success and when the
+// install never started (err is ErrAborted, or any error with no
+// outcome); the caller prints it to stderr as it is. Commands are wrapped
+// only at spaces, with " \" continuations, so they copy whole.
+func ExitSummary(res engine.InstallResult, err error) string {
+	if res.Outcome == "" || res.Outcome == steps.OutcomeSuccess || errors.Is(err, ErrAborted) {
+		return ""
+	}
+	var b strings.Builder
+	head := "bigbang: the install failed"
+	if res.Outcome == steps.OutcomeAborted {
+		head = "bigbang: the install was stopped"
+	}
+	if res.FailedPhase != "" {
+		head += " in " + res.FailedPhase.Title()
+	}
+	if d := res.Diagnosis; d != nil && d.ID == "restore" {
+		head = "bigbang: NixOS is reinstalled, but the restore did not complete"
+	}
+	b.WriteString(head + ".\n")
+	const label = 18
+	field := func(name, text string) {
+		if text == "" {
+			return
+		}
+		pad := strings.Repeat(" ", label)
+		body := strings.ReplaceAll(ansi.Wrap(text, exitWidth-label, ""), "\n", "\n"+pad)
+		b.WriteString("  " + padRight(name, label-2) + body + "\n")
+	}
+	if d := res.Diagnosis; d != nil {
+		field("What went wrong", d.Summary)
+		field("What to do", d.Remedy)
+	}
+	ms := textout.Machine(res.FailedPhase)
+	field("The server", ms.State)
+	field("Safe now", ms.Safe)
+	if res.Resume != "" {
+		// On lines of its own, so that it copies as one block.
+		b.WriteString("  Resume with:\n")
+		for _, l := range textout.CommandLines(res.Resume, exitWidth-4) {
+			b.WriteString("    " + l + "\n")
+		}
+	} else {
+		field("Then", ms.Do)
+	}
+	for _, n := range res.Notes {
+		field("Note", n)
+	}
+	if res.Log != "" {
+		field("Transcript", res.Log)
+		field("Explain", "bigbang explain "+steps.ShellQuote(res.Log))
+	}
+	return b.String()
+}
