@@ -72,6 +72,9 @@ func newDemoCmd(_ *steps.Config) *cobra.Command {
 			default:
 				res, err = ui.Run(cmd.Context(), opts)
 			}
+			if !ui.Accessible() {
+				fmt.Fprint(os.Stderr, ui.ExitSummary(res, err))
+			}
 			if err == nil && res.Outcome == steps.OutcomeSuccess && !ui.Accessible() {
 				what := "every phase done"
 				if o.Reinstall {

@@ -114,6 +114,8 @@ func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, reboo
 		return tuiExit(res, err)
 	}
 	res, err := ui.Run(ctx, opts)
+	// The alternate screen is gone: what to do next stays on the terminal.
+	fmt.Fprint(os.Stderr, ui.ExitSummary(res, err))
 	if res.Log != "" {
 		// The alternate screen is gone with the wizard: the transcript's
 		// path stays in the terminal's scrollback.
@@ -130,7 +132,8 @@ func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, reboo
 func tuiExit(res engine.InstallResult, err error) error {
 	switch {
 	case errors.Is(err, ui.ErrAborted):
-		return &cli.ExitError{Code: cli.Interrupted, Err: err}
+		// Left before anything changed: nothing to report, no error box.
+		return &cli.ExitError{Code: cli.Interrupted, Err: cli.ErrSilent}
 	case err != nil:
 		return cli.FailErr(err)
 	case res.Outcome == steps.OutcomeAborted:
