@@ -60,8 +60,11 @@ render() {
   local name=$1
   # freeze does not know "default foreground" (SGR 39) and keeps the last
   # colour: spell the default out as the theme's foreground instead.
-  sed -e 's/\x1b\[39m/\x1b[38;2;201;209;217m/g' -e 's/\x1b\[49m//g' "$work/$name.ansi" >"$work/$name.fixed"
-  "$FREEZE" --language ansi --window --padding 20 --margin 0 --font.size 14 \
+  sed -e 's/\x1b\[39m/\x1b[38;2;201;209;217m/g' -e 's/\x1b\[49m//g' -e 's/$/  /' "$work/$name.ansi" >"$work/$name.fixed"
+  # The window is sized for DejaVu Sans Mono, which is wider than the
+  # font freeze measures with: else the last columns (the REHEARSAL
+  # badge) are cut.
+  "$FREEZE" --language ansi --window --padding 20 --margin 0 --font.size 14 --width $((W * 9 + 60)) \
     --font.file "$FONT" --font.family "$FONT_FAMILY" \
     --background '#0d1117' -o "$OUT/$name.png" <"$work/$name.fixed" >/dev/null
   echo "$OUT/$name.png"
@@ -69,13 +72,23 @@ render() {
 
 shot 1-welcome "Welcome" "Install NixOS onto a fresh VPS"
 shot 2-target "Target" "Extra files"
+# The key change, first half: the VPS's own key, to compare and trust.
+shot 3a-hostkey "trust this key"
 shot 3-preflight "Preflight" "Nothing blocks the install"
 shot 4-ram-build "RAM and build" "Where to build"
 shot 5-plan "The exact command"
 shot 6-wipe "Wiping 203.0.113.7 in"
 shot 7-progress "Installing" "built,"
 shot 8-stall "no output for"
+# The key change, second half: the new system answers with the shipped key.
 shot 9-result "NixOS is installed"
+
+# A rehearsed failure: disko cannot fit the layout; the result says what
+# happened, the machine's state and the exact resume.
+tmux -L "$sock" kill-session -t shots 2>/dev/null || true
+tmux -L "$sock" -f /dev/null new-session -d -s shots -x "$W" -y "$H" \
+  "env TERM=xterm-256color COLORTERM=truecolor $work/bigbang demo --yes --speed $SPEED --fail-at disko; sleep 5"
+shot 10-failure "failed in Disko" "Resume"
 
 for f in "$work"/*.ansi; do
   render "$(basename "$f" .ansi)"
