@@ -98,7 +98,7 @@ let
         # nixpkgs' defaults merged in.
         initrd_available_kernel_modules = try (optList (c.boot.initrd.availableKernelModules or null)) null;
         initrd_kernel_modules = try (optList (c.boot.initrd.kernelModules or null)) null;
-        initrd_network = try (c.boot.initrd.network.enable or false) false;
+        initrd_network = try ((c.boot.initrd.network.enable or false) || (c.boot.initrd.systemd.network.enable or false)) false;
         kernel_params = try (optList (c.boot.kernelParams or null)) null;
       };
       disko = if hasDisko then {
