@@ -17,6 +17,7 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	staticcheck ./...
+	GO=$(GO) ./scripts/check-darwin.sh
 
 build:
 	$(GO) build -o bigbang .

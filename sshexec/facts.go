@@ -21,6 +21,15 @@ import (
 // while blkid -p reads the devices themselves. blkid -p needs root, so it
 // runs through `sudo -n` when that needs no password. `bigbang check` and
 // `bigbang drift` read the disks through this one script.
+//
+// For the boot-driver check it reads, from /sys, the kernel driver of every
+// whole disk's device and of the devices above it (virtio_scsi on its
+// virtio device, virtio_pci on the PCI function, …) and of the NIC of the
+// default route, each with its module name (driver/module) and whether it
+// is a loadable module (/sys/module/<name>/initstate exists only for one)
+// or built in; which disks hold "/" (through LVM and LUKS to the disks
+// below them); the iSCSI sessions; /proc/cmdline; and the DMI asset tag
+// that names Oracle Cloud.
 const FactsScript = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -70,6 +79,43 @@ echo "hostname=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)"
 for f in /etc/ssh/ssh_host_*_key.pub; do [ -r "$f" ] && echo "host_key=$(cat "$f")"; done
 if awk '$2 == "00000000" {f=1} END {exit !f}' /proc/net/route 2>/dev/null; then echo ipv4_default_route=1; else echo ipv4_default_route=0; fi
 if awk '$1 == "00000000000000000000000000000000" && $2 == "00" && $10 != "lo" {f=1} END {exit !f}' /proc/net/ipv6_route 2>/dev/null; then echo ipv6_default_route=1; else echo ipv6_default_route=0; fi
+drivers() {
+  d=$(readlink -f "$2" 2>/dev/null) || return 0
+  while [ -n "$d" ] && [ "$d" != /sys/devices ] && [ "$d" != /sys ]; do
+    if [ -L "$d/driver" ]; then
+      n=$(basename "$(readlink -f "$d/driver")")
+      m=$n
+      [ -L "$d/driver/module" ] && m=$(basename "$(readlink -f "$d/driver/module")")
+      if [ -e "/sys/module/$m/initstate" ]; then s=module; else s=builtin; fi
+      echo "$1 $m $s $n $(basename "$d")"
+    fi
+    d=${d%/*}
+  done
+}
+for b in /sys/block/*; do
+  [ -e "$b/device" ] || continue
+  echo "disk_sysfs=/dev/${b##*/} $(readlink -f "$b")"
+  drivers "disk_driver=/dev/${b##*/}" "$b/device"
+done
+wholes() {
+  if [ -n "$(ls "$1/slaves" 2>/dev/null)" ]; then for x in "$1"/slaves/*; do wholes "/sys/class/block/${x##*/}"; done
+  elif [ -e "$1/partition" ]; then x=$(readlink -f "$1/.."); echo "root_disk=/dev/${x##*/}"
+  else x=$(readlink -f "$1"); echo "root_disk=/dev/${x##*/}"; fi
+}
+mm=$(awk '$5 == "/" {print $3}' /proc/self/mountinfo 2>/dev/null | tail -n1)
+if [ -n "$mm" ] && [ -e "/sys/dev/block/$mm" ]; then wholes "/sys/dev/block/$mm"
+else
+  src=$(awk '$5 == "/" {for (i = 7; i <= NF; i++) if ($i == "-") {print $(i+2); break}}' /proc/self/mountinfo 2>/dev/null | tail -n1)
+  src=$(readlink -f "$src" 2>/dev/null)
+  [ -n "$src" ] && [ -e "/sys/class/block/${src##*/}" ] && wholes "/sys/class/block/${src##*/}"
+fi
+nic=$(awk '$2 == "00000000" {print $1; exit}' /proc/net/route 2>/dev/null)
+[ -z "$nic" ] && nic=$(awk '$1 == "00000000000000000000000000000000" && $2 == "00" && $10 != "lo" {print $10; exit}' /proc/net/ipv6_route 2>/dev/null)
+if [ -n "$nic" ]; then echo "nic=$nic"; drivers "nic_driver=$nic" "/sys/class/net/$nic/device"; fi
+echo "iscsi_sessions=$(ls /sys/class/iscsi_session 2>/dev/null | wc -l | tr -d ' ')"
+echo "cmdline=$(cat /proc/cmdline 2>/dev/null)"
+echo "chassis_asset_tag=$(cat /sys/class/dmi/id/chassis_asset_tag 2>/dev/null)"
+echo "sys_vendor=$(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)"
 echo end=1
 `
 

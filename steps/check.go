@@ -57,4 +57,22 @@ type TargetExpect struct {
 	System string     // e.g. "aarch64-linux"
 	Disks  []DiskNeed // from the disko layout
 	EFI    *bool      // the configuration boots with EFI
+
+	// InitrdModules are the kernel modules the flake's initrd can load
+	// (boot.initrd.availableKernelModules + boot.initrd.kernelModules);
+	// nil: not known.
+	InitrdModules []string
+	// InitrdNetwork is boot.initrd.network.enable: the initrd needs the
+	// NIC's driver too.
+	InitrdNetwork bool
+	// KernelParams is boot.kernelParams (where console= is); nil: not
+	// known.
+	KernelParams []string
+	// EFICanTouch is boot.loader.efi.canTouchEfiVariables.
+	EFICanTouch bool
+	// GrubEFIRemovable is boot.loader.grub.efiInstallAsRemovable.
+	GrubEFIRemovable bool
+	// SystemdBoot says the boot loader is systemd-boot, which also
+	// installs the firmware's fallback path.
+	SystemdBoot bool
 }

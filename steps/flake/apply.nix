@@ -13,6 +13,9 @@ let
   try = v: d: let r = builtins.tryEval v; in if r.success then r.value else d;
   strOr = v: if builtins.isString v || builtins.isPath v then toString v else null;
   listOf = v: if builtins.isList v then v else [ ];
+  # optList keeps "not declared" (null) apart from an empty list, and
+  # keeps only the strings of a list.
+  optList = v: if builtins.isList v then builtins.filter builtins.isString v else null;
   sys = self:
     let
       c = self.config or { };
@@ -87,6 +90,16 @@ let
         grub_efi = try (boot.grub.efiSupport or false) false;
         grub_devices = try (listOf (boot.grub.devices or [ ]) ++ (if (boot.grub.device or null) != null then [ boot.grub.device ] else [ ])) [ ];
         efi_can_touch = try (boot.efi.canTouchEfiVariables or false) false;
+        grub_efi_removable = try (boot.grub.efiInstallAsRemovable or false) false;
+        # null when the configuration does not declare the option (no
+        # NixOS module system behind it): the boot-driver check then
+        # says it could not compare, rather than reporting every driver
+        # missing. A real NixOS configuration always has them, with
+        # nixpkgs' defaults merged in.
+        initrd_available_kernel_modules = try (optList (c.boot.initrd.availableKernelModules or null)) null;
+        initrd_kernel_modules = try (optList (c.boot.initrd.kernelModules or null)) null;
+        initrd_network = try ((c.boot.initrd.network.enable or false) || (c.boot.initrd.systemd.network.enable or false)) false;
+        kernel_params = try (optList (c.boot.kernelParams or null)) null;
       };
       disko = if hasDisko then {
         disks = try (builtins.attrValues (builtins.mapAttrs disk (c.disko.devices.disk or { }))) [ ];

@@ -19,7 +19,7 @@ var nowFunc = time.Now
 
 // cacheVersion changes whenever the apply function or Info's shape does, so
 // that an old cache entry is never read as a new one.
-const cacheVersion = "flake-v2"
+const cacheVersion = "flake-v3"
 
 // CacheDir is where evaluations are cached: $XDG_CACHE_HOME/bigbang/flake.
 func CacheDir() string {

@@ -234,5 +234,8 @@ func (c Config) Needs() ([]steps.DiskNeed, error) {
 // checks. A size that cannot be read leaves Disks empty (the check skips).
 func (c Config) Expect() steps.TargetExpect {
 	needs, _ := c.Needs()
-	return steps.TargetExpect{System: c.System, Disks: needs, EFI: c.Boot.EFI()}
+	return steps.TargetExpect{System: c.System, Disks: needs, EFI: c.Boot.EFI(),
+		InitrdModules: c.Boot.InitrdModules(), InitrdNetwork: c.Boot.InitrdNetwork,
+		KernelParams: c.Boot.KernelParams, EFICanTouch: c.Boot.EFICanTouch, GrubEFIRemovable: c.Boot.GrubEFIRemovable,
+		SystemdBoot: c.Boot.SystemdBoot}
 }

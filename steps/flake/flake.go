@@ -107,6 +107,32 @@ type Boot struct {
 	GrubEFI     bool     `json:"grub_efi"`
 	GrubDevices []string `json:"grub_devices"`
 	EFICanTouch bool     `json:"efi_can_touch"`
+	// GrubEFIRemovable is boot.loader.grub.efiInstallAsRemovable: GRUB
+	// installs to the firmware's fallback path, with no EFI variable.
+	GrubEFIRemovable bool `json:"grub_efi_removable"`
+	// InitrdAvailable and InitrdKernelModules are
+	// boot.initrd.availableKernelModules and boot.initrd.kernelModules; nil
+	// when the configuration does not declare them (no NixOS module
+	// system), which is "not known", not "none".
+	InitrdAvailable     []string `json:"initrd_available_kernel_modules"`
+	InitrdKernelModules []string `json:"initrd_kernel_modules"`
+	// InitrdNetwork is boot.initrd.network.enable: the initrd itself needs
+	// the NIC (remote unlock of an encrypted root).
+	InitrdNetwork bool `json:"initrd_network"`
+	// KernelParams is boot.kernelParams; nil when not declared.
+	KernelParams []string `json:"kernel_params"`
+}
+
+// InitrdModules returns every module the initrd can load:
+// availableKernelModules and kernelModules, or nil when the configuration
+// declares neither.
+func (b Boot) InitrdModules() []string {
+	if b.InitrdAvailable == nil && b.InitrdKernelModules == nil {
+		return nil
+	}
+	out := make([]string, 0, len(b.InitrdAvailable)+len(b.InitrdKernelModules))
+	out = append(out, b.InitrdAvailable...)
+	return append(out, b.InitrdKernelModules...)
 }
 
 // EFI tells whether the configuration boots with EFI; nil when neither

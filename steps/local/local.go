@@ -37,6 +37,9 @@ const (
 	IDLockout       = "local.lockout"
 )
 
+// IDs lists every local check ID in the order Run returns them.
+var IDs = []string{IDNix, IDFlake, IDGit, IDBuild, IDSSHKey, IDSSHConfig, IDHostKey, IDSecretsTrack, IDSopsRecipient, IDSopsDecrypt, IDLockout}
+
 // MinNix is the oldest Nix nixos-anywhere supports.
 var MinNix = [3]int{2, 16, 0}
 
@@ -67,13 +70,17 @@ func RunWith(ctx context.Context, cfg steps.Config, pending *flake.Pending) (che
 		platf   platforms
 		gitInfo gitFacts
 		opKeys  operatorKeys
+		sshConf sshConfigFacts
+		build   []builder
 	)
 	flakePath, _, _ := steps.SplitFlake(cfg.Flake)
 	dir := flake.LocalDir(flakePath)
 	var keyGit *gitAnswer
 	defaultKey, _ := HostKeyPath(cfg, nil)
-	wg.Add(3)
+	wg.Add(5)
 	go func() { defer wg.Done(); keyGit = askGit(ctx, defaultKey) }()
+	go func() { defer wg.Done(); sshConf = readSSHConfig(ctx, cfg) }()
+	go func() { defer wg.Done(); build = nixBuilders(ctx) }()
 	platf = localPlatforms(ctx)
 	go func() { defer wg.Done(); gitInfo = readGit(ctx, dir, cfg.ExtraFiles) }()
 	go func() { defer wg.Done(); opKeys = readOperatorKeys(ctx, cfg.Identity) }()
@@ -103,8 +110,10 @@ func RunWith(ctx context.Context, cfg steps.Config, pending *flake.Pending) (che
 			flakeSummary = FlakeSummary{System: exp.System, Disks: []steps.DiskNeed{}, EFI: exp.EFI}
 		}
 	}
+	platf.builders = build
 	checks = append(checks, checkBuild(cfg, conf, platf))
 	checks = append(checks, checkSSHKey(cfg, opKeys))
+	checks = append(checks, checkSSHConfig(cfg, sshConf))
 	checks = append(checks, secretChecks(ctx, cfg, dir, conf, keyGit)...)
 	checks = append(checks, checkLockout(conf, opKeys, dir))
 	return checks, exp, flakeSummary
@@ -174,6 +183,8 @@ func checkNix(ver string, err error) steps.Check {
 type platforms struct {
 	system string
 	extra  []string
+	// builders are Nix's remote builders (the builders setting).
+	builders []builder
 }
 
 // localPlatforms reads what this machine builds without starting nix: the
@@ -254,6 +265,16 @@ func (p platforms) canBuild(system string) bool {
 	return false
 }
 
+// builderFor returns the first remote builder that builds system.
+func (p platforms) builderFor(system string) (builder, bool) {
+	for _, b := range p.builders {
+		if b.builds(system) {
+			return b, true
+		}
+	}
+	return builder{}, false
+}
+
 // remoteBuildRAM is what nixos-anywhere's docs ask of a target that builds
 // its own system in the kexec installer.
 const remoteBuildRAM = 1536 << 20
@@ -263,19 +284,24 @@ func checkBuild(cfg steps.Config, c *flake.Config, p platforms) steps.Check {
 		return skip(IDBuild, "the flake's system is not known, so the build location is not checked")
 	}
 	local := p.canBuild(c.System)
+	via := ""
+	if b, found := p.builderFor(c.System); found && !local {
+		local, via = true, " through "+b.describe()+" (the builder itself is not contacted by this check)"
+	}
 	ram := int64(0)
 	if cfg.RAM != "" {
 		ram, _ = steps.ParseRAM(cfg.RAM)
 	}
 	emulate := fmt.Sprintf("let this machine build %s (on NixOS: boot.binfmt.emulatedSystems = [ \"%s\" ]; elsewhere qemu-user binfmt "+
-		"and extra-platforms = %s in nix.conf), or use a remote builder", c.System, c.System, c.System)
+		"and extra-platforms = %s in nix.conf), or use a remote builder for %s (builders in nix.conf; on a Mac, nix-darwin's nix.linux-builder.enable = true)",
+		c.System, c.System, c.System, c.System)
 	options := "build on the target (--build-on remote, needs 1.5G RAM there), " + emulate
 	switch cfg.BuildOn {
 	case "local":
 		if !local {
 			return fail(IDBuild, fmt.Sprintf("--build-on local, but this %s machine cannot build %s", p.system, c.System), options)
 		}
-		return ok(IDBuild, fmt.Sprintf("this %s machine builds %s", p.system, c.System))
+		return ok(IDBuild, fmt.Sprintf("this %s machine builds %s%s", p.system, c.System, via))
 	case "remote":
 		if ram > 0 && ram < remoteBuildRAM {
 			if local {
@@ -287,7 +313,7 @@ func checkBuild(cfg steps.Config, c *flake.Config, p platforms) steps.Check {
 		return ok(IDBuild, fmt.Sprintf("%s is built on the target (it needs 1.5G RAM or more)", c.System))
 	}
 	if local {
-		return ok(IDBuild, fmt.Sprintf("this %s machine can build %s", p.system, c.System))
+		return ok(IDBuild, fmt.Sprintf("this %s machine can build %s%s", p.system, c.System, via))
 	}
 	if ram > 0 && ram < remoteBuildRAM {
 		return fail(IDBuild, fmt.Sprintf("this %s machine cannot build %s and the target's %s RAM is too little to build there", p.system, c.System, cfg.RAM), options)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -131,6 +132,8 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	if name == "" {
 		name = "vps-arm"
 	}
+	// ssh -G reads a fixture configuration (empty), not the user's.
+	setSSHConfig(t, os.DevNull)
 	w.cfg = steps.DefaultConfig()
 	w.cfg.Flake = w.dir + "#" + name
 	w.cfg.ExtraFiles = extra
@@ -148,9 +151,18 @@ func byID(checks []steps.Check) map[string]steps.Check {
 
 func TestRunSeed(t *testing.T) {
 	w := newWorld(t, worldOpts{hostInRule: true, operatorAuth: true})
+	w.cfg.Host = "203.0.113.7"
 	checks, exp, summary := Run(context.Background(), w.cfg)
 	got := byID(checks)
-	ids := []string{IDNix, IDFlake, IDGit, IDBuild, IDSSHKey, IDHostKey, IDSecretsTrack, IDSopsRecipient, IDSopsDecrypt, IDLockout}
+	ids := []string{IDNix, IDFlake, IDGit, IDBuild, IDSSHKey, IDSSHConfig, IDHostKey, IDSecretsTrack, IDSopsRecipient, IDSopsDecrypt, IDLockout}
+	if !reflect.DeepEqual(ids, IDs) {
+		t.Errorf("IDs = %v, want %v", IDs, ids)
+	}
+	for i, c := range checks {
+		if i < len(ids) && c.ID != ids[i] {
+			t.Errorf("check %d is %s, want %s", i, c.ID, ids[i])
+		}
+	}
 	if len(checks) != len(ids) {
 		t.Fatalf("got %d checks, want %d: %+v", len(checks), len(ids), checks)
 	}

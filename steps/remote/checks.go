@@ -27,7 +27,7 @@ const (
 
 // IDs lists every remote check ID in the order Checks returns them.
 var IDs = []string{IDHostKey, IDAuth, IDOS, IDArch, IDInstaller, IDContainer, IDPrivilege,
-	IDTools, IDRAM, IDDisk, IDUEFI, IDLockdown, IDHomeSpace}
+	IDTools, IDRAM, IDDisk, IDUEFI, IDLockdown, IDHomeSpace, IDBootDrivers}
 
 // Thresholds of the checks. kexec unpacks the installer into RAM, so the
 // RAM limits are those nixos-anywhere documents (1.5 GB, ~1 GB only with
@@ -80,6 +80,7 @@ func Checks(f Facts, exp steps.TargetExpect, opts CheckOptions) []steps.Check {
 		checkUEFI(f, exp),
 		checkLockdown(f),
 		checkHomeSpace(f),
+		checkBootDrivers(f, exp),
 	}
 }
 
@@ -173,9 +174,20 @@ func checkArch(f Facts, exp steps.TargetExpect) steps.Check {
 	}
 	if exp.System != sys {
 		return fail(IDArch, fmt.Sprintf("the flake builds %s but the target is %s", exp.System, sys),
-			fmt.Sprintf("set nixpkgs.hostPlatform = \"%s\" in the configuration (or pick the attribute built for it), or use a %s VPS", sys, exp.System))
+			archFix(sys, exp.System))
 	}
 	return ok(IDArch, "target is %s, as the flake expects", sys)
+}
+
+// archFix says how to make the flake and the target agree; an aarch64
+// flake meets an x86_64 target when the Oracle instance was created with
+// the default AMD shape instead of an Ampere one.
+func archFix(target, flake string) string {
+	fix := fmt.Sprintf("set nixpkgs.hostPlatform = \"%s\" in the configuration (or pick the attribute built for it), or use a %s VPS", target, flake)
+	if flake == "aarch64-linux" && target == "x86_64-linux" {
+		fix += " (on Oracle Cloud: create a VM.Standard.A1.Flex instance, the Ampere shape, and install onto that)"
+	}
+	return fix
 }
 
 func checkInstaller(f Facts) steps.Check {
@@ -250,7 +262,8 @@ func checkRAM(f Facts) steps.Check {
 		return warn(IDRAM, "the target's memory could not be read", "pass --ram with the VPS's RAM (e.g. --ram 24G)")
 	case m < RAMFailBelow:
 		return fail(IDRAM, fmt.Sprintf("%s RAM: the kexec installer needs at least 1.5 GiB and usually runs out of memory below 1 GiB", GiB(m)),
-			"choose a shape with more RAM; at ~1 GiB only --no-disko-deps with services stopped has a chance")
+			"choose a shape with more RAM (on Oracle Cloud the 1 GB VM.Standard.E2.1.Micro is too small: a VM.Standard.A1.Flex (Ampere) is in the free tier with up to 24 GB); "+
+				"at ~1 GiB only --no-disko-deps with services stopped has a chance")
 	case m < RAMWarnBelow:
 		return warn(IDRAM, fmt.Sprintf("%s RAM: below the 1.5 GiB nixos-anywhere asks for; kexec may run out of memory", GiB(m)),
 			"use a bigger shape if you can; otherwise pass --no-disko-deps and build locally (--build-on local)")

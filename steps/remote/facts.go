@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +78,72 @@ type Facts struct {
 	// IPv6Only is set when the target has an IPv6 default route and no IPv4
 	// one: downloads from IPv4-only hosts fail there.
 	IPv6Only bool `json:"ipv6_only"`
+
+	// DiskDrivers maps each whole disk ("/dev/sda") to the kernel drivers
+	// of its device and the devices above it, nearest first: sd_mod,
+	// virtio_scsi, virtio_pci on an Oracle A1. Read from /sys.
+	DiskDrivers map[string][]Driver `json:"disk_drivers,omitempty"`
+	// DiskSysfs maps each whole disk to its /sys/devices path, which shows
+	// how it is attached (an iSCSI disk sits below a session).
+	DiskSysfs map[string]string `json:"disk_sysfs,omitempty"`
+	// RootDisks are the whole disks "/" lives on (through LVM or LUKS);
+	// empty when "/" is not on a disk (tmpfs in the installer, overlay).
+	RootDisks []string `json:"root_disks,omitempty"`
+	// NIC is the interface of the default route; NICDrivers its drivers
+	// as DiskDrivers has them (none for a virtual interface).
+	NIC        string   `json:"nic,omitempty"`
+	NICDrivers []Driver `json:"nic_drivers,omitempty"`
+	// ISCSISessions counts the open iSCSI sessions.
+	ISCSISessions int `json:"iscsi_sessions"`
+	// Cmdline is the running kernel's /proc/cmdline.
+	Cmdline string `json:"cmdline,omitempty"`
+	// ChassisAssetTag and SysVendor are from /sys/class/dmi/id; Oracle
+	// Cloud's machines carry the asset tag "OracleCloud.com".
+	ChassisAssetTag string `json:"chassis_asset_tag,omitempty"`
+	SysVendor       string `json:"sys_vendor,omitempty"`
+}
+
+// Driver is the kernel driver bound to one device of a disk's or NIC's
+// chain in /sys.
+type Driver struct {
+	// Module is the module name the initrd lists ("virtio_pci", "sd_mod"),
+	// with the dashes of a driver name made underscores.
+	Module string `json:"module"`
+	// Builtin says the running kernel has it built in; else it is a
+	// loaded module.
+	Builtin bool   `json:"builtin"`
+	Name    string `json:"name"`   // the driver's own name ("virtio-pci", "sd")
+	Device  string `json:"device"` // the sysfs device it drives ("0000:00:04.0")
+}
+
+// IsOracle reports whether the target is an Oracle Cloud machine.
+func (f Facts) IsOracle() bool {
+	return strings.EqualFold(strings.TrimSpace(f.ChassisAssetTag), "OracleCloud.com")
+}
+
+// moduleAliases are drivers whose name is not their module's, for a
+// driver built in without a module link to tell the module.
+var moduleAliases = map[string]string{"sd": "sd_mod", "sr": "sr_mod", "vbd": "xen_blkfront", "vif": "xen_netfront"}
+
+// parseDriver reads "<module> builtin|module <driver> <device>".
+func parseDriver(v string) (Driver, bool) {
+	fl := strings.Fields(v)
+	if len(fl) < 4 {
+		return Driver{}, false
+	}
+	m := fl[0]
+	if a, ok := moduleAliases[m]; ok {
+		m = a
+	}
+	return Driver{Module: strings.ReplaceAll(m, "-", "_"), Builtin: fl[1] == "builtin", Name: fl[2], Device: fl[3]}, true
+}
+
+func formatDriver(d Driver) string {
+	state := "module"
+	if d.Builtin {
+		state = "builtin"
+	}
+	return d.Module + " " + state + " " + d.Name + " " + d.Device
 }
 
 // Disk is one whole block device of the target.
@@ -289,6 +356,41 @@ func ParseFacts(r io.Reader) (Facts, error) {
 			f.IPv4DefaultRoute = v == "1"
 		case "ipv6_default_route":
 			f.IPv6DefaultRoute = v == "1"
+		case "disk_driver":
+			disk, rest, ok := strings.Cut(v, " ")
+			if d, good := parseDriver(rest); ok && good {
+				if f.DiskDrivers == nil {
+					f.DiskDrivers = map[string][]Driver{}
+				}
+				f.DiskDrivers[disk] = append(f.DiskDrivers[disk], d)
+			}
+		case "disk_sysfs":
+			if disk, p, ok := strings.Cut(v, " "); ok {
+				if f.DiskSysfs == nil {
+					f.DiskSysfs = map[string]string{}
+				}
+				f.DiskSysfs[disk] = p
+			}
+		case "root_disk":
+			if v != "" && !slices.Contains(f.RootDisks, v) {
+				f.RootDisks = append(f.RootDisks, v)
+			}
+		case "nic":
+			f.NIC = v
+		case "nic_driver":
+			if _, rest, ok := strings.Cut(v, " "); ok {
+				if d, good := parseDriver(rest); good {
+					f.NICDrivers = append(f.NICDrivers, d)
+				}
+			}
+		case "iscsi_sessions":
+			f.ISCSISessions, _ = strconv.Atoi(strings.TrimSpace(v))
+		case "cmdline":
+			f.Cmdline = strings.TrimSpace(v)
+		case "chassis_asset_tag":
+			f.ChassisAssetTag = strings.TrimSpace(v)
+		case "sys_vendor":
+			f.SysVendor = strings.TrimSpace(v)
 		case "end":
 			ended = true
 		}
@@ -565,8 +667,38 @@ func FormatFacts(f Facts) string {
 	}
 	flag("ipv4_default_route", f.IPv4DefaultRoute)
 	flag("ipv6_default_route", f.IPv6DefaultRoute)
+	for _, disk := range sortedKeys(f.DiskSysfs) {
+		kv("disk_sysfs", disk+" "+f.DiskSysfs[disk])
+	}
+	for _, disk := range sortedKeys(f.DiskDrivers) {
+		for _, d := range f.DiskDrivers[disk] {
+			kv("disk_driver", disk+" "+formatDriver(d))
+		}
+	}
+	for _, d := range f.RootDisks {
+		kv("root_disk", d)
+	}
+	if f.NIC != "" {
+		kv("nic", f.NIC)
+		for _, d := range f.NICDrivers {
+			kv("nic_driver", f.NIC+" "+formatDriver(d))
+		}
+	}
+	kv("iscsi_sessions", strconv.Itoa(f.ISCSISessions))
+	kv("cmdline", f.Cmdline)
+	kv("chassis_asset_tag", f.ChassisAssetTag)
+	kv("sys_vendor", f.SysVendor)
 	kv("end", "1")
 	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func formatLsblk(disks []Disk) string {
