@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 )
 
@@ -156,7 +158,7 @@ func fileHash(t *testing.T, p string) string {
 
 func xattrs(p string) string {
 	buf := make([]byte, 4096)
-	n, err := syscall.Listxattr(p, buf)
+	n, err := unix.Listxattr(p, buf)
 	if err != nil || n == 0 {
 		return ""
 	}
@@ -165,7 +167,7 @@ func xattrs(p string) string {
 	var out []string
 	for _, name := range names {
 		v := make([]byte, 4096)
-		m, err := syscall.Getxattr(p, name, v)
+		m, err := unix.Getxattr(p, name, v)
 		if err != nil {
 			continue
 		}
@@ -225,7 +227,7 @@ func makeTree(t *testing.T, root string) {
 	must(f.Close())
 	// An xattr where the file system has them (user.* needs ext4, xfs or
 	// tmpfs ≥ 6.6); the tree hash compares them when present.
-	_ = syscall.Setxattr(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"), "user.bigbang", []byte("kept"), 0)
+	_ = unix.Setxattr(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"), "user.bigbang", []byte("kept"), 0)
 	// Pin mtimes so the comparison is not at the mercy of the clock.
 	old := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
