@@ -131,6 +131,8 @@ func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, reboo
 // tuiExit maps the wizard's end to the exit codes of the contract.
 func tuiExit(res engine.InstallResult, err error) error {
 	switch {
+	case errors.Is(err, ui.ErrQuit):
+		return nil
 	case errors.Is(err, ui.ErrAborted):
 		// Left before anything changed: nothing to report, no error box.
 		return &cli.ExitError{Code: cli.Interrupted, Err: cli.ErrSilent}

@@ -114,12 +114,12 @@ func Resolve(ctx context.Context, t Target) (Resolved, error) {
 	return r, nil
 }
 
-// sshGArgs is the argv after `ssh` that shows t's configuration. ssh keeps
+// SSHGArgs is the argv after `ssh` that shows t's configuration. ssh keeps
 // the first value it gets of a keyword, so the order is the precedence:
 // the port flag, then the options, then the user flag (as in
 // nixos-anywhere's ssh, whose -p comes before the -o options and whose
 // user@host loses to -o User).
-func sshGArgs(host string, t Target) []string {
+func SSHGArgs(host string, t Target) []string {
 	args := []string{"-G"}
 	if t.SSHConfig != "" {
 		args = append(args, "-F", t.SSHConfig)
@@ -137,7 +137,7 @@ func sshGArgs(host string, t Target) []string {
 }
 
 func resolveWithSSH(ctx context.Context, sshBin, host string, t Target) (r Resolved, proxy string, err error) {
-	args := sshGArgs(host, t)
+	args := SSHGArgs(host, t)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sshBin, args...)

@@ -136,7 +136,7 @@ func (a *accessible) Plan(cfg steps.Config, plan steps.Plan, disks []engine.Disk
 		for _, p := range d.Partitions {
 			parts = append(parts, strings.TrimSpace(p.Name+" "+p.Mountpoint))
 		}
-		fmt.Fprintf(a.w, "WIPED: %s %s %s on %s (%s)\n", d.Device, steps.FormatBytes(d.Size), d.Model, cfg.Host, strings.Join(parts, ", "))
+		fmt.Fprintf(a.w, "Will be wiped: %s %s %s on %s (%s)\n", d.Device, steps.FormatBytes(d.Size), d.Model, cfg.Host, strings.Join(parts, ", "))
 	}
 }
 

@@ -75,7 +75,7 @@ func TestAccessibleFlow(t *testing.T) {
 		{name: "defaults kept, key trusted, host typed",
 			answers: "\n\n\n\n\n\ny\n\n\nwrong\n203.0.113.7\n", install: true, preflights: 2,
 			wantOut: []string{"Host [203.0.113.7]", "Preflight of opc@203.0.113.7 and .#vps-arm:", "trust it?",
-				"Plan:", "Command: ", "WIPED: /dev/sda", "type 203.0.113.7 exactly to wipe it", "transcript: ",
+				"Plan:", "Command: ", "Will be wiped: /dev/sda", "type 203.0.113.7 exactly to wipe it", "transcript: ",
 				"Resume with:   bigbang --host 203.0.113.7", "--log "}},
 		{name: "host key refused", answers: "\n\n\n\n\n\nn\n", wantErr: ErrAborted, preflights: 1,
 			wantOut: []string{"trust it?"}},

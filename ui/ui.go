@@ -7,6 +7,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -103,11 +104,15 @@ type Options struct {
 }
 
 // ErrAborted is returned, with a zero InstallResult, when the operator
-// leaves the wizard (q, esc on the welcome screen, Ctrl+C) before the
-// install starts: nothing on the server changed and nothing failed, so
-// it is not an error to report; callers exit 0 and print nothing
-// (errors.Is(err, ErrAborted)). ExitSummary is "" for it.
+// leaves the wizard before the install starts: nothing on the server
+// changed and nothing failed, so it is not an error to report and callers
+// print nothing (ExitSummary is "" for it). Ctrl+C is an interruption
+// (exit 130); q or esc is ErrQuit, which wraps it (exit 0).
 var ErrAborted = errors.New("stopped before anything was changed")
+
+// ErrQuit is ErrAborted for an operator who left with q or esc rather than
+// Ctrl+C: a choice, not an interruption (the command exits 0).
+var ErrQuit = fmt.Errorf("%w: left with q", ErrAborted)
 
 // Run shows the wizard until the operator quits; it returns how the
 // install ended (zero Outcome when it never started).
@@ -142,6 +147,9 @@ func Run(ctx context.Context, opts Options) (engine.InstallResult, error) {
 	}
 	if fm.stopErr != nil && fm.result.Outcome == "" {
 		return fm.result, fm.stopErr
+	}
+	if fm.result.Outcome == "" && !fm.interrupted {
+		return fm.result, ErrQuit
 	}
 	if fm.result.Outcome == "" {
 		return fm.result, ErrAborted
@@ -184,6 +192,7 @@ type model struct {
 	showHelp      bool
 	confirmQuit   bool // Ctrl+C during the install: asking first
 	stopping      bool
+	interrupted   bool // left with Ctrl+C before anything ran
 	tickGen       int
 	ticking       bool
 	now           time.Time
@@ -323,6 +332,7 @@ func (m *model) globalKey(k tea.KeyPressMsg) (tea.Cmd, bool) {
 			// A backup stops; its partial file is named incomplete.
 			m.cancelInstall()
 		}
+		m.interrupted = true
 		return tea.Quit, true
 	}
 	if m.logv != nil {

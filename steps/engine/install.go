@@ -58,6 +58,17 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 		verdict.Release()
 		return out, err
 	}
+	if out.Outcome == steps.OutcomeSuccess && lastRan(res.Phases) == "" {
+		// A clean exit with none of nixos-anywhere's steps is not an
+		// install: nothing says the disk was touched, nor that it was not.
+		out.Outcome, out.FailedPhase = steps.OutcomeFailed, steps.PhaseConnect
+		out.Diagnosis = &steps.Diagnosis{ID: "no-steps",
+			Summary: fmt.Sprintf("%s exited 0 without printing any step of nixos-anywhere: it did not install anything bigbang can see", req.Plan.Argv[0]),
+			Remedy:  "check --nixos-anywhere: it must run nixos-anywhere 1.13.0 (or leave it out for the pinned one); then run the install again"}
+		if len(req.Plan.Phases) > 0 {
+			out.FailedPhase = req.Plan.Phases[0]
+		}
+	}
 	out.Diagnosis = knownTried(out.Diagnosis, req.Plan)
 	if res.Outcome == steps.OutcomeAborted {
 		tr.line("bigbang: interrupted by the operator")

@@ -88,6 +88,10 @@ func scenarios() []scenario {
 			w.Child.Result = runner.Result{FailedPhase: steps.PhaseInstall, ExitCode: 130}
 		}, wantOutcome: steps.OutcomeAborted, wantPhase: steps.PhaseInstall, wantResume: "--phases install,keys,reboot",
 			wantCalls: []string{"dial", "child ", "receipt"}, wantLog: []string{"bigbang: interrupted by the operator"}},
+		{name: "a command that prints no step is not an install", set: func(w *enginetest.Fake, cfg *steps.Config) {
+			w.Child.Events = nil
+		}, wantOutcome: steps.OutcomeFailed, wantPhase: steps.PhaseConnect, wantDiag: "no-steps",
+			wantCalls: []string{"dial", "child ", "receipt"}, wantLog: []string{"bigbang: exit status 0"}},
 		{name: "refused: too little RAM", set: func(w *enginetest.Fake, cfg *steps.Config) {
 			w.Facts.MemTotalBytes, w.Facts.MemAvailableBytes = steps.GiB/2, steps.GiB/4
 			w.Child = nil

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 )
 
@@ -47,20 +47,7 @@ type sshSettings struct {
 // line options win over the configuration files).
 func sshGArgs(cfg steps.Config) []string {
 	t := cfg.Target()
-	args := []string{"-G"}
-	if sshGConfigFile != "" {
-		args = append(args, "-F", sshGConfigFile)
-	}
-	if t.Port != 0 {
-		args = append(args, "-p", strconv.Itoa(t.Port))
-	}
-	for _, o := range cfg.SSHOptions {
-		args = append(args, "-o", o)
-	}
-	if t.User != "" {
-		args = append(args, "-l", t.User)
-	}
-	return append(args, "--", t.Host)
+	return sshexec.SSHGArgs(t.Host, sshexec.Target{Port: t.Port, User: t.User, Options: cfg.SSHOptions, SSHConfig: sshGConfigFile})
 }
 
 // parseSSHG reads the `keyword value` lines of `ssh -G`.

@@ -189,13 +189,30 @@ func (c child) Run(ctx context.Context, o runner.Options, sink steps.Sink) (runn
 	if err := os.WriteFile(o.LogPath, []byte(strings.Join(f.Child.Lines, "\n")+"\n"), 0o600); err != nil {
 		return runner.Result{}, err
 	}
+	res := f.Child.Result
+	// The phases the events started and ended, as the runner reports them.
+	at := map[steps.PhaseID]int{}
 	for _, e := range f.Child.Events {
 		if e.Time.IsZero() {
 			e.Time = time.Now()
 		}
+		if e.Type == steps.EventPhase {
+			i, ok := at[e.Phase]
+			if !ok {
+				i = len(res.Phases)
+				at[e.Phase] = i
+				res.Phases = append(res.Phases, runner.PhaseTime{Phase: e.Phase})
+			}
+			res.Phases[i].State = e.State
+			switch e.State {
+			case steps.StateRunning:
+				res.Phases[i].Start = e.Time
+			case steps.StateDone, steps.StateFailed:
+				res.Phases[i].End = e.Time
+			}
+		}
 		sink(e)
 	}
-	res := f.Child.Result
 	if f.Child.Block {
 		<-ctx.Done()
 		res.Outcome = steps.OutcomeAborted
