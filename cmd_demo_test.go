@@ -171,13 +171,17 @@ func TestDemoInTmux(t *testing.T) {
 		want     []string
 		wantCode string
 		escapes  bool
+		// after is what the normal screen keeps once the wizard's
+		// alternate screen is gone: the recovery must survive quitting.
+		after []string
 	}{
 		{name: "success 120x40", w: 120, h: 40, until: []string{"NixOS is installed"},
 			want: []string{"REHEARSAL", "✔ Connect", "✔ Kexec", "✔ Disko", "✔ Install", "✔ Key copy", "✔ Reboot", "ssh root@203.0.113.7"}, wantCode: "0"},
 		{name: "60x20 NO_COLOR", w: 60, h: 20, env: "NO_COLOR=1", until: []string{"NixOS is installed"},
 			want: []string{"REHEARSAL", "✔ Reboot"}, wantCode: "0", escapes: true},
 		{name: "failure at disko", w: 120, h: 40, args: " --fail-at disko", until: []string{"failed in"},
-			want: []string{"✘ The install failed in Disko", "Resume", "--phases disko,install,keys,reboot", "Could not create partition"}, wantCode: "1"},
+			want: []string{"✘ The install failed in Disko", "Resume", "--phases disko,install,keys,reboot", "Could not create partition"}, wantCode: "1",
+			after: []string{"bigbang: the install failed in Disko.", "What went wrong", "The server", "Resume with:", "--phases disko,install,keys,reboot", "bigbang explain"}},
 		{name: "reinstall 120x40", w: 120, h: 40, args: " --reinstall",
 			// The screens on the way, each REHEARSAL.
 			through: [][]string{
@@ -220,6 +224,14 @@ func TestDemoInTmux(t *testing.T) {
 			}
 			if code != tc.wantCode {
 				t.Errorf("exit status %s, want %s", code, tc.wantCode)
+			}
+			if len(tc.after) > 0 {
+				normal := tm.screen(false)
+				for _, w := range tc.after {
+					if !strings.Contains(normal, w) {
+						t.Errorf("after the wizard ended, the terminal lacks %q:\n%s", w, normal)
+					}
+				}
 			}
 		})
 	}
