@@ -33,7 +33,7 @@ func newCheckCmd(cfg *steps.Config) *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true, // stdout carries the report (JSON); errors say what to do
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel, e, err := readOnly(cmd, cfg)
+			ctx, cancel, e, err := readOnly(cmd, cfg, needs{flake: true})
 			if err != nil {
 				return err
 			}

@@ -33,28 +33,35 @@ func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithCancel(ctx)
 }
 
+// needs says what a command's engine prepares: the target's defaults from
+// the host's last install (its receipt), and an evaluation of the flake
+// started now (nix runs while the command logs in).
+type needs struct{ receipt, flake bool }
+
 // newEngine is the engine over the real world, with cfg's target filled in
-// from the ssh configuration (and, when fromReceipt, the host's last
-// install) where the operator gave no flag. It returns the notes saying
-// where the defaults came from.
-func newEngine(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, fromReceipt bool) (*engine.Engine, []string) {
-	e := engine.New(engine.Real(ctx, cfg.Flake))
+// from the ssh configuration (and, with n.receipt, the host's last install)
+// where the operator gave no flag. It returns the notes saying where the
+// defaults came from.
+func newEngine(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, n needs) (*engine.Engine, []string) {
+	ref := ""
+	if n.flake {
+		ref = cfg.Flake
+	}
+	e := engine.New(engine.Real(ctx, ref))
 	fl := cmd.Flags()
-	notes := e.Defaults(ctx, cfg, engine.Given{User: fl.Changed("user"), Port: fl.Changed("port"), Identity: fl.Changed("identity")}, fromReceipt)
+	notes := e.Defaults(ctx, cfg, engine.Given{User: fl.Changed("user"), Port: fl.Changed("port"), Identity: fl.Changed("identity")}, n.receipt)
 	return e, notes
 }
 
 // readOnly starts a command that only logs in (check, drift, status, the
 // restore alone): the target flags checked, then the engine over the real
 // world with the target's defaults filled in. The caller defers cancel.
-func readOnly(cmd *cobra.Command, cfg *steps.Config) (context.Context, context.CancelFunc, *engine.Engine, error) {
+func readOnly(cmd *cobra.Command, cfg *steps.Config, n needs) (context.Context, context.CancelFunc, *engine.Engine, error) {
 	if err := cfg.ValidateTarget(); err != nil {
 		return nil, nil, nil, cli.UsageErr(err)
 	}
 	ctx, cancel := commandContext(cmd)
-	// After an install the machine is reached as its receipt says (root on
-	// the flake's port), not as the system before it was.
-	e, _ := newEngine(ctx, cmd, cfg, cmd.Name() != "check")
+	e, _ := newEngine(ctx, cmd, cfg, n)
 	return ctx, cancel, e, nil
 }
 

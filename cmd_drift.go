@@ -30,7 +30,7 @@ func newDriftCmd(cfg *steps.Config) *cobra.Command {
 			if _, _, err := steps.SplitFlake(cfg.Flake); err != nil {
 				return cli.UsageErr(err)
 			}
-			ctx, cancel, e, err := readOnly(cmd, cfg)
+			ctx, cancel, e, err := readOnly(cmd, cfg, needs{receipt: true, flake: true})
 			if err != nil {
 				return err
 			}

@@ -106,7 +106,7 @@ func wantsWizard(cmd *cobra.Command, cfg steps.Config) bool {
 // reinstall.
 func runWizard(ctx context.Context, cmd *cobra.Command, cfg *steps.Config, rebootTimeout, stall time.Duration, re *engine.ReinstallOptions) error {
 	c := *cfg
-	e, notes := newEngine(ctx, cmd, &c, true)
+	e, notes := newEngine(ctx, cmd, &c, needs{receipt: true, flake: true})
 	e.RebootTimeout, e.Stall = rebootTimeout, stall
 	opts := ui.Options{Config: c, Engine: e, Welcome: ui.WelcomeHere(c.Flake), TargetNotes: notes, Reinstall: re}
 	if re == nil && ui.Accessible() {

@@ -38,7 +38,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 			c := *cfg
 			if restore != "" {
 				// The restore alone needs no flake and no extra files.
-				ctx, cancel, e, err := readOnly(cmd, &c)
+				ctx, cancel, e, err := readOnly(cmd, &c, needs{receipt: true})
 				if err != nil {
 					return err
 				}
@@ -67,7 +67,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 					return cli.UsageErr(err)
 				}
 			}
-			e, _ := newEngine(ctx, cmd, &c, true)
+			e, _ := newEngine(ctx, cmd, &c, needs{receipt: true, flake: true})
 			e.RebootTimeout, e.Stall = wait, stall
 			f := front(cmd, c, ask)
 			out, err := e.RunReinstall(ctx, engine.Script{Config: c, Dial: dialPolicy(cmd, &c, timeout, false), Reinstall: &o,

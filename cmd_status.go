@@ -33,7 +33,7 @@ func newStatusCmd(cfg *steps.Config) *cobra.Command {
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel, e, err := readOnly(cmd, cfg)
+			ctx, cancel, e, err := readOnly(cmd, cfg, needs{receipt: true, flake: true})
 			if err != nil {
 				return err
 			}

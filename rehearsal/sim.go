@@ -22,6 +22,11 @@ import (
 // side, and an evaluation of the seed's nixosConfigurations.vps-arm.
 type simLocal struct{ b *Rehearsal }
 
+// Flake is the demo flake's evaluation.
+func (l simLocal) Flake(_ context.Context, ref string) (*flake.Info, error) {
+	return demoFlake(ref), nil
+}
+
 func (l simLocal) Local(ctx context.Context, cfg steps.Config) engine.Local {
 	checks := []steps.Check{
 		{ID: "local.flake", Status: steps.StatusOK, Summary: "flake " + cfg.Flake + " evaluates: nixosConfigurations.vps-arm, aarch64-linux"},

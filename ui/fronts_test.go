@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +55,7 @@ func TestThreeFrontEndsOneRun(t *testing.T) {
 			runs := map[string]got{}
 			dir := t.TempDir()
 			for _, front := range []string{"plain", "json", "accessible"} {
-				w, cfg := frontWorld(t, dir)
+				w, cfg := enginetest.A1World(t, dir)
 				tc.world(w)
 				e := engine.New(w.World())
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -121,24 +119,4 @@ func stripLog(cmd string) string {
 		}
 	}
 	return strings.Join(f, " ")
-}
-
-// frontWorld is an A1 VPS whose host key is known and whose extra-files
-// tree ships the new system's key.
-func frontWorld(t *testing.T, dir string) (*enginetest.Fake, steps.Config) {
-	keys := filepath.Join(dir, "keys")
-	keyDir := filepath.Join(keys, "persistent", "etc", "ssh")
-	if err := os.MkdirAll(keyDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	pub := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host\n"
-	if err := os.WriteFile(filepath.Join(keyDir, "ssh_host_ed25519_key.pub"), []byte(pub), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w := &enginetest.Fake{T: t, Dir: dir, Facts: enginetest.A1(), Local: enginetest.A1Local(), Known: true,
-		HostKey: sshexec.HostKeyInfo{Type: "ssh-ed25519", Fingerprint: "SHA256:old"},
-		Child:   &enginetest.Child{Lines: []string{"### Done! ###"}, Result: runner.Result{Outcome: steps.OutcomeSuccess}}}
-	cfg := steps.DefaultConfig()
-	cfg.Host, cfg.ExtraFiles, cfg.NixosAnywhere, cfg.BuildOn = "203.0.113.7", keys, "true", "remote"
-	return w, cfg
 }

@@ -52,7 +52,7 @@ func InstallConfigFlags(cmd *cobra.Command, cfg *steps.Config) {
 func RunFlags(cmd *cobra.Command, cfg *steps.Config, rebootTimeout, stall *time.Duration) {
 	fl := cmd.Flags()
 	fl.DurationVar(rebootTimeout, "reboot-timeout", sshexec.DefaultRebootTimeout,
-		"how long the reboot may take, from nixos-anywhere's Rebooting step until the new system answers (then look at the provider's serial console)")
+		"how long the machine may take to go down after nixos-anywhere's Rebooting step, and then to come back as the new system (then look at the provider's serial console)")
 	fl.DurationVar(stall, "stall", 0, "warn when a phase makes no progress for this long (default: per phase, 2m to 20m for builds)")
 	fl.IntVar(&cfg.PostKexecPort, "post-kexec-ssh-port", 0, "SSH port of the NixOS installer after kexec (nixos-anywhere's default: 22)")
 	fl.IntVar(&cfg.RebootPort, "reboot-port", 0, "SSH port of the installed system (default: the flake's services.openssh.ports)")

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 )
@@ -42,7 +44,7 @@ func checkLog(path string) (warning string, err error) {
 			// A device or a pipe the operator chose (a terminal, a
 			// logger): bigbang writes into it as into a file, and says
 			// at once when a write fails.
-			if err := syscall.Access(path, 2); err != nil {
+			if err := unix.Access(path, unix.W_OK); err != nil {
 				return "", fmt.Errorf("%w: %s cannot be written (%v): pass --log with a file you can write", runner.ErrLog, path, err)
 			}
 			return "", nil
@@ -57,7 +59,7 @@ func checkLog(path string) (warning string, err error) {
 		if n > 0 && !bytes.Contains(head[:n], []byte("### ")) && !bytes.Contains(head[:n], []byte("bigbang: ")) {
 			return "", fmt.Errorf("%w: --log %s already holds something else; bigbang appends only to its own transcripts: pass --log with a new file name", ErrNotTranscript, path)
 		}
-		if err := syscall.Access(path, 2); err != nil {
+		if err := unix.Access(path, unix.W_OK); err != nil {
 			return "", fmt.Errorf("%w: %s cannot be written (%v): pass --log with a file you can write", runner.ErrLog, path, err)
 		}
 	}

@@ -46,9 +46,6 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 		opts.DefaultStall = e.Stall
 	}
 	res, err := e.World.Child.Run(ctx, opts, verdict.Emit)
-	if err != nil && res.Log == "" {
-		res.Log = req.Log
-	}
 	out := InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
 	if out.Log == "" {
 		out.Log = req.Log

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -105,22 +104,9 @@ func scenarios() []scenario {
 
 // world is the A1 VPS with a known host key and a successful child.
 func world(t *testing.T, sc scenario) (*enginetest.Fake, steps.Config) {
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "keys")
-	keyDir := filepath.Join(keys, "persistent", "etc", "ssh")
-	if err := os.MkdirAll(keyDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	pub := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host\n"
-	if err := os.WriteFile(filepath.Join(keyDir, "ssh_host_ed25519_key.pub"), []byte(pub), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	w := &enginetest.Fake{T: t, Dir: dir, Facts: enginetest.A1(), Local: enginetest.A1Local(), Known: true,
-		HostKey: sshexec.HostKeyInfo{Type: "ssh-ed25519", Fingerprint: "SHA256:old"},
-		Child: &enginetest.Child{Events: childPhases(steps.PhaseReboot, steps.StateDone), Lines: []string{"### Done! ###"},
-			Result: runner.Result{Outcome: steps.OutcomeSuccess}}}
-	cfg := steps.DefaultConfig()
-	cfg.Host, cfg.ExtraFiles, cfg.NixosAnywhere, cfg.YesWipe, cfg.BuildOn = "203.0.113.7", keys, "true", "203.0.113.7", "remote"
+	w, cfg := enginetest.A1World(t, t.TempDir())
+	w.Child.Events = childPhases(steps.PhaseReboot, steps.StateDone)
+	cfg.YesWipe = cfg.Host
 	if sc.set != nil {
 		sc.set(w, &cfg)
 	}

@@ -71,6 +71,9 @@ type Local struct {
 // the secrets) and evaluates the flake.
 type LocalChecker interface {
 	Local(ctx context.Context, cfg steps.Config) Local
+	// Flake is the evaluation of ref alone, for the steps that need the
+	// flake's layout or revision and none of the checks (drift, status).
+	Flake(ctx context.Context, ref string) (*flake.Info, error)
 }
 
 // Child runs nixos-anywhere (or what stands in for it).

@@ -14,6 +14,7 @@ import (
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
 	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
@@ -24,6 +25,9 @@ import (
 type noLocal struct{}
 
 func (noLocal) Local(context.Context, steps.Config) Local { return Local{} }
+func (noLocal) Flake(context.Context, string) (*flake.Info, error) {
+	return nil, errors.New("no flake in this test")
+}
 
 // TestLocalBuild covers the RAM screen's "can this machine build it":
 // natively, through binfmt emulation with extra-platforms, or not, and why.

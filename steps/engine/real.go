@@ -85,11 +85,21 @@ type realLocal struct {
 	ref     string
 }
 
-func (l *realLocal) Local(ctx context.Context, cfg steps.Config) Local {
-	pending := l.pending
-	if pending == nil || l.ref != cfg.Flake {
-		pending = flake.Start(ctx, cfg.Flake)
+// evaluation is the one started at launch when ref is that flake, else a
+// new one.
+func (l *realLocal) evaluation(ctx context.Context, ref string) *flake.Pending {
+	if l.pending == nil || l.ref != ref {
+		return flake.Start(ctx, ref)
 	}
+	return l.pending
+}
+
+func (l *realLocal) Flake(ctx context.Context, ref string) (*flake.Info, error) {
+	return l.evaluation(ctx, ref).Wait(ctx)
+}
+
+func (l *realLocal) Local(ctx context.Context, cfg steps.Config) Local {
+	pending := l.evaluation(ctx, cfg.Flake)
 	checks, exp, summary := local.RunWith(ctx, cfg, pending)
 	info, err := pending.Wait(ctx)
 	if err != nil {

@@ -73,21 +73,29 @@ func (e *Engine) DriftOver(ctx context.Context, c Conn, cfg steps.Config) (reins
 // driftInfo is DriftOver that also returns the flake's evaluation (nil
 // when it failed).
 func (e *Engine) driftInfo(ctx context.Context, c Conn, cfg steps.Config) (reinstall.Report, []reinstall.FlakeDisk, *flake.Info, error) {
-	lc := make(chan Local, 1)
-	go func() { lc <- e.World.Local.Local(ctx, cfg) }()
+	type evaluated struct {
+		info *flake.Info
+		err  error
+	}
+	lc := make(chan evaluated, 1)
+	go func() {
+		info, err := e.World.Local.Flake(ctx, cfg.Flake)
+		lc <- evaluated{info, err}
+	}()
 	live, lerr := c.Facts(ctx)
 	if lerr != nil {
 		lerr = fmt.Errorf("%w: %w", reinstall.ErrLayoutRead, lerr)
 	} else if !live.HasTool("lsblk") {
 		lerr = fmt.Errorf("%w: the target has no lsblk: install util-linux on it", reinstall.ErrLayoutRead)
 	}
-	lo := <-lc
-	info := lo.Flake
+	ev := <-lc
+	info := ev.info
 	var layout []reinstall.FlakeDisk
 	var ferr error
 	switch {
-	case info == nil:
-		ferr = fmt.Errorf("evaluating %s: %w", cfg.Flake, lo.FlakeErr)
+	case ev.err != nil || info == nil:
+		info = nil
+		ferr = fmt.Errorf("evaluating %s: %w", cfg.Flake, ev.err)
 	default:
 		if layout = reinstall.FromDisko(info.Config.Disko); len(layout) == 0 {
 			ferr = fmt.Errorf("%s has no disko layout (disko.devices.disk): drift compares disko layouts only", cfg.Flake)

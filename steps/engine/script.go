@@ -10,7 +10,6 @@ import (
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
-	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 // Front is a linear front end (plain, JSON, accessible): it renders the
@@ -252,13 +251,11 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 		case aerr != nil:
 			return out, aerr
 		case !ok:
-			c := UnknownKeyChecks(cfg.Target(), d.NewHostKey)[0]
-			for _, cc := range UnknownKeyChecks(cfg.Target(), d.NewHostKey) {
-				if cc.ID == remote.IDHostKey {
-					c = cc
+			for _, c := range UnknownKeyChecks(cfg.Target(), d.NewHostKey) {
+				if c.Blocking() {
+					return out, fmt.Errorf("%s; fix: %s", c.Summary, c.Fix)
 				}
 			}
-			return out, fmt.Errorf("%s; fix: %s", c.Summary, c.Fix)
 		}
 		s.Dial.Approved = d.NewHostKey.Fingerprint
 		d, err = e.Prepare(ctx, cfg, s.Dial)

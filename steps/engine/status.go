@@ -220,7 +220,7 @@ func (e *Engine) Status(ctx context.Context, req StatusRequest) (Status, error) 
 	parseStatus(out.Bytes(), &st)
 
 	if req.NoDrift {
-		if info := e.World.Local.Local(ctx, cfg).Flake; info != nil && info.Config.Revision != nil {
+		if info, err := e.World.Local.Flake(ctx, cfg.Flake); err == nil && info.Config.Revision != nil {
 			st.Revision.Local = *info.Config.Revision
 		}
 	} else {

@@ -105,13 +105,7 @@ func Path(host string) (string, error) {
 // fileName makes a host (a name, an IPv4 or an IPv6 address) into a file
 // name: anything but letters, digits, '.', '-' and '_' becomes '_'.
 func fileName(host string) string {
-	host = strings.Trim(host, "[]")
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, host) + ".json"
+	return steps.Target{Host: strings.Trim(host, "[]")}.FileName() + ".json"
 }
 
 // Write stores r as the receipt of r.Host: mode 0600 in folders made 0700

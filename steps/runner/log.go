@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bigbang-nix/bigbang/steps"
 )
 
 // ErrLog is wrapped by every error about the transcript file; when Run
@@ -37,13 +39,7 @@ func safeName(host string) string {
 	if host == "" {
 		return "host"
 	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-':
-			return r
-		}
-		return '_'
-	}, host)
+	return steps.Target{Host: host}.FileName()
 }
 
 // OpenLog opens the transcript file for appending, creating it with mode

@@ -172,6 +172,14 @@ func (c conn) Close() error { return nil }
 
 type local struct{ f *Fake }
 
+func (l local) Flake(context.Context, string) (*flake.Info, error) {
+	l.f.call("flake")
+	if l.f.Local.Flake == nil {
+		return nil, fmt.Errorf("the fake flake does not evaluate: %w", l.f.Local.FlakeErr)
+	}
+	return l.f.Local.Flake, nil
+}
+
 func (l local) Local(context.Context, steps.Config) engine.Local {
 	l.f.call("local")
 	return l.f.Local
@@ -293,4 +301,27 @@ func A1Local() engine.Local {
 		Expect: steps.TargetExpect{System: "aarch64-linux", Disks: []steps.DiskNeed{{Device: "/dev/sda", MinSizeBytes: 8 * steps.GiB}}, EFI: &efi},
 		Flake:  &flake.Info{Ref: ".#vps-arm", Name: "vps-arm", Config: flake.Config{System: "aarch64-linux"}},
 	}
+}
+
+// A1World is an A1 VPS whose host key known_hosts pins, a flake that fits
+// it, an extra-files tree in dir that ships the new system's host key,
+// and a child that succeeds (with no events: a test gives it the run it
+// plays). cfg installs it with the remote build and the child `true`.
+func A1World(t testing.TB, dir string) (*Fake, steps.Config) {
+	t.Helper()
+	keys := filepath.Join(dir, "keys")
+	keyDir := filepath.Join(keys, "persistent", "etc", "ssh")
+	if err := os.MkdirAll(keyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pub := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl host\n"
+	if err := os.WriteFile(filepath.Join(keyDir, "ssh_host_ed25519_key.pub"), []byte(pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := &Fake{T: t, Dir: dir, Facts: A1(), Local: A1Local(), Known: true,
+		HostKey: sshexec.HostKeyInfo{Type: "ssh-ed25519", Fingerprint: "SHA256:old"},
+		Child:   &Child{Lines: []string{"### Done! ###"}, Result: runner.Result{Outcome: steps.OutcomeSuccess}}}
+	cfg := steps.DefaultConfig()
+	cfg.Host, cfg.ExtraFiles, cfg.NixosAnywhere, cfg.BuildOn = "203.0.113.7", keys, "true", "remote"
+	return w, cfg
 }
