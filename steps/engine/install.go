@@ -30,6 +30,17 @@ const DiagnosisRebootUnverified = "reboot.unverified"
 // `bigbang explain` on it agrees with this result. The error is for an
 // install that could not start.
 func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sink) (InstallResult, error) {
+	if phases, _ := steps.ParsePhases(req.Config.Phases); len(phases) > 0 && !req.StateKnown {
+		// A resume fits the machine as it is now, from every front end.
+		state := e.Probe(ctx, req.Config, req.Flake)
+		verifyOnly, err := resumePlan(state, phases, req.Config.Host)
+		switch {
+		case err != nil:
+			return InstallResult{}, err
+		case verifyOnly:
+			return e.VerifyOnly(ctx, req, state, sink)
+		}
+	}
 	unlock, err := e.lock(req.Config.Target(), "install")
 	if err != nil {
 		return InstallResult{}, fmt.Errorf("%w; nothing was started", err)

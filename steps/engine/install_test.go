@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,23 @@ func TestProxyRefusedBeforeAnything(t *testing.T) {
 	}
 	if calls := w.Calls(); len(calls) != 0 {
 		t.Errorf("something ran: %q", calls)
+	}
+}
+
+// TestInstallResumeProbes: a resume started by a front end that runs the
+// engine's steps itself (the wizard) is matched to the machine too: against
+// the installed system, disko is never run again.
+func TestInstallResumeProbes(t *testing.T) {
+	w, cfg := world(t, scenario{})
+	w.Child = nil // nixos-anywhere must not run
+	cfg.Phases = "disko,install,reboot"
+	e := engine.New(w.World())
+	plan, err := steps.NewPlan(cfg, steps.PlanEnv{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Install(context.Background(), engine.InstallRequest{Config: cfg, Plan: plan, Log: filepath.Join(w.Dir, "run.log")}, func(steps.Event) {})
+	if !errors.Is(err, engine.ErrResumeRefused) || !strings.Contains(err.Error(), "already runs the installed system") {
+		t.Fatalf("err %v, want the resume refused against the installed system", err)
 	}
 }

@@ -192,7 +192,7 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 		}
 		if verifyOnly {
 			f.Note("transcript: " + logPath)
-			return e.VerifyOnly(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Resume: s.Resume}, state, f.Event)
+			return e.VerifyOnly(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Resume: s.Resume, StateKnown: true}, state, f.Event)
 		}
 	}
 	var rep Report
@@ -215,7 +215,7 @@ func (e *Engine) RunInstall(ctx context.Context, s Script, f Front) (InstallResu
 		return InstallResult{}, errors.Join(ErrNotConfirmed, err)
 	}
 	f.Note("transcript: " + logPath)
-	return e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume}, f.Event)
+	return e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume, StateKnown: true}, f.Event)
 }
 
 // Reinstalled is how a linear reinstall ended.
@@ -307,7 +307,7 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 		f.Note(warn)
 	}
 	f.Note("transcript: " + logPath)
-	res, err := e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume, Layout: d.Layout}, f.Event)
+	res, err := e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume, Layout: d.Layout, StateKnown: true}, f.Event)
 	out.Install = res
 	if err != nil || res.Outcome != steps.OutcomeSuccess {
 		return out, err

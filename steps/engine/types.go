@@ -136,6 +136,9 @@ type InstallRequest struct {
 	Resume ResumeStyle
 	// Drift is a reinstall's flake layout, recorded in the receipt.
 	Layout []reinstall.FlakeDisk
+	// StateKnown says the caller already matched a resume (--phases) to the
+	// machine's state; otherwise Install probes the machine first.
+	StateKnown bool
 }
 
 // InstallResult is how an install ended, with what the result screen shows.
