@@ -169,8 +169,14 @@ type (
 		result engine.InstallResult
 		err    error
 	}
-	tickMsg    struct{ gen int }
-	autoMsg    struct{ at screen }
+	tickMsg struct{ gen int }
+	// autoMsg is --yes answering the screen at, shown as the shows-th
+	// screen change: an answer meant for an earlier showing of the same
+	// screen (a drift started again) is stale.
+	autoMsg struct {
+		at    screen
+		shown int
+	}
 	exitMsg    struct{}
 	logLoadMsg struct {
 		lines []string
@@ -193,6 +199,7 @@ type model struct {
 	confirmQuit   bool // Ctrl+C during the install: asking first
 	stopping      bool
 	interrupted   bool // left with Ctrl+C before anything ran
+	shown         int  // how many times show changed the screen
 	tickGen       int
 	ticking       bool
 	now           time.Time
@@ -431,7 +438,7 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 		}
 		return m.showResult()
 	case autoMsg:
-		if msg.at != m.screen {
+		if msg.at != m.screen || msg.shown != m.shown {
 			return nil
 		}
 		return m.autoAdvance()
@@ -572,6 +579,7 @@ func (m *model) showResult() tea.Cmd {
 // the help of the screen before closes with it.
 func (m *model) show(s screen) {
 	m.screen = s
+	m.shown++
 	m.showHelp = false
 }
 
@@ -727,8 +735,8 @@ func (m *model) autoCmd() tea.Cmd {
 	if !m.opts.Auto {
 		return nil
 	}
-	at := m.screen
-	return tea.Tick(m.opts.AutoPause, func(time.Time) tea.Msg { return autoMsg{at: at} })
+	at, shown := m.screen, m.shown
+	return tea.Tick(m.opts.AutoPause, func(time.Time) tea.Msg { return autoMsg{at: at, shown: shown} })
 }
 
 // autoAdvance answers the current screen with its default.
