@@ -395,7 +395,7 @@ func TestInstallWritesReceipt(t *testing.T) {
 			if !strings.Contains(stderr, "bigbang: receipt: "+p) {
 				t.Errorf("stderr does not name the receipt: %s", stderr)
 			}
-			r, err := receipt.Read("192.0.2.7")
+			r, err := receipt.Read("192.0.2.7", 22)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -129,7 +129,7 @@ func TestReinstallPreflight(t *testing.T) {
 		if _, err := os.Stat(marker); err == nil {
 			t.Errorf("nixos-anywhere ran although a check blocks")
 		}
-		if rec, err := receipt.Read(x.h.IP); err == nil && len(rec.Backups) != 0 {
+		if rec, err := receipt.Read(x.h.IP, x.h.Port); err == nil && len(rec.Backups) != 0 {
 			t.Errorf("the receipt records a backup: %+v", rec.Backups)
 		}
 	})
@@ -164,7 +164,7 @@ func TestReinstallPreflight(t *testing.T) {
 		if strings.Index(out, "remote.disk") > strings.Index(out, "Backup verified") {
 			t.Errorf("the preflight did not come before the backup:\n%s", out)
 		}
-		rec, err := receipt.Read(x.h.IP)
+		rec, err := receipt.Read(x.h.IP, x.h.Port)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -129,7 +129,7 @@ func TestStatusCommand(t *testing.T) {
 	})
 
 	t.Run("host key not the receipt's", func(t *testing.T) {
-		if _, err := receipt.Write(receipt.Receipt{Host: h.IP, HostKeyFingerprint: "SHA256:old"}); err != nil {
+		if _, err := receipt.Write(receipt.Receipt{Host: h.IP, Port: h.Port, HostKeyFingerprint: "SHA256:old"}); err != nil {
 			t.Fatal(err)
 		}
 		defer os.RemoveAll(filepath.Join(state, "bigbang"))

@@ -86,7 +86,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	if !strings.Contains(s, "It holds the machine's secrets") {
 		t.Errorf("the backup screen does not warn about secrets:\n%s", s)
 	}
-	r0, err := receipt.Read(x.h.IP)
+	r0, err := receipt.Read(x.h.IP, x.h.Port)
 	if err != nil {
 		t.Fatalf("the backup is not in the receipt: %v", err)
 	}
@@ -119,7 +119,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 		t.Errorf("the restore did not bring back %s: %q, %v", db, b, err)
 	}
 	tm.quit(wait, "q", "0")
-	rec, err := receipt.Read(x.h.IP)
+	rec, err := receipt.Read(x.h.IP, x.h.Port)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -364,7 +364,7 @@ func (e *Engine) installReceipt(req InstallRequest, out InstallResult, phases []
 			r.Disko = reinstall.FromDisko(info.Config.Disko)
 		}
 	}
-	if old, err := e.World.Receipts.Read(cfg.Target()); err == nil {
+	if old, err := e.World.Receipts.Read(cfg.Target()); err == nil && old.Reaches(cfg.Port) {
 		r.Backups = old.Backups
 	}
 	return r

@@ -83,7 +83,7 @@ func TestTargetDefaultsFromReceipt(t *testing.T) {
 		t.Fatalf("without a receipt: notes %q, user %q", notes, cfg.User)
 	}
 	rec := `{"version":1,"host":"198.51.100.4","user":"ubuntu","port":2222,"flake":".#other","installed_at":"2026-01-02T03:04:05Z"}`
-	p, err := receipt.Path(cfg.Host)
+	p, err := receipt.Path(cfg.Host, 2222)
 	if err != nil {
 		t.Fatal(err)
 	}

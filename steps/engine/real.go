@@ -119,10 +119,12 @@ func (RunnerChild) Run(ctx context.Context, o runner.Options, sink steps.Sink) (
 // fileReceipts are the receipts of steps/receipt.
 type fileReceipts struct{}
 
-func (fileReceipts) Read(t steps.Target) (receipt.Receipt, error) { return receipt.Read(t.Host) }
-func (fileReceipts) Write(r receipt.Receipt) (string, error)      { return receipt.Write(r) }
+func (fileReceipts) Read(t steps.Target) (receipt.Receipt, error) {
+	return receipt.Read(t.Host, t.Port)
+}
+func (fileReceipts) Write(r receipt.Receipt) (string, error) { return receipt.Write(r) }
 func (fileReceipts) AddBackup(t steps.Target, b receipt.Backup) error {
-	return receipt.AddBackup(t.Host, b)
+	return receipt.AddBackup(t.Host, t.Port, b)
 }
 
 // tarArchiver is steps/reinstall's streamed tar backup and restore.

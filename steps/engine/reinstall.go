@@ -198,6 +198,9 @@ func (e *Engine) RestoreOver(ctx context.Context, c Conn, cfg steps.Config, a re
 // receipt's path.
 func (e *Engine) markRestored(t steps.Target, a reinstall.Archive) (string, error) {
 	r, err := e.World.Receipts.Read(t)
+	if err == nil && !r.Reaches(t.Port) {
+		err = fmt.Errorf("%w: the receipt found for %s is of the machine on port %d", receipt.ErrNotFound, t.Host, r.Port)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -1,5 +1,5 @@
 // Package receipt keeps what bigbang knows about each machine it installed:
-// one JSON file per host under $XDG_STATE_HOME/bigbang/hosts. The wizard
+// one JSON file per host and port under $XDG_STATE_HOME/bigbang/hosts. The wizard
 // prefills from it; `bigbang status` and `bigbang reinstall` compare the
 // machine and the flake against it.
 package receipt
@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,19 +94,52 @@ func Dir() (string, error) {
 	return filepath.Join(base, "bigbang", "hosts"), nil
 }
 
-// Path returns the receipt file of host.
-func Path(host string) (string, error) {
+// Path returns the receipt file of the machine at host:port: host.json
+// for port 22 (or 0), host@PORT.json for any other, so that two machines
+// behind one address on different ports keep their own receipts.
+func Path(host string, port int) (string, error) {
 	dir, err := Dir()
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, fileName(host)), nil
+	return filepath.Join(dir, fileName(host, port)), nil
 }
 
-// fileName makes a host (a name, an IPv4 or an IPv6 address) into a file
-// name: anything but letters, digits, '.', '-' and '_' becomes '_'.
-func fileName(host string) string {
-	return steps.Target{Host: strings.Trim(host, "[]")}.FileName() + ".json"
+// fileName makes a host (a name, an IPv4 or an IPv6 address) and port into
+// a file name: anything but letters, digits, '.', '-' and '_' in the host
+// becomes '_', and a port other than 22 follows an '@', which no host
+// name holds.
+func fileName(host string, port int) string {
+	name := steps.Target{Host: strings.Trim(host, "[]")}.FileName()
+	if port != 0 && port != 22 {
+		name += "@" + strconv.Itoa(port)
+	}
+	return name + ".json"
+}
+
+// keyPort is the port a receipt is filed under: the one that reaches the
+// machine now (the installed system's login port once an install was
+// verified, else the port the run went in through).
+func (r Receipt) keyPort() int {
+	if r.Login != nil && r.Login.Port != 0 {
+		return r.Login.Port
+	}
+	return r.Port
+}
+
+// Reaches says whether the receipt describes the machine reached at port:
+// the port it was installed through or the installed system's.
+func (r Receipt) Reaches(port int) bool {
+	if port == 0 {
+		port = 22
+	}
+	norm := func(p int) int {
+		if p == 0 {
+			return 22
+		}
+		return p
+	}
+	return norm(r.Port) == port || r.Login != nil && norm(r.Login.Port) == port
 }
 
 // Write stores r as the receipt of r.Host: mode 0600 in folders made 0700
@@ -116,7 +150,7 @@ func Write(r Receipt) (string, error) {
 		return "", errors.New("receipt: no host")
 	}
 	r.Version = Version
-	p, err := Path(r.Host)
+	p, err := Path(r.Host, r.keyPort())
 	if err != nil {
 		return "", err
 	}
@@ -146,15 +180,73 @@ func Write(r Receipt) (string, error) {
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return "", fmt.Errorf("receipt: %w", err)
 	}
+	// A receipt filed under another port that this run went in through
+	// described the same machine before its port moved: this one replaces it.
+	for _, o := range hostReceipts(r.Host) {
+		if o.path != p && o.r.Reaches(r.Port) {
+			_ = os.Remove(o.path)
+		}
+	}
 	return p, nil
 }
 
-// Read returns the receipt of host; ErrNotFound when there is none.
-func Read(host string) (Receipt, error) {
-	p, err := Path(host)
+type filed struct {
+	path string
+	r    Receipt
+}
+
+// hostReceipts are the readable receipts of host under every port.
+func hostReceipts(host string) []filed {
+	dir, err := Dir()
+	if err != nil {
+		return nil
+	}
+	base := strings.TrimSuffix(fileName(host, 22), ".json")
+	names, _ := filepath.Glob(filepath.Join(dir, base+"@*.json"))
+	names = append([]string{filepath.Join(dir, base+".json")}, names...)
+	var out []filed
+	for _, n := range names {
+		r, err := readFile(n, host)
+		if err == nil && strings.Trim(r.Host, "[]") == strings.Trim(host, "[]") {
+			out = append(out, filed{n, r})
+		}
+	}
+	return out
+}
+
+// Read returns the receipt of the machine at host:port; ErrNotFound when
+// there is none. A receipt filed under another port is found when the
+// machine was installed through port or answers on it now, and, for port
+// 22 (or 0: not given), when it is the host's only receipt.
+func Read(host string, port int) (Receipt, error) {
+	p, err := Path(host, port)
 	if err != nil {
 		return Receipt{}, err
 	}
+	r, err := readFile(p, host)
+	if !errors.Is(err, ErrNotFound) {
+		return r, err
+	}
+	all := hostReceipts(host)
+	for _, o := range all {
+		if o.r.Reaches(port) {
+			return o.r, nil
+		}
+	}
+	if (port == 0 || port == 22) && len(all) == 1 {
+		return all[0].r, nil
+	}
+	if len(all) > 1 {
+		ports := make([]string, 0, len(all))
+		for _, o := range all {
+			ports = append(ports, strconv.Itoa(o.r.keyPort()))
+		}
+		return Receipt{}, fmt.Errorf("%w: %s has receipts for ports %s, none for %d: give --port", ErrNotFound, host, strings.Join(ports, ", "), port)
+	}
+	return Receipt{}, err
+}
+
+func readFile(p, host string) (Receipt, error) {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Receipt{}, fmt.Errorf("%w: %s (none is written until an install of %s finishes)", ErrNotFound, p, host)
@@ -175,10 +267,11 @@ func Read(host string) (Receipt, error) {
 // AddBackup records a backup in the receipt of host, creating a receipt
 // with only the host when none exists (a machine installed before bigbang
 // kept receipts can still be backed up).
-func AddBackup(host string, b Backup) error {
-	r, err := Read(host)
-	if errors.Is(err, ErrNotFound) {
-		r, err = Receipt{Host: host}, nil
+func AddBackup(host string, port int, b Backup) error {
+	r, err := Read(host, port)
+	if errors.Is(err, ErrNotFound) || err == nil && !r.Reaches(port) {
+		// Not the receipt of another machine behind the same address.
+		r, err = Receipt{Host: host, Port: port}, nil
 	}
 	if err != nil {
 		return err

@@ -61,7 +61,7 @@ func TestWriteRead(t *testing.T) {
 					t.Fatalf("%s mode %v %v", d, fi.Mode(), err)
 				}
 			}
-			got, err := Read(tt.host)
+			got, err := Read(tt.host, 22)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestWriteRead(t *testing.T) {
 func TestReadErrors(t *testing.T) {
 	state := t.TempDir()
 	t.Setenv("XDG_STATE_HOME", state)
-	if _, err := Read("nobody"); !errors.Is(err, ErrNotFound) {
+	if _, err := Read("nobody", 22); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
 	dir := filepath.Join(state, "bigbang", "hosts")
@@ -95,7 +95,7 @@ func TestReadErrors(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, tt.name+".json"), []byte(tt.content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := Read(tt.name); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := Read(tt.name, 22); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
@@ -110,22 +110,22 @@ func TestAddBackupAndPrefill(t *testing.T) {
 	older := Backup{Path: "/b/1.tar.zst", Created: time.Unix(100, 0).UTC(), Source: "/persistent"}
 	newer := Backup{Path: "/b/2.tar.zst", Created: time.Unix(200, 0).UTC(), Source: "/persistent"}
 	for _, b := range []Backup{newer, older} {
-		if err := AddBackup("203.0.113.7", b); err != nil {
+		if err := AddBackup("203.0.113.7", 22, b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A host without a receipt gets one holding only the backup.
-	if err := AddBackup("fresh", older); err != nil {
+	if err := AddBackup("fresh", 22, older); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Read("203.0.113.7")
+	r, err := Read("203.0.113.7", 22)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if last, ok := r.LastBackup(); !ok || last.Path != newer.Path || len(r.Backups) != 2 || r.Flake != ".#vps-arm" {
 		t.Fatalf("receipt %+v", r)
 	}
-	if f, err := Read("fresh"); err != nil || len(f.Backups) != 1 {
+	if f, err := Read("fresh", 22); err != nil || len(f.Backups) != 1 {
 		t.Fatalf("fresh: %+v %v", f, err)
 	}
 
@@ -175,5 +175,83 @@ func TestPrefillLogin(t *testing.T) {
 	r.Prefill(&cfg)
 	if cfg.User != "opc" || cfg.Port != 22 {
 		t.Errorf("without a login: %s:%d", cfg.User, cfg.Port)
+	}
+}
+
+// TestHostAndPort: two machines behind one address on different ports keep
+// their own receipts; a machine whose port moved with the install is found
+// under either port, and its new receipt replaces the one under the old.
+func TestHostAndPort(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	dir := filepath.Join(state, "bigbang", "hosts")
+	a := sample()
+	a.Port, a.HostKeyFingerprint = 2200, "SHA256:a"
+	b := sample()
+	b.Port, b.HostKeyFingerprint = 2201, "SHA256:b"
+	for _, r := range []Receipt{a, b} {
+		if _, err := Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for port, want := range map[int]string{2200: "SHA256:a", 2201: "SHA256:b"} {
+		if r, err := Read(a.Host, port); err != nil || r.HostKeyFingerprint != want {
+			t.Errorf("port %d: %q %v, want %s", port, r.HostKeyFingerprint, err, want)
+		}
+	}
+	// Two receipts, no port given: which machine is not guessed.
+	if _, err := Read(a.Host, 22); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "2200, 2201") || !strings.Contains(err.Error(), "--port") {
+		t.Errorf("ambiguous: %v", err)
+	}
+	// A backup of a third machine on port 22 is not filed with a or b.
+	if err := AddBackup(a.Host, 22, Backup{Path: "/b/c.tar"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{2200, 2201} {
+		if r, _ := Read(a.Host, port); len(r.Backups) != 0 {
+			t.Errorf("port %d got the other machine's backup: %+v", port, r.Backups)
+		}
+	}
+	if r, err := Read(a.Host, 22); err != nil || len(r.Backups) != 1 || r.Port != 22 {
+		t.Errorf("port 22: %+v %v", r, err)
+	}
+
+	// The machine on 2200 is installed and answers on 2222 now: one
+	// receipt, found under both ports, filed under the new one.
+	a.Login = &Login{User: "root", Port: 2222}
+	p, err := Write(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(p) != "203.0.113.7@2222.json" {
+		t.Errorf("filed as %s", p)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "203.0.113.7@2200.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the receipt under the old port is still there: %v", err)
+	}
+	for _, port := range []int{2200, 2222} {
+		if r, err := Read(a.Host, port); err != nil || r.HostKeyFingerprint != "SHA256:a" {
+			t.Errorf("port %d: %+v %v", port, r, err)
+		}
+	}
+	if r, err := Read(a.Host, 2201); err != nil || r.HostKeyFingerprint != "SHA256:b" {
+		t.Errorf("the other machine's receipt: %+v %v", r, err)
+	}
+}
+
+// TestOnlyReceipt: with one receipt for the host, no port given (22) finds
+// it, so `--host` alone prefills the port; another port does not.
+func TestOnlyReceipt(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	r := sample()
+	r.Port = 2222
+	if _, err := Write(r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Read(r.Host, 22); err != nil || got.Port != 2222 {
+		t.Errorf("port 22: %+v %v", got, err)
+	}
+	if _, err := Read(r.Host, 2300); !errors.Is(err, ErrNotFound) {
+		t.Errorf("port 2300: %v", err)
 	}
 }
