@@ -83,7 +83,7 @@ func interactive(cfg *steps.Config) bool {
 func dialPolicy(cmd *cobra.Command, cfg *steps.Config, timeout time.Duration, hash bool) engine.DialPolicy {
 	p := engine.DialPolicy{Timeout: timeout, HashKnownHosts: hash}
 	if interactive(cfg) {
-		p.Prompt, p.Passphrase = linear.Prompts(bufio.NewReader(os.Stdin), os.Stdin.Fd(), cmd.ErrOrStderr())
+		p.Prompt, p.Passphrase = linear.Prompts(cmd.Context(), bufio.NewReader(os.Stdin), os.Stdin.Fd(), cmd.ErrOrStderr())
 	}
 	return p
 }

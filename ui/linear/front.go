@@ -136,8 +136,9 @@ func (f *Front) ConfirmWipe(ctx context.Context, w engine.Wipe) (bool, error) {
 
 // Prompts are the questions of a dial on a terminal: an unknown host key
 // shown with its fingerprint (saved only after a yes), and a key file's
-// passphrase read without echo from fd.
-func Prompts(in *bufio.Reader, fd uintptr, errw io.Writer) (sshexec.HostKeyPrompt, sshexec.PassphraseFunc) {
+// passphrase read without echo from fd. Both end at once when ctx ends
+// (Ctrl-C), with the terminal's echo back.
+func Prompts(ctx context.Context, in *bufio.Reader, fd uintptr, errw io.Writer) (sshexec.HostKeyPrompt, sshexec.PassphraseFunc) {
 	hostKey := func(ctx context.Context, k sshexec.HostKeyInfo) (bool, error) {
 		f := Front{Err: errw, In: in}
 		return f.TrustHostKey(ctx, steps.Target{Host: k.Address}, engine.HostKey{Type: k.Type, Fingerprint: k.Fingerprint})
@@ -147,11 +148,40 @@ func Prompts(in *bufio.Reader, fd uintptr, errw io.Writer) (sshexec.HostKeyPromp
 			fmt.Fprintln(errw, "Wrong passphrase, try again.")
 		}
 		fmt.Fprintf(errw, "Passphrase for %s: ", file)
-		pp, err := term.ReadPassword(fd)
+		pp, err := ReadSecret(ctx, fd)
 		fmt.Fprintln(errw)
 		return pp, err
 	}
 	return hostKey, passphrase
+}
+
+// ReadSecret reads a line from the terminal fd without echo. When ctx ends
+// first (Ctrl-C: the terminal still sends the signal) it returns ctx's
+// error at once, the terminal as it was; nothing typed after that is used.
+func ReadSecret(ctx context.Context, fd uintptr) ([]byte, error) {
+	old, err := term.GetState(fd)
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase: standard input is not a terminal (%w)", err)
+	}
+	type answer struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		b, err := term.ReadPassword(fd)
+		ch <- answer{b, err}
+	}()
+	select {
+	case a := <-ch:
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return a.b, a.err
+	case <-ctx.Done():
+		_ = term.Restore(fd, old)
+		return nil, ctx.Err()
+	}
 }
 
 // End says on standard error what the result event does not: notes, the
