@@ -197,8 +197,7 @@ func (x *e2e) newRun(t *testing.T) *e2eRun {
 	}
 	t.Setenv("STANDIN_TARGET_ROOT", x.h.Root)
 	// After kexec the stand-in moves to --post-kexec-ssh-port, 22 when it
-	// is not given, as nixos-anywhere 1.13.0 does.
-	t.Setenv("STANDIN_POST_KEXEC_DEFAULT", "22")
+	// is not given, as nixos-anywhere 1.13.0 does: the runs pass it.
 	t.Setenv("STANDIN_REBOOT_REQUEST", x.h.RebootRequestFile)
 	t.Setenv("STANDIN_REBOOT_DELAY", "300ms")
 	t.Setenv("STANDIN_CONNECT_TRIES", "1")
@@ -401,7 +400,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		}
 
 		checkReceipt(t, x, r, testhost.Fingerprint(t, r.hostKeyPub), "done")
-		if p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"); !strings.Contains(stderr, "bigbang: receipt: "+p) {
+		if p := filepath.Join(r.state, "bigbang", "hosts", fmt.Sprintf("%s@%d.json", x.h.IP, x.h.Port)); !strings.Contains(stderr, "bigbang: receipt: "+p) {
 			t.Errorf("stderr does not name the receipt %s: %s", p, stderr)
 		}
 	})
@@ -573,7 +572,7 @@ func TestInstallEndToEnd(t *testing.T) {
 // transcript, and the reboot phase ending in rebootState.
 func checkReceipt(t *testing.T, x *e2e, r *e2eRun, fp string, rebootState steps.PhaseState) {
 	t.Helper()
-	p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json")
+	p := filepath.Join(r.state, "bigbang", "hosts", fmt.Sprintf("%s@%d.json", x.h.IP, x.h.Port))
 	fi, err := os.Stat(p)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("receipt %s: %v %v, want mode 0600", p, fi, err)

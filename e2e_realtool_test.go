@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -289,7 +290,7 @@ func TestInstallOptions(t *testing.T) {
 	if !strings.Contains(stderr, "hardware configuration to "+hw) {
 		t.Errorf("the end does not say to commit the hardware configuration:\n%s", stderr)
 	}
-	rec := readFile(t, filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"))
+	rec := readFile(t, filepath.Join(r.state, "bigbang", "hosts", fmt.Sprintf("%s@%d.json", x.h.IP, x.h.Port)))
 	if !strings.Contains(rec, `"--generate-hardware-config"`) || !strings.Contains(rec, `"--show-trace"`) {
 		t.Errorf("the receipt does not record the command:\n%s", rec)
 	}

@@ -194,7 +194,7 @@ func TestWizardEndToEnd(t *testing.T) {
 			}
 		}
 		x.checkShippedKey(t, r)
-		if p := filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"); !strings.Contains(strings.Join(strings.Fields(s), ""), "Receipt"+p) {
+		if p := filepath.Join(r.state, "bigbang", "hosts", fmt.Sprintf("%s@%d.json", x.h.IP, x.h.Port)); !strings.Contains(strings.Join(strings.Fields(s), ""), "Receipt"+p) {
 			t.Errorf("the result screen does not name the receipt %s:\n%s", p, s)
 		}
 		tm.quit(wait, "q", "0")

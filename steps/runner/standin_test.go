@@ -115,7 +115,7 @@ func TestStandinPostKexecPort(t *testing.T) {
 		}
 		evs, stall, _ := waitStall(t, Options{
 			Argv:         append(argv, h.User+"@"+h.IP),
-			Env:          standinEnv("STANDIN_POST_KEXEC_DEFAULT=22"),
+			Env:          standinEnv(),
 			LogPath:      filepath.Join(t.TempDir(), "run.log"),
 			Phases:       []steps.PhaseID{steps.PhaseConnect, steps.PhaseKexec},
 			Stall:        map[steps.PhaseID]time.Duration{steps.PhaseKexec: 7 * time.Second},

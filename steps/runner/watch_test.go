@@ -39,6 +39,9 @@ func offlineTarget() target {
 }
 
 // liveTarget starts a test host whose sshd the stand-in really logs in to.
+// Its sshd is not on port 22, so, as an operator of such a host must, it
+// passes --post-kexec-ssh-port: after kexec the stand-in, as nixos-anywhere
+// does, moves to port 22 otherwise.
 func liveTarget(t *testing.T) target {
 	t.Helper()
 	testutil.Need(t, "ssh")
@@ -46,7 +49,7 @@ func liveTarget(t *testing.T) target {
 	h := testhost.Start(t, testhost.Options{WatchRebootRequests: true})
 	return target{
 		name:  "real sshd",
-		argv:  []string{"-i", h.ClientKey, "-p", h.PortString(), h.User + "@" + h.IP},
+		argv:  []string{"-i", h.ClientKey, "-p", h.PortString(), "--post-kexec-ssh-port", h.PortString(), h.User + "@" + h.IP},
 		env:   []string{"STANDIN_REBOOT_REQUEST=" + h.RebootRequestFile, "STANDIN_REBOOT_DELAY=300ms"},
 		login: h.User + "@" + h.IP,
 		host:  h,

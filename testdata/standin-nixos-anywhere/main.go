@@ -33,10 +33,8 @@
 //	                           without it only a real failing login (or a bracketed IPv6
 //	                           host, which OpenSSH cannot resolve) does that
 //	STANDIN_POST_KEXEC_DEFAULT=22  the port after kexec when --post-kexec-ssh-port is not
-//	                           given. nixos-anywhere's default is 22; unset, the stand-in
-//	                           keeps the -p port (what the tests written before it knew
-//	                           the option rely on). Either way -p is replaced only when
-//	                           it was given, as nixos-anywhere does.
+//	                           given: 22, as nixos-anywhere's default. -p is replaced only
+//	                           when it was given, as nixos-anywhere does.
 //	STANDIN_PROGRESS=0         never draw nix's status line. Otherwise, when stderr is a
 //	                           terminal, the local build, the disko script build and the
 //	                           closure copy or build draw it as nix does: "\r[1/3 built, 2
@@ -224,6 +222,7 @@ func readControl() (control, error) {
 	default:
 		return c, fmt.Errorf("STANDIN_CONNECT=%q: use refused, denied or unresolvable", c.connectFail)
 	}
+	c.postKexecPort = "22"
 	if v := os.Getenv("STANDIN_POST_KEXEC_DEFAULT"); v != "" {
 		if _, err := strconv.Atoi(v); err != nil {
 			return c, fmt.Errorf("STANDIN_POST_KEXEC_DEFAULT: %w", err)
@@ -650,15 +649,12 @@ func (in *installer) port() string {
 
 // usePostKexecPort is what nixos-anywhere does once the kexec has started:
 // the first -p of its ssh command lines becomes --post-kexec-ssh-port (22
-// by default; see STANDIN_POST_KEXEC_DEFAULT). Without a -p nothing
+// when not given, as in 1.13.0). Without a -p nothing
 // changes.
 func (in *installer) usePostKexecPort() {
 	port := in.opts.postKexecPort
 	if port == "" {
 		port = in.ctl.postKexecPort
-	}
-	if port == "" {
-		return
 	}
 	for i := 0; i+1 < len(in.opts.sshArgs); i++ {
 		if in.opts.sshArgs[i] == "-p" {
