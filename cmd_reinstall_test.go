@@ -309,3 +309,38 @@ func TestReinstallPreflight(t *testing.T) {
 		}
 	})
 }
+
+// TestReinstallArchiveFlags: flags of the archive that contradict each
+// other are refused before anything runs, and a plaintext backup is warned
+// about at once.
+func TestReinstallArchiveFlags(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	_, recipient := ageKey(t)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plaintext and a recipient", []string{"--plaintext-backup", "--backup-recipient", recipient}, "contradict each other"},
+		{"a restore writes no backup", []string{"--restore", "/nonexistent.tar.zst.age", "--plaintext-backup"}, "--restore writes no backup"},
+		{"--restore-elsewhere alone", []string{"--restore-elsewhere"}, "goes only with --restore"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runRoot(context.Background(), "", append([]string{"reinstall", "--host", "203.0.113.7", "--output", "plain"}, tt.args...)...)
+			if code != cli.Usage || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, want %d and %q\n%s\n%s", code, cli.Usage, tt.want, out, errOut)
+			}
+		})
+	}
+	// The warning comes before anything else is said or done: here the
+	// missing flake stops the run.
+	_, _, errOut := runRoot(context.Background(), "", "reinstall", "--host", "203.0.113.7", "--output", "plain", "--plaintext-backup")
+	if !strings.HasPrefix(errOut, "bigbang: WARNING: --plaintext-backup: the archive is NOT encrypted") {
+		t.Fatalf("no warning first:\n%s", errOut)
+	}
+	// A restore's --yes-wipe must name the host.
+	code, _, errOut := runRoot(context.Background(), "", "reinstall", "--host", "203.0.113.7", "--output", "plain", "--restore", "/nonexistent", "--yes-wipe", "203.0.113.8")
+	if code != cli.Usage || !strings.Contains(errOut, "--yes-wipe") {
+		t.Fatalf("a --yes-wipe for another host: exit %d\n%s", code, errOut)
+	}
+}

@@ -70,6 +70,10 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if fi, err := os.Stat(a.ManifestPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("manifest %s: %v", a.ManifestPath, err)
 	}
+	// Plaintext, as asked: said so in the manifest, no age header.
+	if a.Manifest.Encryption != EncryptionNone || a.Manifest.Encrypted() || len(a.Manifest.Recipients) != 0 || strings.HasPrefix(readAll(t, a.Path), AgeMagic) {
+		t.Fatalf("a plaintext backup: manifest %+v", a.Manifest)
+	}
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*"+IncompleteSuffix)); len(matches) != 0 {
 		t.Fatalf("left incomplete files: %v", matches)
 	}
