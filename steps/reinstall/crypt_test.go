@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -339,4 +340,53 @@ func readAll(t *testing.T, p string) string {
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
+}
+
+// TestArchiveOpensWithAgeTool: the archive is a plain age file, as the age
+// tool reads it: an identity from age-keygen opens it with `age -d`, and
+// what comes out is the tar stream of the tree.
+func TestArchiveOpensWithAgeTool(t *testing.T) {
+	for _, tool := range []string{"age", "age-keygen", "tar", "zstd"} {
+		testutil.Need(t, tool)
+	}
+	noDefaultIdentities(t)
+	keyFile := filepath.Join(t.TempDir(), "keys.txt")
+	if out, err := exec.Command("age-keygen", "-o", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("age-keygen: %v\n%s", err, out)
+	}
+	pub, err := exec.Command("age-keygen", "-y", keyFile).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipients := filepath.Join(t.TempDir(), "recipients.txt")
+	if err := os.WriteFile(recipients, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "persistent")
+	if err := os.MkdirAll(filepath.Join(src, "var/lib/app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "var/lib/app/db"), []byte("rows"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Backup(context.Background(), &localRemote{}, BackupOptions{Host: "vps", Source: src, Dir: t.TempDir(), Recipients: []string{recipients}, Identity: keyFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a.Manifest.Recipients, []string{strings.TrimSpace(string(pub))}) {
+		t.Fatalf("recipients %v, want the one of %s", a.Manifest.Recipients, recipients)
+	}
+	plain, err := exec.Command("age", "-d", "-i", keyFile, a.Path).Output()
+	if err != nil {
+		t.Fatalf("age -d: %v", err)
+	}
+	if got := sha256Hex(plain); got != a.Manifest.PlaintextSHA256 {
+		t.Fatalf("age -d yields SHA-256 %s, the manifest says %s", got, a.Manifest.PlaintextSHA256)
+	}
+	list := exec.Command("tar", "--list", "--use-compress-program=zstd", "--file=-")
+	list.Stdin = bytes.NewReader(plain)
+	out, err := list.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "./var/lib/app/db") {
+		t.Fatalf("tar --list of the decrypted archive: %v\n%s", err, out)
+	}
 }
