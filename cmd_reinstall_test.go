@@ -324,6 +324,9 @@ func TestReinstallArchiveFlags(t *testing.T) {
 		{"plaintext and a recipient", []string{"--plaintext-backup", "--backup-recipient", recipient}, "contradict each other"},
 		{"a restore writes no backup", []string{"--restore", "/nonexistent.tar.zst.age", "--plaintext-backup"}, "--restore writes no backup"},
 		{"--restore-elsewhere alone", []string{"--restore-elsewhere"}, "goes only with --restore"},
+		{"a mangled recipient", []string{"--backup-recipient", recipient[:len(recipient)-2] + "qq"}, "not an age recipient"},
+		{"a recipients file that is not there", []string{"--backup-recipient", "/nonexistent/recipients.txt"}, "neither an age recipient"},
+		{"an identity file that is not there", []string{"--backup-identity", "/nonexistent/keys.txt"}, "--backup-identity: reading the age identity /nonexistent/keys.txt"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := runRoot(context.Background(), "", append([]string{"reinstall", "--host", "203.0.113.7", "--output", "plain"}, tt.args...)...)

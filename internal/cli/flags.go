@@ -9,6 +9,7 @@ import (
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
 
 // TargetFlags binds the flags of the commands that log in to the target:
@@ -97,6 +98,16 @@ func CheckArchiveFlags(cmd *cobra.Command, o engine.ReinstallOptions, restore bo
 		return fmt.Errorf("--restore writes no backup: leave out --plaintext-backup and --backup-recipient (the archive says how it is encrypted; --backup-identity opens it)")
 	case !restore && o.RestoreElsewhere:
 		return fmt.Errorf("--restore-elsewhere goes only with --restore ARCHIVE --source DIR")
+	}
+	// Checked now rather than after the preflight: a mistyped recipient
+	// or identity file is a usage error.
+	if _, err := reinstall.ParseRecipients(o.Recipients); err != nil {
+		return err
+	}
+	if o.Identity != "" {
+		if _, err := reinstall.LoadIdentities(o.Identity); err != nil {
+			return fmt.Errorf("--backup-identity: %w", err)
+		}
 	}
 	if o.Plaintext {
 		fmt.Fprintln(cmd.ErrOrStderr(), "bigbang: "+engine.PlaintextWarning)
