@@ -170,21 +170,23 @@ type Identities struct {
 }
 
 // DefaultIdentityFiles are where sops looks for the operator's age keys, in
-// order: $SOPS_AGE_KEY_FILE, then $XDG_CONFIG_HOME/sops/age/keys.txt (or
-// ~/.config/…), and on macOS ~/Library/Application Support/sops/age/keys.txt.
+// order: $SOPS_AGE_KEY_FILE, then $XDG_CONFIG_HOME/sops/age/keys.txt, or
+// without XDG_CONFIG_HOME ~/.config/sops/age/keys.txt
+// (~/Library/Application Support/sops/age/keys.txt on macOS).
 func DefaultIdentityFiles() []string {
 	var out []string
 	if f := os.Getenv("SOPS_AGE_KEY_FILE"); f != "" {
 		out = append(out, f)
 	}
 	home, _ := os.UserHomeDir()
-	if x := os.Getenv("XDG_CONFIG_HOME"); x != "" && filepath.IsAbs(x) {
+	switch x := os.Getenv("XDG_CONFIG_HOME"); {
+	case x != "" && filepath.IsAbs(x):
 		out = append(out, filepath.Join(x, "sops", "age", "keys.txt"))
-	} else if home != "" {
-		out = append(out, filepath.Join(home, ".config", "sops", "age", "keys.txt"))
-	}
-	if runtime.GOOS == "darwin" && home != "" {
+	case home == "":
+	case runtime.GOOS == "darwin":
 		out = append(out, filepath.Join(home, "Library", "Application Support", "sops", "age", "keys.txt"))
+	default:
+		out = append(out, filepath.Join(home, ".config", "sops", "age", "keys.txt"))
 	}
 	return out
 }
