@@ -58,6 +58,15 @@ func sopsConfig(cfg steps.Config) string {
 	return filepath.Join(dir, ".sops.yaml")
 }
 
+// identityArg is the --backup-identity of a command that restores again
+// ("" when the identity is where sops looks).
+func identityArg(o ReinstallOptions) string {
+	if o.Identity == "" {
+		return ""
+	}
+	return " " + reinstall.IdentityFlag + " " + steps.ShellQuote(o.Identity)
+}
+
 // archiveNote says who can open a new archive.
 func archiveNote(a reinstall.Archive) string {
 	m := a.Manifest
@@ -223,7 +232,7 @@ func (e *Engine) RestoreOver(ctx context.Context, c Conn, cfg steps.Config, a re
 		Identity: o.Identity, AnotherTarget: o.RestoreElsewhere,
 	}, progress)
 	if err != nil {
-		return Restored{}, fmt.Errorf("%w; run again with --restore %s", err, steps.ShellQuote(a.Path))
+		return Restored{}, fmt.Errorf("%w; run again with --restore %s%s", err, steps.ShellQuote(a.Path), identityArg(o))
 	}
 	out := Restored{Result: res}
 	if p, err := e.markRestored(cfg.Target(), a); err != nil {
