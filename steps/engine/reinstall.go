@@ -9,7 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	pathpkg "path"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -432,8 +432,8 @@ type RestoreInto struct {
 // archive's own source when empty), after a restore that failed. Another
 // directory than the archive's source is refused unless
 // o.RestoreElsewhere, and then asked for with the typed confirmation.
-func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, path string, o ReinstallOptions, p DialPolicy, f Front) (Restored, error) {
-	a, err := reinstall.OpenArchive(path)
+func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, file string, o ReinstallOptions, p DialPolicy, f Front) (Restored, error) {
+	a, err := reinstall.OpenArchive(file)
 	if err != nil {
 		return Restored{}, err
 	}
@@ -443,7 +443,7 @@ func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, path stri
 	if o.Source == "" {
 		o.Source = a.Manifest.Source
 	}
-	elsewhere := pathpkg.Clean(o.Source) != pathpkg.Clean(a.Manifest.Source)
+	elsewhere := path.Clean(o.Source) != path.Clean(a.Manifest.Source)
 	if elsewhere && !o.RestoreElsewhere {
 		return Restored{}, fmt.Errorf("restore %s: %w: it was taken from %s:%s and goes back only there, not into %s: leave out --source, or pass --restore-elsewhere to confirm the other directory by typing the host; nothing was restored",
 			a.Path, reinstall.ErrOtherTarget, cfg.Host, a.Manifest.Source, o.Source)
