@@ -27,7 +27,9 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 			"extra-files tree so the new system keeps its identity and its secrets, installs with\n" +
 			"nixos-anywhere after a typed confirmation naming the backup, waits for the new system\n" +
 			"with the pinned host key, and restores the archive with numeric owners.\n" +
-			"The backup holds the machine's secrets: keep it as safe as the host key.\n" +
+			"The backup holds the machine's secrets: it is encrypted with age to --backup-recipient or the\n" +
+			"flake's .sops.yaml recipients, and opened for the restore with --backup-identity (default\n" +
+			"where sops looks); --plaintext-backup writes it in the clear.\n" +
 			"--restore ARCHIVE runs the last step alone (after a restore that failed).",
 		Example: "  bigbang reinstall --host 203.0.113.7 --user admin --service postgresql.service\n" +
 			"  bigbang reinstall --host 203.0.113.7 --user admin --yes-wipe 203.0.113.7   # no questions\n" +
@@ -36,6 +38,9 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := *cfg
+			if err := cli.CheckArchiveFlags(cmd, o, restore != ""); err != nil {
+				return cli.UsageErr(err)
+			}
 			if restore != "" {
 				// The restore alone needs no flake and no extra files.
 				ctx, cancel, e, err := readOnly(cmd, &c, needs{receipt: true})
@@ -46,7 +51,12 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 				if cmd.Flags().Changed("source") {
 					o.Source = src
 				}
-				if _, err := e.RestoreArchive(ctx, c, restore, o, dialPolicy(cmd, &c, timeout, false), front(cmd, c, false)); err != nil {
+				if c.YesWipe != "" {
+					if err := engine.CheckYesWipe(c); err != nil {
+						return cli.UsageErr(err)
+					}
+				}
+				if _, err := e.RestoreArchive(ctx, c, restore, o, dialPolicy(cmd, &c, timeout, false), front(cmd, c, interactive(&c))); err != nil {
 					return cli.FailErr(err)
 				}
 				return nil
@@ -95,6 +105,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	fl.StringArrayVar(&o.Services, "service", nil, "systemd unit that uses the source: stopped during the restore (repeatable)")
 	fl.BoolVar(&o.Force, "force", false, "reinstall even when the disk layout did not change")
 	fl.StringVar(&restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
+	cli.ArchiveFlags(cmd, &o)
 	addConnectTimeout(cmd, &timeout)
 	cli.RunFlags(cmd, cfg, &wait, &stall)
 	cli.TargetFlags(cmd, cfg)

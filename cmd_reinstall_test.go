@@ -1,17 +1,28 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
+	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
+	"github.com/bigbang-nix/bigbang/ui/linear"
 )
 
 // TestReinstallCommand runs the guided reinstall against the real-sshd test
@@ -39,6 +50,12 @@ func TestReinstallCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	keyFile, recipient := ageKey(t)
+	args = func(args func(keys, config string, extra ...string) []string) func(keys, config string, extra ...string) []string {
+		return func(keys, config string, extra ...string) []string {
+			return args(keys, config, append([]string{"--backup-recipient", recipient, "--backup-identity", keyFile}, extra...)...)
+		}
+	}(args)
 
 	t.Run("no drift: stops before the backup", func(t *testing.T) {
 		keys := t.TempDir()
@@ -72,6 +89,21 @@ func TestReinstallCommand(t *testing.T) {
 
 }
 
+// ageKey writes a new age identity file (0600) and returns it with its
+// recipient.
+func ageKey(t *testing.T) (string, string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "keys.txt")
+	if err := os.WriteFile(p, []byte("# public key: "+id.Recipient().String()+"\n"+id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p, id.Recipient().String()
+}
+
 // TestReinstallPreflight runs the scripted reinstall against the test host
 // with a flake that describes this machine (e2eFlake) and the stand-in
 // nixos-anywhere: a check that blocks stops it before the backup, and a
@@ -93,6 +125,15 @@ func TestReinstallPreflight(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	// The archive is encrypted to the recipients of the flake's
+	// .sops.yaml; the identity is where sops looks (SOPS_AGE_KEY_FILE).
+	keyFile, recipient := ageKey(t)
+	_, teammate := ageKey(t)
+	sopsYAML := "creation_rules:\n  - path_regex: secrets/.*\n    key_groups:\n      - age:\n          - " + recipient + "\n          - " + teammate + "\n"
+	if err := os.WriteFile(filepath.Join(x.flakeDir, ".sops.yaml"), []byte(sopsYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOPS_AGE_KEY_FILE", keyFile)
 	args := func(r *e2eRun, flakeDir, backups string, extra ...string) []string {
 		h := x.h
 		return append([]string{"reinstall", "--host", h.IP, "--port", h.PortString(), "--post-kexec-ssh-port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
@@ -176,17 +217,90 @@ func TestReinstallPreflight(t *testing.T) {
 		if fi, err := os.Stat(last.Path); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("backup %s: %v", last.Path, err)
 		}
+		// The archive on disk is age ciphertext to .sops.yaml's
+		// recipients, and its manifest says so.
+		if b := readFile(t, last.Path); !strings.HasPrefix(b, "age-encryption.org/v1\n") || strings.Contains(b, "var/lib/app") {
+			t.Fatalf("the archive is not age ciphertext: %q…", b[:min(len(b), 40)])
+		}
+		a, err := reinstall.OpenArchive(last.Path)
+		if err != nil || !a.Manifest.Encrypted() || !slices.Equal(a.Manifest.Recipients, []string{recipient, teammate}) {
+			t.Fatalf("manifest %+v: %v", a.Manifest, err)
+		}
+		if !strings.Contains(errOut, "encrypted with age to "+recipient) {
+			t.Errorf("the run does not say who can open the archive:\n%s", errOut)
+		}
 
-		// Resume: the restore alone brings back a deleted file, and an
-		// archive offered to another host is refused.
+		// Resume: the restore alone refuses without the identity (nothing
+		// lands), brings back a deleted file with it, goes into another
+		// directory only with --restore-elsewhere and the confirmation,
+		// and an archive offered to another host is refused.
 		if err := os.Remove(filepath.Join(src, "var/lib/app/db")); err != nil {
 			t.Fatal(err)
 		}
 		h := x.h
-		code, out, errOut = runRoot(ctx, "", "reinstall", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
-			"--known-hosts", r.knownHosts, "--restore", last.Path, "--output", "plain")
+		restoreArgs := func(extra ...string) []string {
+			return append([]string{"reinstall", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+				"--known-hosts", r.knownHosts, "--restore", last.Path, "--output", "plain"}, extra...)
+		}
+		t.Setenv("SOPS_AGE_KEY_FILE", "")
+		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+		code, out, errOut = runRoot(ctx, "", restoreArgs()...)
+		if code != cli.Failed || !strings.Contains(errOut, "no age identity opens the archive") || !strings.Contains(errOut, recipient) ||
+			!strings.Contains(errOut, "--backup-identity FILE") || !strings.Contains(errOut, "nothing was restored") {
+			t.Fatalf("restore without the identity: exit %d\n%s\n%s", code, out, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(src, "var/lib/app/db")); err == nil {
+			t.Fatal("the restore without the identity wrote the file")
+		}
+		code, out, errOut = runRoot(ctx, "", restoreArgs("--backup-identity", keyFile)...)
 		if b, _ := os.ReadFile(filepath.Join(src, "var/lib/app/db")); code != 0 || string(b) != "rows" {
 			t.Fatalf("restore only: exit %d, file %q\n%s\n%s", code, b, out, errOut)
+		}
+		elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+		for _, tt := range []struct {
+			name  string
+			extra []string
+			code  int
+			want  string
+		}{
+			{"without --restore-elsewhere", nil, cli.Failed, "pass --restore-elsewhere"},
+			{"not confirmed", []string{"--restore-elsewhere"}, cli.Failed, "confirm it on a terminal, or with --yes-wipe " + h.IP},
+			{"confirmed for another host", []string{"--restore-elsewhere", "--yes-wipe", "203.0.113.9"}, cli.Usage, "--yes-wipe"},
+		} {
+			code, out, errOut = runRoot(ctx, "", restoreArgs(append([]string{"--backup-identity", keyFile, "--source", elsewhere}, tt.extra...)...)...)
+			if code != tt.code || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("restore elsewhere %s: exit %d, want %d and %q\n%s\n%s", tt.name, code, tt.code, tt.want, out, errOut)
+			}
+			if _, err := os.Stat(elsewhere); err == nil {
+				t.Fatalf("restore elsewhere %s: the directory was made", tt.name)
+			}
+		}
+		// On a terminal the host is typed: another word refuses, with
+		// nothing restored; the host goes on.
+		e := engine.New(engine.Real(ctx, ""))
+		cfg := steps.Config{Host: h.IP, Port: h.Port, User: h.User, Identity: h.ClientKey, KnownHosts: r.knownHosts}
+		typed := func(answer string) (string, error) {
+			var prompt bytes.Buffer
+			f := &linear.Front{Out: io.Discard, Err: &prompt, In: bufio.NewReader(strings.NewReader(answer + "\n"))}
+			_, err := e.RestoreArchive(ctx, cfg, last.Path, engine.ReinstallOptions{Source: elsewhere, RestoreElsewhere: true, Identity: keyFile}, engine.DialPolicy{Timeout: 10 * time.Second}, f)
+			return prompt.String(), err
+		}
+		prompt, err := typed("yes")
+		if !errors.Is(err, engine.ErrRestoreNotConfirmed) || !strings.Contains(prompt, "Type the host ("+h.IP+")") || !strings.Contains(prompt, "into "+h.IP+":"+elsewhere) {
+			t.Fatalf("typed yes: %v\n%s", err, prompt)
+		}
+		if _, err := os.Stat(elsewhere); err == nil {
+			t.Fatal("restored into the other directory although the host was not typed")
+		}
+		if _, err := typed(h.IP); err != nil {
+			t.Fatalf("typed the host: %v", err)
+		}
+		if err := os.RemoveAll(elsewhere); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut = runRoot(ctx, "", restoreArgs("--backup-identity", keyFile, "--source", elsewhere, "--restore-elsewhere", "--yes-wipe", h.IP)...)
+		if b, _ := os.ReadFile(filepath.Join(elsewhere, "var/lib/app/db")); code != 0 || string(b) != "rows" {
+			t.Fatalf("restore elsewhere, confirmed: exit %d, file %q\n%s\n%s", code, b, out, errOut)
 		}
 		code, _, errOut = runRoot(ctx, "", "reinstall", "--host", "localhost", "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
 			"--known-hosts", r.knownHosts, "--restore", last.Path, "--output", "plain")
@@ -194,4 +308,42 @@ func TestReinstallPreflight(t *testing.T) {
 			t.Fatalf("restore onto another host: exit %d\n%s", code, errOut)
 		}
 	})
+}
+
+// TestReinstallArchiveFlags: flags of the archive that contradict each
+// other are refused before anything runs, and a plaintext backup is warned
+// about at once.
+func TestReinstallArchiveFlags(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	_, recipient := ageKey(t)
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plaintext and a recipient", []string{"--plaintext-backup", "--backup-recipient", recipient}, "contradict each other"},
+		{"a restore writes no backup", []string{"--restore", "/nonexistent.tar.zst.age", "--plaintext-backup"}, "--restore writes no backup"},
+		{"--restore-elsewhere alone", []string{"--restore-elsewhere"}, "goes only with --restore"},
+		{"a mangled recipient", []string{"--backup-recipient", recipient[:len(recipient)-2] + "qq"}, "not an age recipient"},
+		{"a recipients file that is not there", []string{"--backup-recipient", "/nonexistent/recipients.txt"}, "neither an age recipient"},
+		{"an identity file that is not there", []string{"--backup-identity", "/nonexistent/keys.txt"}, "--backup-identity: reading the age identity /nonexistent/keys.txt"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runRoot(context.Background(), "", append([]string{"reinstall", "--host", "203.0.113.7", "--output", "plain"}, tt.args...)...)
+			if code != cli.Usage || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, want %d and %q\n%s\n%s", code, cli.Usage, tt.want, out, errOut)
+			}
+		})
+	}
+	// The warning comes before anything else is said or done: here the
+	// missing flake stops the run.
+	_, _, errOut := runRoot(context.Background(), "", "reinstall", "--host", "203.0.113.7", "--output", "plain", "--plaintext-backup")
+	if !strings.HasPrefix(errOut, "bigbang: WARNING: --plaintext-backup: the archive is NOT encrypted") {
+		t.Fatalf("no warning first:\n%s", errOut)
+	}
+	// A restore's --yes-wipe must name the host.
+	code, _, errOut := runRoot(context.Background(), "", "reinstall", "--host", "203.0.113.7", "--output", "plain", "--restore", "/nonexistent", "--yes-wipe", "203.0.113.8")
+	if code != cli.Usage || !strings.Contains(errOut, "--yes-wipe") {
+		t.Fatalf("a --yes-wipe for another host: exit %d\n%s", code, errOut)
+	}
 }

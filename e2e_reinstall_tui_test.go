@@ -59,7 +59,14 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	backups := t.TempDir()
-	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups)
+	// The archive goes to the recipient of the flake's .sops.yaml, whose
+	// identity is where sops looks.
+	keyFile, recipient := ageKey(t)
+	if err := os.WriteFile(filepath.Join(x.flakeDir, ".sops.yaml"), []byte("creation_rules:\n  - age: "+recipient+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups,
+		"SOPS_AGE_KEY_FILE="+keyFile)
 	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
 	fp := testhost.Fingerprint(t, x.h.HostKeyPub())
 
@@ -83,8 +90,8 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	}
 	tm.keys("Enter")
 	s = tm.waitFor(wait, "Backup verified")
-	if !strings.Contains(s, "It holds the machine's secrets") {
-		t.Errorf("the backup screen does not warn about secrets:\n%s", s)
+	if !strings.Contains(s, "It holds the machine's secrets") || !strings.Contains(flat(s), flat("encrypted with age to "+recipient)) {
+		t.Errorf("the backup screen does not warn about secrets and say who can open the archive:\n%s", s)
 	}
 	r0, err := receipt.Read(x.h.IP, x.h.Port)
 	if err != nil {
@@ -93,6 +100,9 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	archive, ok := r0.LastBackup()
 	if !ok || !strings.HasPrefix(archive.Path, backups) || !strings.Contains(flat(s), flat(archive.Path)) {
 		t.Fatalf("the backup screen does not name the backup %+v:\n%s", archive, s)
+	}
+	if b, err := os.ReadFile(archive.Path); err != nil || !strings.HasPrefix(string(b), "age-encryption.org/v1\n") {
+		t.Fatalf("the archive is not age ciphertext: %v", err)
 	}
 	// What the wipe takes away: the restore must bring it back.
 	if err := os.Remove(db); err != nil {

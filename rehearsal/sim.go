@@ -167,6 +167,9 @@ func (a simArchiver) Backup(ctx context.Context, c engine.Conn, o reinstall.Back
 		source = reinstall.DefaultSource
 	}
 	name := "persistent-" + steps.Target{Host: o.Host}.FileName() + "-" + now.Format("20060102-150405") + ".tar.zst"
+	if !o.Plaintext {
+		name += reinstall.AgeSuffix
+	}
 	path := filepath.Join(o.Dir, name)
 	body := []byte("REHEARSAL: a stand-in for a backup of " + o.Host + ":" + source + "; nothing real was read.\n")
 	if err := os.WriteFile(path, body, 0o600); err != nil {
@@ -179,6 +182,14 @@ func (a simArchiver) Backup(ctx context.Context, c engine.Conn, o reinstall.Back
 		TarOptions: []string{"--numeric-owner", "--xattrs", "--acls"},
 		Entries:    persistentEntries, Bytes: persistentBytes, DiskUsage: persistentBytes + 96*mib,
 		ArchiveBytes: archiveBytes, SHA256: hex.EncodeToString(sum[:]), Seconds: took.Seconds(),
+		// Encrypted as the real one is, to the operator's recipient of the
+		// rehearsal's .sops.yaml (the stand-in itself is plain text).
+		Encryption: reinstall.EncryptionAge, Recipients: []string{"age1rehearsal…operator"},
+	}
+	if o.Plaintext {
+		m.Encryption, m.Recipients = reinstall.EncryptionNone, nil
+	} else if len(o.Recipients) > 0 {
+		m.Recipients = o.Recipients
 	}
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

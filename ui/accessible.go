@@ -140,6 +140,24 @@ func (a *accessible) Plan(cfg steps.Config, plan steps.Plan, disks []engine.Disk
 	}
 }
 
+func (a *accessible) ConfirmRestore(_ context.Context, r engine.RestoreInto) (bool, error) {
+	typed := ""
+	if a.auto {
+		typed = r.Target.Host
+	}
+	title := fmt.Sprintf("%s was taken from %s. Type the host to restore it into %s:%s (what is there is overwritten)", r.Archive, r.From, r.Target.Host, r.Into)
+	err := a.ask(huh.NewGroup(huh.NewInput().Title(title).Value(&typed).Validate(func(s string) error {
+		if strings.TrimSpace(s) != r.Target.Host {
+			return fmt.Errorf("type %s exactly to restore into %s", r.Target.Host, r.Into)
+		}
+		return nil
+	})))
+	if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 func (a *accessible) ConfirmWipe(_ context.Context, wp engine.Wipe) (bool, error) {
 	typed := ""
 	if a.auto {

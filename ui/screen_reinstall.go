@@ -195,7 +195,8 @@ type backupScreen struct {
 	// archive is the verified backup: Path == "" until the backup is
 	// verified. The wipe warning names it and the restore restores it.
 	archive reinstall.Archive
-	// notes are what the backup could not record (the receipt).
+	// notes say who can open the archive, and what the backup could not
+	// record (the receipt).
 	notes []string
 }
 
@@ -270,6 +271,11 @@ func (b *backupScreen) view(st styles, now time.Time, w, h int) string {
 		s.WriteString(indent(fmt.Sprintf("%d entries, %s of files, %s compressed", mf.Entries, steps.FormatBytes(mf.Bytes), steps.FormatBytes(mf.ArchiveBytes)), 3) + "\n")
 		s.WriteString(indent(st.Dim.Render("sha256 "+mf.SHA256), 3) + "\n\n")
 		s.WriteString(indent(st.Warn.Render(glyphWarn+" ")+hang(wrap("It holds the machine's secrets: keep it as safe as the host key.", tw-4), 2), 1) + "\n")
+		// Who can open it (or that it is in the clear), and what the
+		// receipt could not record.
+		for _, n := range b.notes {
+			s.WriteString(indent(st.Dim.Render(wrap(n, tw-2)), 1) + "\n")
+		}
 	}
 	return s.String()
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
 
 // TargetFlags binds the flags of the commands that log in to the target:
@@ -70,6 +72,45 @@ func RunFlags(cmd *cobra.Command, cfg *steps.Config, rebootTimeout, stall *time.
 func OnlyAfterDash(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
 		return UsageErr(fmt.Errorf("unexpected argument %q: bigbang takes flags; pass options for nixos-anywhere itself after --", args[0]))
+	}
+	return nil
+}
+
+// ArchiveFlags adds the reinstall's flags for its backup archive: who it
+// is encrypted to, the identity that opens it, a plaintext archive, and a
+// restore into another directory than the archive's.
+func ArchiveFlags(cmd *cobra.Command, o *engine.ReinstallOptions) {
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Recipients, "backup-recipient", nil, "age recipient (age1…) or file of them the backup is encrypted to (repeatable; default: the age recipients of the flake's .sops.yaml)")
+	f.StringVar(&o.Identity, "backup-identity", "", "age identity file that opens the backup for the restore (default: $SOPS_AGE_KEY_FILE, then ~/.config/sops/age/keys.txt, as sops)")
+	f.BoolVar(&o.Plaintext, "plaintext-backup", false, "write the backup NOT encrypted (it holds the host key and every secret)")
+	f.BoolVar(&o.RestoreElsewhere, "restore-elsewhere", false, "with --restore and --source: restore into another directory than the archive's, after typing the host (or --yes-wipe HOST)")
+}
+
+// CheckArchiveFlags refuses flags of the archive that contradict each
+// other, before anything runs.
+func CheckArchiveFlags(cmd *cobra.Command, o engine.ReinstallOptions, restore bool) error {
+	fl := cmd.Flags()
+	switch {
+	case o.Plaintext && len(o.Recipients) > 0:
+		return fmt.Errorf("--plaintext-backup and --backup-recipient contradict each other: leave out one of them")
+	case restore && (o.Plaintext || fl.Changed("backup-recipient")):
+		return fmt.Errorf("--restore writes no backup: leave out --plaintext-backup and --backup-recipient (the archive says how it is encrypted; --backup-identity opens it)")
+	case !restore && o.RestoreElsewhere:
+		return fmt.Errorf("--restore-elsewhere goes only with --restore ARCHIVE --source DIR")
+	}
+	// Checked now rather than after the preflight: a mistyped recipient
+	// or identity file is a usage error.
+	if _, err := reinstall.ParseRecipients(o.Recipients); err != nil {
+		return err
+	}
+	if o.Identity != "" {
+		if _, err := reinstall.LoadIdentities(o.Identity); err != nil {
+			return fmt.Errorf("--backup-identity: %w", err)
+		}
+	}
+	if o.Plaintext {
+		fmt.Fprintln(cmd.ErrOrStderr(), "bigbang: "+engine.PlaintextWarning)
 	}
 	return nil
 }

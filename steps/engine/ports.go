@@ -132,6 +132,11 @@ type Decider interface {
 	SudoPassword(ctx context.Context, t steps.Target) ([]byte, error)
 	// ConfirmWipe asks for the typed confirmation of the wipe.
 	ConfirmWipe(ctx context.Context, w Wipe) (bool, error)
+	// ConfirmRestore asks for the typed confirmation (the host, as for
+	// the wipe) of a restore into another directory than the archive's
+	// source (`reinstall --restore ARCHIVE --source DIR
+	// --restore-elsewhere`).
+	ConfirmRestore(ctx context.Context, r RestoreInto) (bool, error)
 }
 
 // Wipe is what the wipe confirmation names.

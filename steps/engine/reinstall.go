@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -27,6 +28,52 @@ type ReinstallOptions struct {
 	Services  []string // units stopped during the restore
 	Force     bool     // go on when the layout did not change
 	BackupDir string   // local folder for the backup ("": the world's default)
+	// The archive is encrypted with age to Recipients (--backup-recipient:
+	// age1… or files of them), else to the age recipients of the flake's
+	// .sops.yaml; Plaintext (--plaintext-backup) writes it in the clear.
+	// Identity (--backup-identity) is the age identity file that opens it
+	// ("": where sops looks). See reinstall.BackupOptions.
+	Recipients []string
+	Plaintext  bool
+	Identity   string
+	// RestoreElsewhere lets `reinstall --restore` go into another
+	// directory (Source) than the archive's own, after the typed
+	// confirmation (Decider.ConfirmRestore).
+	RestoreElsewhere bool
+}
+
+// PlaintextWarning is said before and after a backup written in the clear.
+const PlaintextWarning = "WARNING: --plaintext-backup: the archive is NOT encrypted, and it holds the machine's host key and every secret: keep it where only you can read it, and delete it once the reinstall is done"
+
+// sopsConfig is the .sops.yaml of a local flake ("" for another flake).
+func sopsConfig(cfg steps.Config) string {
+	p, _, err := steps.SplitFlake(cfg.Flake)
+	if err != nil {
+		return ""
+	}
+	dir := flake.LocalDir(p)
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, ".sops.yaml")
+}
+
+// identityArg is the --backup-identity of a command that restores again
+// ("" when the identity is where sops looks).
+func identityArg(o ReinstallOptions) string {
+	if o.Identity == "" {
+		return ""
+	}
+	return " " + reinstall.IdentityFlag + " " + steps.ShellQuote(o.Identity)
+}
+
+// archiveNote says who can open a new archive.
+func archiveNote(a reinstall.Archive) string {
+	m := a.Manifest
+	if !m.Encrypted() {
+		return PlaintextWarning
+	}
+	return fmt.Sprintf("The archive is encrypted with age to %s: the restore needs the identity of one of them (%s FILE, default where sops looks).", strings.Join(m.Recipients, ", "), reinstall.IdentityFlag)
 }
 
 // ErrNothingToReinstall is returned when the layout did not change and the
@@ -139,14 +186,16 @@ func (e *Engine) Backup(ctx context.Context, cfg steps.Config, p DialPolicy, o R
 	}
 	a, err := e.World.Archives.Backup(ctx, c, reinstall.BackupOptions{
 		Host: cfg.Host, HostKeyFingerprint: c.HostKey().Fingerprint, Source: o.Source, Dir: dir, Sudo: sudo(c),
+		Recipients: o.Recipients, SopsConfig: sopsConfig(cfg), Plaintext: o.Plaintext, Identity: o.Identity,
 	}, progress)
 	if err != nil {
 		return a, nil, fmt.Errorf("reinstall stopped before anything was wiped: %w", err)
 	}
+	notes := []string{archiveNote(a)}
 	if err := e.World.Receipts.AddBackup(cfg.Target(), receipt.BackupFromArchive(a)); err != nil {
-		return a, []string{fmt.Sprintf("could not record the backup in the receipt: %v", err)}, nil
+		notes = append(notes, fmt.Sprintf("could not record the backup in the receipt: %v", err))
 	}
-	return a, nil, nil
+	return a, notes, nil
 }
 
 // Restore waits for the new system with the host key of the extra-files
@@ -180,9 +229,10 @@ func (e *Engine) RestoreOver(ctx context.Context, c Conn, cfg steps.Config, a re
 	defer unlock()
 	res, err := e.World.Archives.Restore(ctx, c, a, reinstall.RestoreOptions{
 		Host: cfg.Host, HostKeyFingerprint: c.HostKey().Fingerprint, Target: o.Source, Services: o.Services, Sudo: sudo(c),
+		Identity: o.Identity, AnotherTarget: o.RestoreElsewhere,
 	}, progress)
 	if err != nil {
-		return Restored{}, fmt.Errorf("%w; run again with --restore %s", err, steps.ShellQuote(a.Path))
+		return Restored{}, fmt.Errorf("%w; run again with --restore %s%s", err, steps.ShellQuote(a.Path), identityArg(o))
 	}
 	out := Restored{Result: res}
 	if p, err := e.markRestored(cfg.Target(), a); err != nil {
@@ -364,11 +414,26 @@ func (r Restored) Words(source string) string {
 	return fmt.Sprintf("Restored and compared with the archive: %s holds %d entries, %s of files.", source, r.Result.Entries, steps.FormatBytes(r.Result.Bytes))
 }
 
+// ErrRestoreNotConfirmed is wrapped when the operator did not confirm a
+// restore into another directory than the archive's source.
+var ErrRestoreNotConfirmed = errors.New("the restore into another directory is not confirmed")
+
+// RestoreInto is what the confirmation of a restore into another
+// directory than the archive's source names.
+type RestoreInto struct {
+	Target  steps.Target
+	Archive string
+	From    string // the directory the archive was taken from
+	Into    string // where it would go now
+}
+
 // RestoreArchive is `reinstall --restore ARCHIVE`: the last step of a
 // reinstall alone, over a connection of its own, into o.Source (the
-// archive's own source when empty), after a restore that failed.
-func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, path string, o ReinstallOptions, p DialPolicy, f Front) (Restored, error) {
-	a, err := reinstall.OpenArchive(path)
+// archive's own source when empty), after a restore that failed. Another
+// directory than the archive's source is refused unless
+// o.RestoreElsewhere, and then asked for with the typed confirmation.
+func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, file string, o ReinstallOptions, p DialPolicy, f Front) (Restored, error) {
+	a, err := reinstall.OpenArchive(file)
 	if err != nil {
 		return Restored{}, err
 	}
@@ -378,10 +443,22 @@ func (e *Engine) RestoreArchive(ctx context.Context, cfg steps.Config, path stri
 	if o.Source == "" {
 		o.Source = a.Manifest.Source
 	}
-	// The checksum, the seal this machine wrote at the backup, and every
-	// member, before anything runs on the target.
-	if err := reinstall.VerifyArchive(a, "", o.Source); err != nil {
+	elsewhere := path.Clean(o.Source) != path.Clean(a.Manifest.Source)
+	if elsewhere && !o.RestoreElsewhere {
+		return Restored{}, fmt.Errorf("restore %s: %w: it was taken from %s:%s and goes back only there, not into %s: leave out --source, or pass --restore-elsewhere to confirm the other directory by typing the host; nothing was restored",
+			a.Path, reinstall.ErrOtherTarget, cfg.Host, a.Manifest.Source, o.Source)
+	}
+	o.RestoreElsewhere = elsewhere
+	// The checksum, the seal this machine wrote at the backup, the
+	// decryption and every member, before anything runs on the target.
+	if err := reinstall.VerifyArchive(a, "", o.Source, o.Identity); err != nil {
 		return Restored{}, fmt.Errorf("restore %s: %w", a.Path, err)
+	}
+	if elsewhere {
+		ok, err := f.ConfirmRestore(ctx, RestoreInto{Target: cfg.Target(), Archive: a.Path, From: a.Manifest.Source, Into: o.Source})
+		if err != nil || !ok {
+			return Restored{}, fmt.Errorf("restore %s: %w; nothing was restored", a.Path, errors.Join(ErrRestoreNotConfirmed, err))
+		}
 	}
 	c, err := e.Connect(ctx, cfg, p)
 	if err != nil {

@@ -95,6 +95,20 @@ type BackupOptions struct {
 	// SealDir is where the archive's seal goes (see CheckSeal); default
 	// SealDir().
 	SealDir string
+	// The archive holds the host key and every secret: it is encrypted
+	// with age to Recipients (the --backup-recipient values: age1… or
+	// files of them), or when there are none to the age recipients of
+	// SopsConfig (the flake's .sops.yaml). With neither the backup is
+	// refused (ErrNoRecipient) unless Plaintext, the operator's explicit
+	// choice of an archive in the clear.
+	Recipients []string
+	SopsConfig string
+	Plaintext  bool
+	// Identity is the operator's age identity file ("": where sops looks,
+	// see DefaultIdentityFiles). Before anything runs, one of its
+	// identities must be a recipient, so that the restore can open the
+	// archive; it is read, never written or shown.
+	Identity string
 }
 
 // Progress is reported while an archive streams.
@@ -121,9 +135,19 @@ type Manifest struct {
 	Bytes              int64     `json:"bytes"`      // bytes of regular files, hard links once
 	DiskUsage          int64     `json:"disk_usage"` // du -sb on the target
 	ArchiveBytes       int64     `json:"archive_bytes"`
-	SHA256             string    `json:"sha256"`
+	SHA256             string    `json:"sha256"` // of the file as it lies on disk (the ciphertext when encrypted)
 	Seconds            float64   `json:"seconds"`
+	// Encryption is EncryptionAge or EncryptionNone ("" in manifests
+	// written before archives were encrypted: none). An age archive is
+	// encrypted to Recipients; PlaintextSHA256 is the SHA-256 of the
+	// (compressed) tar stream inside it, checked after decryption.
+	Encryption      string   `json:"encryption"`
+	Recipients      []string `json:"recipients,omitempty"`
+	PlaintextSHA256 string   `json:"plaintext_sha256,omitempty"`
 }
+
+// Encrypted reports whether the archive is encrypted with age.
+func (m Manifest) Encrypted() bool { return m.Encryption == EncryptionAge }
 
 // Archive is a completed, verified backup.
 type Archive struct {
@@ -335,6 +359,11 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 	if margin == 0 {
 		margin = 64 << 20
 	}
+	// Who can open the archive is settled before anything runs.
+	recipients, ids, err := prepareEncryption(opts)
+	if err != nil {
+		return Archive{}, fmt.Errorf("backup: %w", err)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return Archive{}, fmt.Errorf("backup: creating %s: %w", opts.Dir, err)
 	}
@@ -359,6 +388,9 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 	flags, names := tarFlags(ri)
 	start := now()
 	base := fmt.Sprintf("%s-%s-%s%s", fileSafe(opts.Host), start.UTC().Format("20060102-150405"), fileSafe(filepath.Base(src)), suffixFor(comp))
+	if recipients != nil {
+		base += AgeSuffix
+	}
 	final := filepath.Join(opts.Dir, base)
 	partial := final + IncompleteSuffix
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -369,8 +401,29 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 		return Archive{}, &IncompleteError{Path: partial, Err: err}
 	}
 
-	s := &stream{file: f, sum: sha256.New(), total: ri.bytes, start: time.Now(), progress: progress, members: newMemberCheck(src)}
+	// The stream's bytes are hashed, listed and checked member by member
+	// as they arrive (s.sum, s.count); encrypted, they reach the file
+	// through age, and the file's own bytes are hashed and counted on the
+	// way to it (disk).
+	disk := &hashCounter{w: f}
+	var out io.Writer = disk
+	var ew io.WriteCloser
+	if recipients != nil {
+		disk.sum = sha256.New()
+		if ew, err = encrypter(disk, recipients); err != nil {
+			f.Close()
+			return fail(err)
+		}
+		out = ew
+	}
+	s := &stream{file: out, sum: sha256.New(), total: ri.bytes, start: time.Now(), progress: progress, members: newMemberCheck(src)}
 	res, err := s.run(ctx, r, wrap(BackupCommand(src, comp, flags), opts.Sudo), comp)
+	if ew != nil && err == nil {
+		// The last chunk and its tag.
+		if cerr := ew.Close(); cerr != nil {
+			err = fmt.Errorf("writing the archive here: %w", cerr)
+		}
+	}
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -390,10 +443,19 @@ func Backup(ctx context.Context, r Remote, opts BackupOptions, progress func(Pro
 			ErrVerify, res.entries, res.bytes, src, ri.entries, ri.bytes))
 	}
 	m := Manifest{
-		Version: 1, Host: opts.Host, HostKeyFingerprint: opts.HostKeyFingerprint, Created: start.UTC(),
+		Version: 2, Host: opts.Host, HostKeyFingerprint: opts.HostKeyFingerprint, Created: start.UTC(),
 		Source: src, Archive: base, Compression: comp, TarOptions: names,
-		Entries: res.entries, Bytes: res.bytes, DiskUsage: ri.du, ArchiveBytes: s.archive.Load(),
+		Entries: res.entries, Bytes: res.bytes, DiskUsage: ri.du, ArchiveBytes: disk.n,
 		SHA256: hex.EncodeToString(s.sum.Sum(nil)), Seconds: time.Since(s.start).Seconds(),
+		Encryption: EncryptionNone,
+	}
+	if recipients != nil {
+		m.Encryption, m.Recipients, m.PlaintextSHA256 = EncryptionAge, recipients, m.SHA256
+		m.SHA256 = hex.EncodeToString(disk.sum.Sum(nil))
+		// The identity that will restore it opens what lies on disk.
+		if err := opensFile(partial, ids); err != nil {
+			return fail(fmt.Errorf("%w: the archive just written does not decrypt with %s: %w", ErrVerify, ids.where(opts.Identity), err))
+		}
 	}
 	mp := final + ManifestSuffix
 	if err := writeJSON(mp, m); err != nil {
@@ -429,6 +491,42 @@ func fileSafe(s string) string {
 		}
 		return '_'
 	}, s)
+}
+
+// hashCounter counts, and hashes when sum is set, the bytes written
+// through it to w.
+type hashCounter struct {
+	w   io.Writer
+	sum hash.Hash
+	n   int64
+}
+
+func (h *hashCounter) Write(p []byte) (int, error) {
+	n, err := h.w.Write(p)
+	if h.sum != nil {
+		h.sum.Write(p[:n])
+	}
+	h.n += int64(n)
+	return n, err
+}
+
+// opensFile proves that ids open the age file at path: its header and
+// its first chunk decrypt.
+func opensFile(path string, ids *Identities) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pr, err := ids.decrypter(f)
+	if err != nil {
+		return err
+	}
+	var b [512]byte
+	if _, err := io.ReadFull(pr, b[:]); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 // stream carries one archive from the remote command into the local file

@@ -27,9 +27,12 @@ func TestCommands(t *testing.T) {
 		{"backup odd dir gzip", BackupCommand("/srv/my state'", "gzip", []string{"--numeric-owner"}),
 			`LC_ALL=C tar --create --file=- '--directory=/srv/my state'\''' --numeric-owner '--use-compress-program=gzip -1' .`},
 		{"restore", RestoreCommand("/persistent", m),
-			"mkdir -p -- /persistent && cd -- /persistent && LC_ALL=C tar --extract --file=- --numeric-owner --same-owner --same-permissions --xattrs '--xattrs-include=*' --acls --use-compress-program=zstd"},
+			"mkdir -p -- /persistent || { s=$?; echo 'bigbang-step: mkdir -p /persistent'\" exited with status $s\" >&2; exit $s; }\n" +
+				"cd -- /persistent || { s=$?; echo 'bigbang-step: cd /persistent'\" exited with status $s\" >&2; exit $s; }\n" +
+				"LC_ALL=C tar --extract --file=- --numeric-owner --same-owner --same-permissions --xattrs '--xattrs-include=*' --acls --use-compress-program=zstd || { s=$?; echo 'bigbang-step: tar --extract into /persistent'\" exited with status $s\" >&2; exit $s; }"},
 		{"compare", CompareCommand("/persistent", Manifest{Compression: "none"}),
-			"cd -- /persistent && LC_ALL=C tar --compare --file=- --numeric-owner"},
+			"cd -- /persistent || { s=$?; echo 'bigbang-step: cd /persistent'\" exited with status $s\" >&2; exit $s; }\n" +
+				"LC_ALL=C tar --compare --file=- --numeric-owner || { s=$?; echo 'bigbang-step: tar --compare with /persistent'\" exited with status $s\" >&2; exit $s; }"},
 		{"sudo", wrap("cd -- /persistent && du -sb .", true), "sudo -n sh -c 'cd -- /persistent && du -sb .'"},
 	}
 	for _, tt := range tests {
@@ -52,7 +55,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	r := &localRemote{}
 	var calls atomic.Int32
 	var last Progress
-	a, err := Backup(context.Background(), r, BackupOptions{Host: "vps", HostKeyFingerprint: "SHA256:abc", Source: src, Dir: dir},
+	a, err := Backup(context.Background(), r, BackupOptions{Plaintext: true, Host: "vps", HostKeyFingerprint: "SHA256:abc", Source: src, Dir: dir},
 		func(p Progress) { calls.Add(1); last = p })
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +69,10 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 	if fi, err := os.Stat(a.ManifestPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("manifest %s: %v", a.ManifestPath, err)
+	}
+	// Plaintext, as asked: said so in the manifest, no age header.
+	if a.Manifest.Encryption != EncryptionNone || a.Manifest.Encrypted() || len(a.Manifest.Recipients) != 0 || strings.HasPrefix(readAll(t, a.Path), AgeMagic) {
+		t.Fatalf("a plaintext backup: manifest %+v", a.Manifest)
 	}
 	if matches, _ := filepath.Glob(filepath.Join(dir, "*"+IncompleteSuffix)); len(matches) != 0 {
 		t.Fatalf("left incomplete files: %v", matches)
@@ -149,12 +156,12 @@ func TestBackupRefusals(t *testing.T) {
 	}{
 		{
 			name: "not enough local space",
-			opts: BackupOptions{Source: src, StatFS: func(string) (int64, error) { return 1 << 20, nil }},
+			opts: BackupOptions{Plaintext: true, Source: src, StatFS: func(string) (int64, error) { return 1 << 20, nil }},
 			want: ErrNoSpace,
 		},
 		{
 			name: "source missing",
-			opts: BackupOptions{Source: filepath.Join(src, "nope")},
+			opts: BackupOptions{Plaintext: true, Source: filepath.Join(src, "nope")},
 			want: ErrSourceMissing,
 		},
 	}
@@ -223,7 +230,7 @@ func TestBackupCutAndInterrupted(t *testing.T) {
 			if lr, ok := r.(*localRemote); ok {
 				r = &throttled{lr}
 			}
-			_, err := Backup(ctx, r, BackupOptions{Host: "vps", Source: src, Dir: dir, Now: func() time.Time { return time.Unix(0, 0) }}, prog)
+			_, err := Backup(ctx, r, BackupOptions{Plaintext: true, Host: "vps", Source: src, Dir: dir, Now: func() time.Time { return time.Unix(0, 0) }}, prog)
 			var ie *IncompleteError
 			if !errors.As(err, &ie) || !errors.Is(err, ErrIncomplete) || !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want an IncompleteError wrapping %v", err, tt.want)
@@ -320,7 +327,7 @@ func TestRestoreServicesAndGzip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &localRemote{path: bin}
-	a, err := Backup(context.Background(), r, BackupOptions{Host: "vps", Source: src, Dir: t.TempDir()}, nil)
+	a, err := Backup(context.Background(), r, BackupOptions{Plaintext: true, Host: "vps", Source: src, Dir: t.TempDir()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +366,7 @@ func TestBackupLocalDiskFills(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "data"), buf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Backup(context.Background(), &localRemote{}, BackupOptions{Host: "vps", Source: src, Dir: dir,
+	_, err := Backup(context.Background(), &localRemote{}, BackupOptions{Plaintext: true, Host: "vps", Source: src, Dir: dir,
 		StatFS: func(string) (int64, error) { return 1 << 40, nil }}, nil)
 	var ie *IncompleteError
 	if !errors.As(err, &ie) || !errors.Is(err, ErrNoSpace) || !strings.HasSuffix(ie.Path, IncompleteSuffix) {
@@ -381,7 +388,7 @@ func TestRestoreInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &localRemote{}
-	a, err := Backup(context.Background(), r, BackupOptions{Host: "vps", Source: src, Dir: t.TempDir()}, nil)
+	a, err := Backup(context.Background(), r, BackupOptions{Plaintext: true, Host: "vps", Source: src, Dir: t.TempDir()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func TestBenchBackup(t *testing.T) {
 			stop := sampleHeap()
 			start := time.Now()
 			var err error
-			a, err = Backup(context.Background(), c, BackupOptions{Host: "bench", Source: src, Dir: dir}, nil)
+			a, err = Backup(context.Background(), c, BackupOptions{Plaintext: true, Host: "bench", Source: src, Dir: dir}, nil)
 			d = time.Since(start)
 			if p := stop(); p > peak {
 				peak = p

@@ -206,7 +206,7 @@ func TestRestoreManifestBinding(t *testing.T) {
 	makeTree(t, src)
 	want, _ := treeHash(t, src)
 	seals := filepath.Join(base, "seals")
-	a, err := Backup(context.Background(), &localRemote{}, BackupOptions{Host: "vps", Source: src, Dir: filepath.Join(base, "backups"), SealDir: seals}, nil)
+	a, err := Backup(context.Background(), &localRemote{}, BackupOptions{Plaintext: true, Host: "vps", Source: src, Dir: filepath.Join(base, "backups"), SealDir: seals}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestRestoreManifestBinding(t *testing.T) {
 		if err := os.RemoveAll(src); err != nil {
 			t.Fatal(err)
 		}
-		if err := VerifyArchive(a, seals, ""); err != nil {
+		if err := VerifyArchive(a, seals, "", ""); err != nil {
 			t.Fatalf("VerifyArchive: %v", err)
 		}
 		if _, err := Restore(context.Background(), &localRemote{}, a, RestoreOptions{Host: "vps", SealDir: seals}, nil); err != nil {

@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/bigbang-nix/bigbang/steps"
 )
@@ -28,6 +32,11 @@ type RestoreOptions struct {
 	AnotherTarget bool
 	// SealDir is where Backup kept the archive's seal; default SealDir().
 	SealDir string
+	// Identity is the operator's age identity file for an encrypted
+	// archive ("": where sops looks, see DefaultIdentityFiles). Without
+	// one that opens it the restore is refused before anything runs on
+	// the target (ErrNoIdentity).
+	Identity string
 	// Services are stopped before the restore and started again after it
 	// (also when it fails), so nothing writes into the directory meanwhile.
 	Services []string
@@ -64,12 +73,25 @@ func VerifyChecksum(a Archive) error {
 	return checksum(f, a)
 }
 
+// StepMarker begins the line of standard error with which the restore's
+// remote commands name the step that failed (see RestoreCommand): the
+// error then blames that step, with the lines the step itself wrote, and
+// not the command's first word.
+const StepMarker = "bigbang-step: "
+
+// failed is the shell that ends a step: on failure it names the step on
+// standard error and exits with its status.
+func failed(step string) string {
+	return ` || { s=$?; echo ` + steps.ShellQuote(StepMarker+step) + `" exited with status $s" >&2; exit $s; }`
+}
+
 // RestoreCommand returns the remote command that unpacks an archive from
 // standard input into dir with numeric owners and modes.
 func RestoreCommand(dir string, m Manifest) string {
 	argv := []string{"tar", "--extract", "--file=-", "--numeric-owner", "--same-owner", "--same-permissions"}
 	argv = append(argv, archiveFlags(m)...)
-	return "mkdir -p -- " + steps.ShellQuote(dir) + " && cd -- " + steps.ShellQuote(dir) + " && LC_ALL=C " + steps.ShellJoin(argv)
+	q := steps.ShellQuote(dir)
+	return "mkdir -p -- " + q + failed("mkdir -p "+dir) + "\ncd -- " + q + failed("cd "+dir) + "\nLC_ALL=C " + steps.ShellJoin(argv) + failed("tar --extract into "+dir)
 }
 
 // CompareCommand returns the remote command that compares an archive from
@@ -77,7 +99,45 @@ func RestoreCommand(dir string, m Manifest) string {
 func CompareCommand(dir string, m Manifest) string {
 	argv := []string{"tar", "--compare", "--file=-", "--numeric-owner"}
 	argv = append(argv, archiveFlags(m)...)
-	return "cd -- " + steps.ShellQuote(dir) + " && LC_ALL=C " + steps.ShellJoin(argv)
+	q := steps.ShellQuote(dir)
+	return "cd -- " + q + failed("cd "+dir) + "\nLC_ALL=C " + steps.ShellJoin(argv) + failed("tar --compare with "+dir)
+}
+
+// stepError is a failed remote step named by its StepMarker line, with the
+// rest of its standard error; it unwraps to the remote command's error.
+type stepError struct {
+	msg string
+	err error
+}
+
+func (e *stepError) Error() string { return e.msg }
+func (e *stepError) Unwrap() error { return e.err }
+
+// blame turns the error of a restore's remote command into one that names
+// the step that failed, from its StepMarker line, followed by what it wrote
+// on standard error; without a marker (the command did not get to run: a
+// lost connection, sudo refusing) it is err with the output.
+func blame(err error, out, stderr string) error {
+	var step string
+	var rest []string
+	for _, l := range strings.Split(strings.TrimSpace(out+"\n"+stderr), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "":
+		case strings.HasPrefix(l, StepMarker):
+			step = strings.TrimPrefix(l, StepMarker)
+		default:
+			rest = append(rest, l)
+		}
+	}
+	if step == "" {
+		return fmt.Errorf("%w: %s", err, strings.Join(rest, "\n"))
+	}
+	msg := step + " on the target"
+	if len(rest) > 0 {
+		msg += ": " + strings.Join(rest, "; ")
+	}
+	return &stepError{msg: msg, err: err}
 }
 
 func archiveFlags(m Manifest) []string {
@@ -102,35 +162,106 @@ func archiveFlags(m Manifest) []string {
 // VerifyArchive is every check of an archive that needs no target, for a
 // restore into dir (the manifest's source when empty): the archive's
 // SHA-256 against its manifest, the manifest against its seal (so an
-// edited manifest is refused), and every member against dir (see
-// CheckMembers). Restore runs it on the file it then sends; a front end
-// can run it before it asks for the confirmation.
-func VerifyArchive(a Archive, sealDir, dir string) error {
+// edited manifest is refused), for an encrypted archive that an identity
+// of the file identity ("": where sops looks) opens it and that its
+// plaintext is the one the backup hashed, and every member against dir
+// (see CheckMembers). Restore runs it on the file it then sends; a front
+// end can run it before it asks for the confirmation.
+func VerifyArchive(a Archive, sealDir, dir, identity string) error {
 	f, err := os.Open(a.Path)
 	if err != nil {
 		return fmt.Errorf("opening the archive: %w", err)
 	}
 	defer f.Close()
-	return verifyOpen(f, a, sealDir, dir)
+	_, err = verifyOpen(f, a, sealDir, dir, identity)
+	return err
 }
 
-func verifyOpen(f *os.File, a Archive, sealDir, dir string) error {
+// verifyOpen is VerifyArchive on the open file. It returns the identities
+// that open an encrypted archive (nil for a plaintext one).
+func verifyOpen(f *os.File, a Archive, sealDir, dir, identity string) (*Identities, error) {
 	if err := checksum(f, a); err != nil {
-		return err
+		return nil, err
 	}
 	if err := CheckSeal(sealDir, a); err != nil {
-		return err
+		return nil, err
 	}
 	if dir == "" {
 		dir = a.Manifest.Source
 	}
+	var ids *Identities
+	if a.Manifest.Encrypted() {
+		var err error
+		if ids, err = LoadIdentities(identity); err != nil {
+			return nil, fmt.Errorf("%w; nothing was restored", err)
+		}
+	}
+	in, sum, err := plaintext(f, a, ids, identity)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckMembers(in, a.Manifest.Compression, dir); errors.Is(err, errDamaged) {
+		return nil, fmt.Errorf("%w: %s does not decrypt: %w: the file is damaged; use another copy", ErrCorrupt, a.Path, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w: nothing was unpacked; this archive was not written by bigbang's backup, or was altered: do not restore it", a.Path, err)
+	}
+	if sum != nil {
+		// The rest of the stream, so that age checks its last chunk and
+		// the whole plaintext is hashed.
+		if _, err := io.Copy(io.Discard, in); err != nil {
+			return nil, fmt.Errorf("%w: decrypting %s: %w: the file is damaged; use another copy", ErrCorrupt, a.Path, err)
+		}
+		if got := hex.EncodeToString(sum.Sum(nil)); got != a.Manifest.PlaintextSHA256 {
+			return nil, fmt.Errorf("%w: %s decrypts to a stream with SHA-256 %s, its manifest says %s: do not restore it", ErrCorrupt, a.Path, got, a.Manifest.PlaintextSHA256)
+		}
+	}
+	return ids, nil
+}
+
+// plaintext reads the open archive from its start as the (compressed) tar
+// stream: decrypted with ids when it is encrypted, with the hash of what
+// it yields (nil for a plaintext archive, whose hash checksum took).
+func plaintext(f *os.File, a Archive, ids *Identities, identity string) (io.Reader, hash.Hash, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := CheckMembers(bufio.NewReaderSize(f, 1<<20), a.Manifest.Compression, dir); err != nil {
-		return fmt.Errorf("%s: %w: nothing was unpacked; this archive was not written by bigbang's backup, or was altered: do not restore it", a.Path, err)
+	in := bufio.NewReaderSize(f, 1<<20)
+	if !a.Manifest.Encrypted() {
+		return in, nil, nil
 	}
-	return nil
+	pr, err := openAge(in, a, ids, identity)
+	if err != nil {
+		return nil, nil, err
+	}
+	sum := sha256.New()
+	return io.TeeReader(pr, sum), sum, nil
+}
+
+// openAge decrypts the age stream of archive a read from r.
+func openAge(r io.Reader, a Archive, ids *Identities, identity string) (io.Reader, error) {
+	pr, err := ids.decrypter(r)
+	var nomatch *age.NoIdentityMatchError
+	switch {
+	case errors.Is(err, ErrNoIdentity) || errors.As(err, &nomatch):
+		return nil, fmt.Errorf("%w; nothing was restored", noIdentity(a.Path, a.Manifest.Recipients, ids, identity))
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s does not decrypt: %w: the file is damaged; use another copy", ErrCorrupt, a.Path, err)
+	}
+	return damagedReader{pr}, nil
+}
+
+// errDamaged marks a read error of an age stream: a chunk that does not
+// authenticate (a damaged or altered file, or one cut short).
+var errDamaged = errors.New("age stream damaged")
+
+type damagedReader struct{ r io.Reader }
+
+func (d damagedReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", errDamaged, err)
+	}
+	return n, err
 }
 
 // checksum compares the SHA-256 of the open archive with its manifest's.
@@ -171,7 +302,8 @@ func Restore(ctx context.Context, r Remote, a Archive, opts RestoreOptions, prog
 		return res, fmt.Errorf("restore: opening the archive: %w", err)
 	}
 	defer f.Close()
-	if err := verifyOpen(f, a, opts.SealDir, dir); err != nil {
+	ids, err := verifyOpen(f, a, opts.SealDir, dir, opts.Identity)
+	if err != nil {
 		return res, fmt.Errorf("restore: %w", err)
 	}
 	if path.Clean(dir) != path.Clean(m.Source) && !opts.AnotherTarget {
@@ -206,10 +338,10 @@ func Restore(ctx context.Context, r Remote, a Archive, opts RestoreOptions, prog
 		}()
 	}
 
-	if err := send(ctx, r, f, a, wrap(RestoreCommand(dir, m), opts.Sudo), progress); err != nil {
+	if err := send(ctx, r, f, a, ids, wrap(RestoreCommand(dir, m), opts.Sudo), progress); err != nil {
 		return res, fmt.Errorf("restore: %w: %w: %s may be partly restored; run the restore again (it overwrites what is there)", ErrRestoreIncomplete, err, dir)
 	}
-	if err := send(ctx, r, f, a, wrap(CompareCommand(dir, m), opts.Sudo), nil); err != nil {
+	if err := send(ctx, r, f, a, ids, wrap(CompareCommand(dir, m), opts.Sudo), nil); err != nil {
 		return res, fmt.Errorf("restore: %w: what landed in %s differs from the archive: %w", ErrVerify, dir, err)
 	}
 	after, err := probe(ctx, r, dir, opts.Sudo)
@@ -236,19 +368,27 @@ func systemctl(ctx context.Context, r Remote, verb string, units []string, sudo 
 }
 
 // send streams the open archive, from its start, into a remote command's
-// standard input.
-func send(ctx context.Context, r Remote, f *os.File, a Archive, cmd string, progress func(Progress)) error {
+// standard input: decrypted here with ids when it is encrypted (the SSH
+// channel carries it), the (compressed) tar stream as it is otherwise.
+func send(ctx context.Context, r Remote, f *os.File, a Archive, ids *Identities, cmd string, progress func(Progress)) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
 	pr := &progressReader{r: f, total: a.Manifest.ArchiveBytes, start: time.Now(), progress: progress}
+	var in io.Reader = pr
+	if a.Manifest.Encrypted() {
+		var err error
+		if in, err = openAge(pr, a, ids, ""); err != nil {
+			return err
+		}
+	}
 	out := &tailBuffer{max: 8 << 10}
 	errb := &tailBuffer{max: 8 << 10}
-	if err := r.Run(ctx, cmd, pr, out, errb); err != nil {
+	if err := r.Run(ctx, cmd, in, out, errb); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()+"\n"+errb.String()))
+		return blame(err, out.String(), errb.String())
 	}
 	pr.tell(true)
 	return nil

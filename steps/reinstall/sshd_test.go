@@ -44,7 +44,7 @@ func TestRoundTripThroughSSHD(t *testing.T) {
 	makeTree(t, src)
 	want, wantLines := treeHash(t, src)
 
-	a, err := Backup(context.Background(), c, BackupOptions{Host: "vps", HostKeyFingerprint: c.HostKey.Fingerprint, Source: src, Dir: filepath.Join(base, "backups")}, nil)
+	a, err := Backup(context.Background(), c, BackupOptions{Plaintext: true, Host: "vps", HostKeyFingerprint: c.HostKey.Fingerprint, Source: src, Dir: filepath.Join(base, "backups")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestCutThroughProxy(t *testing.T) {
 	var once sync.Once
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, err := Backup(ctx, c, BackupOptions{Host: "vps", Source: src, Dir: dir}, func(pr Progress) {
+	_, err := Backup(ctx, c, BackupOptions{Plaintext: true, Host: "vps", Source: src, Dir: dir}, func(pr Progress) {
 		if pr.Bytes > 0 {
 			once.Do(p.Cut)
 		}
@@ -101,5 +101,68 @@ func TestCutThroughProxy(t *testing.T) {
 		if !strings.HasSuffix(e.Name(), IncompleteSuffix) {
 			t.Fatalf("a file not named incomplete after a cut: %s", e.Name())
 		}
+	}
+}
+
+// TestEncryptedThroughSSHD takes an age-encrypted backup through a real
+// OpenSSH sshd and restores it with the identity; without one, nothing
+// runs on the target.
+func TestEncryptedThroughSSHD(t *testing.T) {
+	noDefaultIdentities(t)
+	h := testhost.Start(t, testhost.Options{})
+	c := dialTestHost(t, h, h.IP, h.Port)
+	base := t.TempDir()
+	src, dst := filepath.Join(base, "persistent"), filepath.Join(base, "restored")
+	makeTree(t, src)
+	want, _ := treeHash(t, src)
+	keyFile, r := newIdentity(t)
+	a, err := Backup(context.Background(), c, BackupOptions{Host: "vps", HostKeyFingerprint: c.HostKey.Fingerprint, Source: src, Dir: filepath.Join(base, "backups"), Recipients: []string{r}, Identity: keyFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, a.Path); !strings.HasPrefix(body, AgeMagic) || !a.Manifest.Encrypted() {
+		t.Fatalf("not age ciphertext: %q…, manifest %+v", body[:min(len(body), 30)], a.Manifest)
+	}
+	o := RestoreOptions{Host: "vps", HostKeyFingerprint: c.HostKey.Fingerprint, Target: dst, AnotherTarget: true}
+	if _, err := Restore(context.Background(), c, a, o, nil); !errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("restore without the identity: %v", err)
+	}
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the target directory was made without the identity: %v", err)
+	}
+	o.Identity = keyFile
+	if _, err := Restore(context.Background(), c, a, o, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := treeHash(t, dst); got != want {
+		t.Fatal("the restored tree differs")
+	}
+}
+
+// TestRestoreBlamesTar restores, through a real sshd, a crafted archive
+// whose members are all safe but which tar cannot unpack (a file under a
+// regular file): the error names tar and carries its message, not mkdir,
+// the command's first word.
+func TestRestoreBlamesTar(t *testing.T) {
+	h := testhost.Start(t, testhost.Options{})
+	c := dialTestHost(t, h, h.IP, h.Port)
+	dst := filepath.Join(t.TempDir(), "persistent")
+	a := sealedArchive(t, []member{dir("./"), file("./a"), file("./a/b")}, "gzip", dst)
+	_, err := Restore(context.Background(), c, a, RestoreOptions{Host: "vps"}, nil)
+	if !errors.Is(err, ErrRestoreIncomplete) {
+		t.Fatalf("err = %v, want a failed restore", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"tar --extract into " + dst + " exited with status 2 on the target", "a/b", "Not a directory"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "mkdir") {
+		t.Errorf("the error blames mkdir: %s", msg)
+	}
+	var re *sshexec.RemoteError
+	if !errors.As(err, &re) || re.Status != 2 {
+		t.Errorf("the remote error is not kept: %#v", re)
 	}
 }

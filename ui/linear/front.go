@@ -134,6 +134,31 @@ func (f *Front) ConfirmWipe(ctx context.Context, w engine.Wipe) (bool, error) {
 	return true, nil
 }
 
+// ConfirmRestore is --yes-wipe naming the host, or the host typed on a
+// terminal, for a restore into another directory than the archive's.
+func (f *Front) ConfirmRestore(ctx context.Context, r engine.RestoreInto) (bool, error) {
+	if f.Confirmed {
+		return true, nil
+	}
+	if f.In == nil {
+		return false, fmt.Errorf("%s goes into %s, not %s where it was taken: confirm it on a terminal, or with --yes-wipe %s", r.Archive, r.Into, r.From, r.Target.Host)
+	}
+	host := r.Target.Host
+	fmt.Fprintf(f.Err, "\nThis restores %s, taken from %s, into %s:%s as root: what is there is overwritten.\n", r.Archive, r.From, host, r.Into)
+	fmt.Fprintf(f.Err, "Type the host (%s) to go on, anything else stops: ", host)
+	line, err := ReadLine(ctx, f.In)
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil && line == "" {
+		return false, fmt.Errorf("no answer")
+	}
+	if strings.TrimSpace(line) != host {
+		return false, fmt.Errorf("you typed %q, not %s", strings.TrimSpace(line), host)
+	}
+	return true, nil
+}
+
 // Prompts are the questions of a dial on a terminal: an unknown host key
 // shown with its fingerprint (saved only after a yes), and a key file's
 // passphrase read without echo from fd. Both end at once when ctx ends

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,36 @@ func TestReport(t *testing.T) {
 	_ = Report(&b, false, nil, func(w io.Writer) { io.WriteString(w, "text") })
 	if b.String() != "text" {
 		t.Errorf("text report %q", b.String())
+	}
+}
+
+// TestConfirmRestore: a restore into another directory than the archive's
+// goes on only when the host is typed (or --yes-wipe named it), and says
+// what it would overwrite.
+func TestConfirmRestore(t *testing.T) {
+	r := engine.RestoreInto{Target: steps.Target{Host: "203.0.113.7"}, Archive: "/b/a.tar.zst.age", From: "/persistent", Into: "/srv"}
+	for _, tt := range []struct {
+		name   string
+		f      *Front
+		ok     bool
+		errHas string
+	}{
+		{"the host typed", &Front{In: bufio.NewReader(strings.NewReader("203.0.113.7\n"))}, true, ""},
+		{"yes typed", &Front{In: bufio.NewReader(strings.NewReader("yes\n"))}, false, `you typed "yes"`},
+		{"no answer", &Front{In: bufio.NewReader(strings.NewReader(""))}, false, "no answer"},
+		{"no terminal", &Front{}, false, "--yes-wipe 203.0.113.7"},
+		{"--yes-wipe", &Front{Confirmed: true}, true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var errw bytes.Buffer
+			tt.f.Err = &errw
+			ok, err := tt.f.ConfirmRestore(context.Background(), r)
+			if ok != tt.ok || (tt.errHas == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.errHas)) {
+				t.Fatalf("ok %v, err %v; want %v, %q", ok, err, tt.ok, tt.errHas)
+			}
+			if tt.f.In != nil && !strings.Contains(errw.String(), "into 203.0.113.7:/srv as root") {
+				t.Errorf("the question does not say what it overwrites:\n%s", errw.String())
+			}
+		})
 	}
 }
