@@ -182,7 +182,14 @@ func (e *Engine) revisionItem(ctx context.Context, cfg steps.Config, st *Status)
 		}
 		it.Summary = fmt.Sprintf("%s %s, %s behind the pushed main (%s%s): the pushed revision was not deployed",
 			from, short(running), commits(p.Ahead), seen, committed)
-		it.Fix = "check that CI built " + short(p.Revision) + " and that the deploy unit ran (its journal: journalctl -u <deploy unit>); or deploy by hand: nh os switch"
+		deployUnit := "<deploy unit>"
+		for _, u := range st.UpdateUnits {
+			if strings.Contains(u.Unit, "deploy") || strings.Contains(u.Unit, "webhook") {
+				deployUnit = steps.ShellQuote(u.Unit)
+				break
+			}
+		}
+		it.Fix = "check that CI built " + short(p.Revision) + " and that the deploy ran (journalctl -u " + deployUnit + " on the machine); or deploy by hand: nh os switch"
 		if !p.CommittedAt.IsZero() && now.Sub(p.CommittedAt) < 30*time.Minute {
 			it.Status = steps.StatusWarn
 			it.Summary += " yet (it is recent: CI may still be building it)"
@@ -363,6 +370,11 @@ func (e *Engine) portStatus(ctx context.Context, host string, ports []int, liste
 			out[i].Reachable = &ok
 			if err != nil {
 				out[i].Error = err.Error()
+				// The address is said beside it: keep what went wrong.
+				var oe *net.OpError
+				if errors.As(err, &oe) && oe.Err != nil {
+					out[i].Error = oe.Err.Error()
+				}
 				if errors.Is(rctx.Err(), context.DeadlineExceeded) {
 					out[i].Error = fmt.Sprintf("no answer within %s", ReachTimeout)
 				}

@@ -50,7 +50,7 @@ func TestStatusHandoff(t *testing.T) {
 			set: func(_ *enginetest.Fake, _ *steps.Config, _ map[string]string, p *local.Pushed, _ map[string]error) {
 				p.Revision, p.Relation, p.Ahead, p.CommittedAt = "bbbb2222", local.RelBehind, 2, now.Add(-5*time.Hour)
 			},
-			wantText: []string{"aaaa1111, 2 commits behind the pushed main (origin/main bbbb2222", "committed 5 hours ago", "not deployed", "nh os switch", "journalctl"}},
+			wantText: []string{"aaaa1111, 2 commits behind the pushed main (origin/main bbbb2222", "committed 5 hours ago", "not deployed", "nh os switch", "journalctl -u deploy-webhook.service"}},
 		{name: "just pushed", wantItem: "handoff.revision", wantStatus: steps.StatusWarn,
 			set: func(_ *enginetest.Fake, _ *steps.Config, _ map[string]string, p *local.Pushed, _ map[string]error) {
 				p.Revision, p.Relation, p.Ahead, p.CommittedAt = "bbbb2222", local.RelBehind, 1, now.Add(-5*time.Minute)
