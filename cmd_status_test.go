@@ -121,6 +121,18 @@ func TestStatusCommand(t *testing.T) {
 		if st.Drift == nil || st.Drift.Verdict != "reinstall" || len(st.Drift.Changes) != 1 || st.Drift.Changes[0].Kind != "added" {
 			t.Fatalf("drift %+v", st.Drift)
 		}
+		// The hand-off: the timer's service last failed; the flake folder
+		// is no git clone, so the pushed main is not known; the flake
+		// opens no port.
+		got := map[string]steps.Status{}
+		for _, it := range st.Handoff {
+			got[it.ID+" "+it.Subject] = it.Status
+		}
+		wantHandoff := map[string]steps.Status{"handoff.revision ": steps.StatusWarn, "handoff.timer nixos-upgrade.timer": steps.StatusOK,
+			"handoff.unit nixos-upgrade.service": steps.StatusFail, "handoff.unit ": steps.StatusWarn, "handoff.ports ": steps.StatusSkip}
+		if !reflect.DeepEqual(got, wantHandoff) {
+			t.Fatalf("hand-off %v, want %v: %+v", got, wantHandoff, st.Handoff)
+		}
 	})
 
 	t.Run("plain", func(t *testing.T) {

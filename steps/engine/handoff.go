@@ -273,6 +273,11 @@ func unitItems(units []UnitStatus) []HandoffItem {
 		triggered := kind == "service" && (u.Type == "oneshot" || names[stem+".timer"] || names[stem+".socket"] || names[stem+".path"])
 		failedRun := u.Result != "" && u.Result != "success"
 		switch {
+		case u.Active == "" && u.Load == "":
+			// The read stopped before this unit (a wedged systemctl):
+			// nothing is known of it, which is not a failure of its own.
+			it.Status, it.Summary = steps.StatusWarn, u.Unit+": its state was not read"
+			it.Fix = "systemctl status " + steps.ShellQuote(u.Unit) + " on the machine"
 		case u.Load == "not-found":
 			it.Status, it.Summary = steps.StatusFail, u.Unit+" does not exist on the machine"
 			it.Fix = "check the unit's name (systemctl list-units --all on the machine), or declare it in the flake"

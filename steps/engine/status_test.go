@@ -127,6 +127,11 @@ func TestStatusHandoff(t *testing.T) {
 				parts["webhook"] = "unit=deploy-webhook.service\nunit_LoadState=not-found\nunit_ActiveState=inactive\n"
 			},
 			wantText: []string{"does not exist on the machine"}},
+		{name: "a unit whose state was not read", wantItem: "handoff.unit/deploy-webhook.service", wantStatus: steps.StatusWarn,
+			set: func(_ *enginetest.Fake, _ *steps.Config, parts map[string]string, _ *local.Pushed, _ map[string]error) {
+				parts["webhook"] = "unit=deploy-webhook.service\n"
+			},
+			wantText: []string{"its state was not read"}},
 		{name: "nothing listens", wantFail: true, wantItem: "handoff.listen/9000", wantStatus: steps.StatusFail,
 			set: func(_ *enginetest.Fake, _ *steps.Config, parts map[string]string, _ *local.Pushed, reach map[string]error) {
 				parts["listen"] = "listen_read=/proc/net/tcp\nlisten=00000000:0016\n"
