@@ -128,6 +128,11 @@ func (e *Engine) revisionItem(ctx context.Context, cfg steps.Config, st *Status)
 		it.Fix = "set system.configurationRevision = self.rev or self.dirtyRev or null; in the flake's configuration, and deploy it"
 		return it
 	}
+	if running == "dirty" {
+		it.Status, it.Summary = steps.StatusWarn, from+" a build of uncommitted changes (revision \"dirty\"): it cannot be placed against the pushed main"
+		it.Fix = "commit and push the changes, and let the deploy switch the machine to them"
+		return it
+	}
 	path, _, _ := steps.SplitFlake(cfg.Flake)
 	dir := flake.LocalDir(path)
 	switch {

@@ -98,7 +98,10 @@ type ReceiptBrief struct {
 // StatusScript reads what status reports in one session. Units are
 // picked by name: the deployment's update timer and deploy service have no
 // fixed names, so anything named like an upgrade, update, flake, deploy or
-// webhook unit is shown, with the ones given by --unit.
+// webhook unit is shown, with the ones given by --unit. The listening TCP
+// sockets come from /proc/net/tcp{,6} (every Linux has them; ss may be
+// missing), read before the units so that a wedged systemctl cannot hide
+// them.
 func StatusScript(units []string) string {
 	return `export LC_ALL=C SYSTEMD_PAGER= SYSTEMD_COLORS=0
 echo "nixos_version=$(nixos-version 2>/dev/null)"

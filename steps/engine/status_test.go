@@ -72,6 +72,14 @@ func TestStatusHandoff(t *testing.T) {
 				parts["head"] = strings.Replace(parts["head"], "revision=aaaa1111", "revision=aaaa1111-dirty", 1)
 			},
 			wantText: []string{"uncommitted changes", "commit and push"}},
+		{name: "a receipt's dirty revision", wantItem: "handoff.revision", wantStatus: steps.StatusWarn,
+			set: func(w *enginetest.Fake, cfg *steps.Config, parts map[string]string, _ *local.Pushed, _ map[string]error) {
+				parts["head"] = "nixos_version=25.05\nrevision=\nstate=running\n"
+				if _, err := w.World().Receipts.Write(receipt.Receipt{Host: cfg.Host, FlakeRevision: "dirty"}); err != nil {
+					panic(err)
+				}
+			},
+			wantText: []string{"the install receipt says the machine runs a build of uncommitted changes", "commit and push"}},
 		{name: "no remote", pushedErr: fmt.Errorf("%w: the clone has no remote", local.ErrNoRemote), wantItem: "handoff.revision", wantStatus: steps.StatusWarn,
 			wantText: []string{"the pushed main is not known", "git push -u origin main"}},
 		{name: "no revision on the machine: the receipt's", wantItem: "handoff.revision", wantStatus: steps.StatusOK,
