@@ -21,14 +21,15 @@ func newStatusCmd(cfg *steps.Config) *cobra.Command {
 	var req engine.StatusRequest
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "After the install: reachable, host key pinned, NixOS version, update units, drift",
+		Short: "After the install: reachable, host key pinned, NixOS version, the GitOps hand-off, drift",
 		Long: "status logs in to an installed machine and reports: whether it is reachable with the\n" +
 			"pinned host key (and whether that is the key of the install receipt and the extra-files\n" +
-			"tree), the NixOS version and system generation, the flake revision it runs against the\n" +
-			"local one, the update units of the deployment (timers and services named like upgrade,\n" +
-			"update, flake, deploy or webhook, and any given with --unit: state, last and next run),\n" +
-			"failed units, and the disk drift against the flake. It only reads.\n" +
-			"Exit status 0: reachable, host key as pinned, no failed unit; 1 otherwise.",
+			"tree), the NixOS version and system generation, failed units, the disk drift, and the\n" +
+			"hand-off: the flake revision it runs against the pushed main of the local clone (as last\n" +
+			"fetched), the update timers scheduled and the deploy/webhook units up (units named like\n" +
+			"upgrade, update, flake, deploy or webhook, and any --unit), the ports the flake opens\n" +
+			"listening there and answering a connect from here. It only reads (nothing is fetched).\n" +
+			"Exit status 0: reachable, host key as pinned, no failed unit or hand-off item; 1 otherwise.",
 		Example:      "  bigbang status --host 203.0.113.7 --user admin\n  bigbang status --host 203.0.113.7 --output json --unit deploy-webhook.service",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,

@@ -3,16 +3,21 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/cli"
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
+	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 )
@@ -116,6 +121,18 @@ func TestStatusCommand(t *testing.T) {
 		if st.Drift == nil || st.Drift.Verdict != "reinstall" || len(st.Drift.Changes) != 1 || st.Drift.Changes[0].Kind != "added" {
 			t.Fatalf("drift %+v", st.Drift)
 		}
+		// The hand-off: the timer's service last failed; the flake folder
+		// is no git clone, so the pushed main is not known; the flake
+		// opens no port.
+		got := map[string]steps.Status{}
+		for _, it := range st.Handoff {
+			got[it.ID+" "+it.Subject] = it.Status
+		}
+		wantHandoff := map[string]steps.Status{"handoff.revision ": steps.StatusWarn, "handoff.timer nixos-upgrade.timer": steps.StatusOK,
+			"handoff.unit nixos-upgrade.service": steps.StatusFail, "handoff.unit ": steps.StatusWarn, "handoff.ports ": steps.StatusSkip}
+		if !reflect.DeepEqual(got, wantHandoff) {
+			t.Fatalf("hand-off %v, want %v: %+v", got, wantHandoff, st.Handoff)
+		}
 	})
 
 	t.Run("plain", func(t *testing.T) {
@@ -161,5 +178,243 @@ func TestStatusCommand(t *testing.T) {
 		if code != cli.Failed || st.Reachable || st.Error == "" {
 			t.Fatalf("exit %d %+v", code, st)
 		}
+	})
+}
+
+// handoffStubs are the NixOS tools status reads, for the hand-off: the
+// revision the machine runs and the update timer's state are files in the
+// stubs folder, so that a test changes them between runs.
+func handoffStubs(t *testing.T, dir string) {
+	t.Helper()
+	stubs := map[string]string{
+		"nixos-version": `#!/bin/sh
+case "$1" in --configuration-revision) cat ` + dir + `/revision;; *) echo "25.05.20250601.abcdef0 (Warbler)";; esac
+`,
+		"systemctl": `#!/bin/sh
+case "$1" in
+is-system-running) echo running;;
+list-units)
+  case "$*" in
+  *--failed*) ;;
+  *) printf '%s\n' "nixos-upgrade.timer loaded active waiting NixOS Upgrade" "nixos-upgrade.service loaded inactive dead NixOS Upgrade" "deploy-webhook.service loaded active running Deploy webhook";;
+  esac;;
+show)
+  case "$2" in
+  *.timer) cat ` + dir + `/timer;;
+  nixos-upgrade.service) printf 'LoadState=loaded\nActiveState=inactive\nType=oneshot\nResult=success\n';;
+  *) printf 'LoadState=loaded\nActiveState=active\nType=simple\nResult=success\n';;
+  esac;;
+esac
+`,
+	}
+	for name, body := range stubs {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const (
+	timerScheduled   = "LoadState=loaded\nActiveState=active\nResult=success\nNextElapseUSecRealtime=Mon 2026-12-07 03:00:00 UTC\nLastTriggerUSec=Mon 2026-11-30 03:00:04 UTC\n"
+	timerUnscheduled = "LoadState=loaded\nActiveState=inactive\nResult=success\nNextElapseUSecRealtime=n/a\nLastTriggerUSec=n/a\n"
+)
+
+// gitIn runs git in dir with a fixed identity.
+func gitIn(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestStatusHandoff proves each hand-off item against the real test sshd,
+// ok and failing: the flake's clone with a pushed main, the machine's
+// timer, and ports the test host listens on or not.
+func TestStatusHandoff(t *testing.T) {
+	testutil.Need(t, "nix")
+	testutil.Need(t, "git")
+	stubs := t.TempDir()
+	handoffStubs(t, stubs)
+	h, kh := startTestHost(t, testhost.Options{Extra: "SetEnv PATH=" + stubs + ":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin\n"})
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+
+	// The ports: one the machine listens on everywhere, one nothing
+	// listens on, and one it listens on where a connect from here does not
+	// arrive ([::1] only, reached at 127.0.0.1): as a port behind the
+	// provider's firewall looks.
+	open, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	closed, err := testhost.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocked, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback for the blocked port: %v", err)
+	}
+	defer blocked.Close()
+	openPort, blockedPort := open.Addr().(*net.TCPAddr).Port, blocked.Addr().(*net.TCPAddr).Port
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", blockedPort), time.Second); err == nil {
+		c.Close()
+		t.Skipf("127.0.0.1:%d answers: the blocked port is not blocked", blockedPort)
+	}
+
+	// The flake's clone, pushed to its origin; the machine runs that commit.
+	flakeDir := writeFlakeDir(t, fmt.Sprintf(`{
+  outputs = { self }: {
+    nixosConfigurations.open.config = { nixpkgs.hostPlatform.system = "aarch64-linux"; networking.firewall.allowedTCPPorts = [ %[1]d ]; };
+    nixosConfigurations.vps.config = { nixpkgs.hostPlatform.system = "aarch64-linux"; networking.firewall.allowedTCPPorts = [ %[1]d %[2]d %[3]d ]; };
+  };
+}
+`, openPort, closed, blockedPort))
+	base := t.TempDir()
+	origin := filepath.Join(base, "origin.git")
+	gitIn(t, base, "init", "-q", "--bare", origin)
+	gitIn(t, flakeDir, "init", "-q")
+	gitIn(t, flakeDir, "add", "flake.nix")
+	gitIn(t, flakeDir, "commit", "-q", "-m", "the flake")
+	gitIn(t, flakeDir, "remote", "add", "origin", origin)
+	gitIn(t, flakeDir, "push", "-q", "-u", "origin", "main")
+	running := gitIn(t, flakeDir, "rev-parse", "HEAD")
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("revision", running+"\n")
+	write("timer", timerScheduled)
+
+	keys := t.TempDir()
+	copyHostKey(t, h, keys)
+	status := func(t *testing.T, name string, extra ...string) (int, engine.Status, string) {
+		t.Helper()
+		args := append([]string{"status", "--host", h.IP, "--port", h.PortString(), "--user", h.User, "-i", h.ClientKey,
+			"--known-hosts", kh, "--flake", flakeDir + "#" + name, "--extra-files", keys, "--connect-timeout", "5s", "--no-drift"}, extra...)
+		code, out, errOut := runRoot(context.Background(), "", append(args, "--output", "json")...)
+		var j struct {
+			Status engine.Status `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(out), &j); err != nil {
+			t.Fatalf("not JSON: %v\n%s\n%s", err, out, errOut)
+		}
+		_, plain, _ := runRoot(context.Background(), "", append(args, "--output", "plain")...)
+		if os.Getenv("BIGBANG_SHOW_STATUS") != "" {
+			t.Log(plain)
+		}
+		return code, j.Status, plain
+	}
+	item := func(t *testing.T, st engine.Status, id, subject string) engine.HandoffItem {
+		t.Helper()
+		for _, it := range st.Handoff {
+			if it.ID == id && it.Subject == subject {
+				return it
+			}
+		}
+		t.Fatalf("no hand-off item %s %s in %+v", id, subject, st.Handoff)
+		return engine.HandoffItem{}
+	}
+	want := func(t *testing.T, it engine.HandoffItem, status steps.Status, texts ...string) {
+		t.Helper()
+		if it.Status != status {
+			t.Errorf("%s %s: %s, want %s: %s | %s", it.ID, it.Subject, it.Status, status, it.Summary, it.Fix)
+		}
+		for _, s := range texts {
+			if !strings.Contains(it.Summary+" | "+it.Fix, s) {
+				t.Errorf("%s %s lacks %q: %s | %s", it.ID, it.Subject, s, it.Summary, it.Fix)
+			}
+		}
+	}
+	open1 := strconv.Itoa(openPort)
+
+	t.Run("the hand-off holds", func(t *testing.T) {
+		code, st, plain := status(t, "open")
+		if code != cli.OK {
+			t.Errorf("exit %d: %+v", code, st.Handoff)
+		}
+		for _, it := range st.Handoff {
+			if it.Status != steps.StatusOK {
+				t.Errorf("not ok: %+v", it)
+			}
+		}
+		want(t, item(t, st, engine.HandoffRevision, ""), steps.StatusOK, "runs the pushed main (origin/main "+running[:12], "last fetched just now")
+		want(t, item(t, st, engine.HandoffTimer, "nixos-upgrade.timer"), steps.StatusOK, "next run Mon 2026-12-07 03:00:00 UTC")
+		want(t, item(t, st, engine.HandoffUnit, "deploy-webhook.service"), steps.StatusOK)
+		want(t, item(t, st, engine.HandoffListen, open1), steps.StatusOK, "port "+open1+" listens (on ")
+		want(t, item(t, st, engine.HandoffReach, open1), steps.StatusOK, "answers from here")
+		if st.Pushed == nil || st.Pushed.Revision != running || len(st.Ports) != 1 || st.Ports[0].Reachable == nil || !*st.Ports[0].Reachable {
+			t.Errorf("pushed %+v ports %+v", st.Pushed, st.Ports)
+		}
+		if !strings.Contains(plain, "The hand-off") || !strings.Contains(plain, "✔ port "+open1+" answers from here") || strings.Contains(plain, "fix:") {
+			t.Errorf("plain:\n%s", plain)
+		}
+	})
+
+	t.Run("a closed port and a blocked one", func(t *testing.T) {
+		code, st, plain := status(t, "vps")
+		if code != cli.Failed {
+			t.Errorf("exit %d", code)
+		}
+		c, b := strconv.Itoa(closed), strconv.Itoa(blockedPort)
+		want(t, item(t, st, engine.HandoffListen, open1), steps.StatusOK)
+		want(t, item(t, st, engine.HandoffListen, c), steps.StatusFail, "nothing listens on port "+c)
+		want(t, item(t, st, engine.HandoffReach, c), steps.StatusWarn, "does not answer from here either")
+		want(t, item(t, st, engine.HandoffListen, b), steps.StatusOK, "listens (on ::1)")
+		want(t, item(t, st, engine.HandoffReach, b), steps.StatusFail, "listens on the machine but does not answer from here", "provider's firewall", "VCN security list or NSG", "Add ingress rule")
+		for _, s := range []string{"✘ nothing listens on port " + c, "✘ port " + b + " listens on the machine but does not answer", "    fix: open TCP " + b + " in the provider's firewall"} {
+			if !strings.Contains(plain, s) {
+				t.Errorf("plain lacks %q:\n%s", s, plain)
+			}
+		}
+	})
+
+	t.Run("an unscheduled timer", func(t *testing.T) {
+		write("timer", timerUnscheduled)
+		defer write("timer", timerScheduled)
+		code, st, plain := status(t, "open")
+		if code != cli.Failed {
+			t.Errorf("exit %d", code)
+		}
+		want(t, item(t, st, engine.HandoffTimer, "nixos-upgrade.timer"), steps.StatusFail, "nixos-upgrade.timer is inactive", "sudo systemctl enable --now nixos-upgrade.timer")
+		if !strings.Contains(plain, "fix: sudo systemctl enable --now nixos-upgrade.timer") {
+			t.Errorf("plain:\n%s", plain)
+		}
+	})
+
+	t.Run("a stale revision", func(t *testing.T) {
+		// Someone pushes a commit that the machine never got; the
+		// operator's clone fetched it.
+		other := filepath.Join(base, "other")
+		gitIn(t, base, "clone", "-q", origin, other)
+		if err := os.WriteFile(filepath.Join(other, "README"), []byte("a change\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		gitIn(t, other, "add", "README")
+		gitIn(t, other, "commit", "-q", "-m", "a change")
+		gitIn(t, other, "push", "-q", "origin", "main")
+		gitIn(t, flakeDir, "fetch", "-q")
+		pushed := gitIn(t, flakeDir, "rev-parse", "origin/main")
+		code, st, _ := status(t, "open")
+		if code != cli.OK {
+			t.Errorf("exit %d, want 0: a warning", code)
+		}
+		it := item(t, st, engine.HandoffRevision, "")
+		// Committed just now: CI may still be building it, a warning.
+		want(t, it, steps.StatusWarn, running[:12]+", 1 commit behind the pushed main (origin/main "+pushed[:12], "last fetched just now", "CI may still be building it", "nh os switch")
+		// The same, an hour later: a failure.
+		t.Setenv("GIT_COMMITTER_DATE", time.Now().Add(-time.Hour).Format(time.RFC3339))
+		gitIn(t, other, "commit", "-q", "--allow-empty", "-m", "committed an hour ago")
+		gitIn(t, other, "push", "-q", "origin", "main")
+		gitIn(t, flakeDir, "fetch", "-q")
+		code, st, _ = status(t, "open")
+		if code != cli.Failed {
+			t.Errorf("exit %d", code)
+		}
+		want(t, item(t, st, engine.HandoffRevision, ""), steps.StatusFail, "2 commits behind", "committed 1 hour ago", "was not deployed", "nh os switch")
 	})
 }

@@ -103,7 +103,7 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		next := []string{
 			"The system now runs your flake; its secrets are decrypted with the host key you shipped.",
 			"Push changes to the flake's repository: the GitOps flow of your deployment builds and switches the VPS from there.",
-			"bigbang status --host " + s.cfg.Host + " checks it at any time.",
+			textout.StatusNext(s.cfg.Host),
 		}
 		for _, n := range next {
 			b.WriteString("  • " + strings.ReplaceAll(wrap(n, tw-4), "\n", "\n    ") + "\n")

@@ -18,6 +18,7 @@ import (
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/flake"
+	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/remote"
@@ -118,6 +119,14 @@ type World struct {
 	// AgentSocket is given to every dial ("" the operator's agent, "none"
 	// no agent).
 	AgentSocket string
+	// Pushed reads the flake repository's pushed main from the local
+	// clone that holds dir, and places the revision rev against it, for
+	// status (nil: not checked).
+	Pushed func(ctx context.Context, dir, rev string) (local.Pushed, error)
+	// Reach opens a TCP connection from the operator's machine to addr
+	// (host:port) and closes it, for status's view of the provider's
+	// firewall (nil: not checked).
+	Reach func(ctx context.Context, addr string) error
 }
 
 // Decider answers the questions the engine asks on the linear path (the

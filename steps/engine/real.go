@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -34,7 +35,18 @@ func Real(ctx context.Context, flakeRef string) World {
 		LockDir:     stateDir("locks"),
 		Resolve:     sshexec.Resolve,
 		HostKeyDirs: []string{"/persistent/etc/ssh", "/etc/ssh"},
+		Pushed:      local.PushedMain,
+		Reach:       reachTCP,
 	}
+}
+
+// reachTCP connects to addr over TCP and hangs up.
+func reachTCP(ctx context.Context, addr string) error {
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // SSHDialer dials with sshexec.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/flake"
+	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
 
@@ -33,6 +35,18 @@ type Status struct {
 	FailedUnits []string      `json:"failed_units"`
 	Drift       *DriftStatus  `json:"drift,omitempty"`
 	Receipt     *ReceiptBrief `json:"receipt,omitempty"`
+	// Pushed is the flake repository's pushed main as the local clone
+	// saw it (nil: not known; the revision item says why).
+	Pushed *local.Pushed `json:"pushed,omitempty"`
+	// Ports are the TCP ports the flake opens, on the machine and from
+	// here.
+	Ports []PortStatus `json:"ports"`
+	// Handoff proves the GitOps hand-off, item by item.
+	Handoff []HandoffItem `json:"handoff"`
+
+	// listen is what listens on the machine; listenRead says it was read.
+	listen     []listenSocket
+	listenRead bool
 }
 
 // StatusKey is the host key seen, and what it was compared with.
@@ -55,6 +69,8 @@ type UnitStatus struct {
 	Unit    string `json:"unit"`
 	Active  string `json:"active"`             // ActiveState
 	Result  string `json:"result,omitempty"`   // Result of the last run
+	Load    string `json:"load,omitempty"`     // LoadState: not-found for a unit the machine lacks
+	Type    string `json:"type,omitempty"`     // services: simple, oneshot, …
 	NextRun string `json:"next_run,omitempty"` // timers
 	LastRun string `json:"last_run,omitempty"` // timers
 }
@@ -82,7 +98,10 @@ type ReceiptBrief struct {
 // StatusScript reads what status reports in one session. Units are
 // picked by name: the deployment's update timer and deploy service have no
 // fixed names, so anything named like an upgrade, update, flake, deploy or
-// webhook unit is shown, with the ones given by --unit.
+// webhook unit is shown, with the ones given by --unit. The listening TCP
+// sockets come from /proc/net/tcp{,6} (every Linux has them; ss may be
+// missing), read before the units so that a wedged systemctl cannot hide
+// them.
 func StatusScript(units []string) string {
 	return `export LC_ALL=C SYSTEMD_PAGER= SYSTEMD_COLORS=0
 echo "nixos_version=$(nixos-version 2>/dev/null)"
@@ -91,11 +110,12 @@ echo "generation=$(readlink /nix/var/nix/profiles/system 2>/dev/null)"
 echo "system=$(readlink -f /run/current-system 2>/dev/null)"
 echo "state=$(systemctl is-system-running 2>/dev/null)"
 systemctl list-units --failed --no-legend --plain 2>/dev/null | awk '{u = $1; if (u == "●" || u == "*") u = $2; print "failed=" u}'
+for f in /proc/net/tcp /proc/net/tcp6; do [ -r "$f" ] && echo "listen_read=$f" && awk 'NR > 1 && $4 == "0A" {print "listen=" $2}' "$f"; done
 { systemctl list-units --all --type=timer,service,socket,path --no-legend --plain 2>/dev/null | awk '{print $1}' | grep -E 'upgrade|update|flake|deploy|webhook'; ` +
 		`for u in ` + steps.ShellJoin(units) + `; do echo "$u"; done; } | sort -u | while read -r u; do
   [ -n "$u" ] || continue
   echo "unit=$u"
-  systemctl show "$u" -p ActiveState -p Result -p NextElapseUSecRealtime -p LastTriggerUSec 2>/dev/null | sed 's/^/unit_/'
+  systemctl show "$u" -p LoadState -p ActiveState -p Type -p Result -p NextElapseUSecRealtime -p LastTriggerUSec 2>/dev/null | sed 's/^/unit_/'
 done
 true
 `
@@ -133,6 +153,20 @@ func parseStatus(out []byte, st *Status) {
 		case "unit":
 			st.UpdateUnits = append(st.UpdateUnits, UnitStatus{Unit: v})
 			cur = &st.UpdateUnits[len(st.UpdateUnits)-1]
+		case "listen_read":
+			st.listenRead = true
+		case "listen":
+			if l, ok := parseListen(v); ok {
+				st.listen = append(st.listen, l)
+			}
+		case "unit_LoadState":
+			if cur != nil {
+				cur.Load = v
+			}
+		case "unit_Type":
+			if cur != nil {
+				cur.Type = v
+			}
 		case "unit_ActiveState":
 			if cur != nil {
 				cur.Active = v
@@ -170,7 +204,7 @@ type StatusRequest struct {
 // The error is for an interruption; everything else is in the report.
 func (e *Engine) Status(ctx context.Context, req StatusRequest) (Status, error) {
 	cfg := req.Config
-	st := Status{Host: cfg.Host, UpdateUnits: []UnitStatus{}, FailedUnits: []string{}}
+	st := Status{Host: cfg.Host, UpdateUnits: []UnitStatus{}, FailedUnits: []string{}, Ports: []PortStatus{}, Handoff: []HandoffItem{}}
 	rec, recErr := e.World.Receipts.Read(cfg.Target())
 	if recErr == nil {
 		st.Receipt = &ReceiptBrief{InstalledAt: rec.InstalledAt, Flake: rec.Flake, Revision: rec.FlakeRevision, Backups: len(rec.Backups),
@@ -219,16 +253,18 @@ func (e *Engine) Status(ctx context.Context, req StatusRequest) (Status, error) 
 	}
 	parseStatus(out.Bytes(), &st)
 
+	var info *flake.Info
+	var flakeErr string
 	if req.NoDrift {
-		if info, err := e.World.Local.Flake(ctx, cfg.Flake); err == nil && info.Config.Revision != nil {
-			st.Revision.Local = *info.Config.Revision
+		var err error
+		if info, err = e.World.Local.Flake(ctx, cfg.Flake); err != nil {
+			info, flakeErr = nil, err.Error()
 		}
 	} else {
-		rep, _, info, err := e.driftInfo(ctx, c, cfg)
-		if info != nil && info.Config.Revision != nil {
-			st.Revision.Local = *info.Config.Revision
-		}
+		var rep reinstall.Report
+		rep, _, info, err = e.driftInfo(ctx, c, cfg)
 		if err != nil {
+			flakeErr = err.Error()
 			st.Drift = &DriftStatus{Changes: []reinstall.Change{}, Error: err.Error()}
 		} else {
 			ch := rep.Changes
@@ -238,6 +274,14 @@ func (e *Engine) Status(ctx context.Context, req StatusRequest) (Status, error) 
 			st.Drift = &DriftStatus{Verdict: rep.Verdict, Changes: ch, Summary: rep.Summary()}
 		}
 	}
+	if info != nil && info.Config.Revision != nil {
+		st.Revision.Local = *info.Config.Revision
+	}
+	host := c.Login().HostName
+	if host == "" {
+		host = cfg.Target().Host
+	}
+	e.handoff(ctx, cfg, host, &st, info, flakeErr)
 	if st.Revision.Running != "" && st.Revision.Local != "" {
 		same := st.Revision.Running == st.Revision.Local
 		st.Revision.Same = &same
@@ -246,7 +290,13 @@ func (e *Engine) Status(ctx context.Context, req StatusRequest) (Status, error) 
 }
 
 // Problems says whether the report is a failure of status: unreachable, a
-// failed unit, or a host key other than the receipt's.
+// failed unit, a host key other than the receipt's, or a hand-off item
+// that failed.
 func (st Status) Problems() bool {
+	for _, it := range st.Handoff {
+		if it.Status == steps.StatusFail {
+			return true
+		}
+	}
 	return !st.Reachable || len(st.FailedUnits) > 0 || st.HostKey != nil && st.HostKey.MatchesReceipt != nil && !*st.HostKey.MatchesReceipt
 }

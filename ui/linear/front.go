@@ -224,6 +224,7 @@ func (f *Front) End(cfg steps.Config, res engine.InstallResult, what string) {
 			f.Note(fmt.Sprintf("%s is up with host key %s; log in with: %s", cfg.Host, res.HostKeyFingerprint, res.SSHCommand))
 		}
 		f.Note("transcript: " + res.Log)
+		f.Note(textout.StatusNext(cfg.Host))
 	case steps.OutcomeFailed:
 		f.Note(fmt.Sprintf("%s failed; the transcript is in %s (bigbang explain %s)", what, res.Log, steps.ShellQuote(res.Log)))
 	}

@@ -62,23 +62,6 @@ func Status(w io.Writer, st engine.Status) {
 	default:
 		line(steps.StatusWarn, "runs flake revision %s, the local flake is at %s: deploy with nh os switch / nixos-rebuild", st.Revision.Running, st.Revision.Local)
 	}
-	if len(st.UpdateUnits) == 0 {
-		line(steps.StatusSkip, "no update units (a timer or service named like upgrade, update, flake, deploy or webhook); name yours with --unit")
-	}
-	for _, u := range st.UpdateUnits {
-		s := steps.StatusOK
-		if u.Result != "" && u.Result != "success" {
-			s = steps.StatusWarn
-		}
-		extra := ""
-		if u.NextRun != "" {
-			extra += ", next run " + u.NextRun
-		}
-		if u.LastRun != "" {
-			extra += ", last run " + u.LastRun
-		}
-		line(s, "%s: %s%s", u.Unit, textout.OrUnknown(u.Active), extra)
-	}
 	if len(st.FailedUnits) == 0 {
 		line(steps.StatusOK, "no failed units")
 	} else {
@@ -92,6 +75,15 @@ func Status(w io.Writer, st engine.Status) {
 		line(steps.StatusWarn, "disk drift: %s", st.Drift.Summary)
 	default:
 		line(steps.StatusOK, "disk drift: %s", st.Drift.Summary)
+	}
+	if len(st.Handoff) > 0 {
+		fmt.Fprintln(w, "The hand-off (the machine updates itself from the flake's repository):")
+		for _, it := range st.Handoff {
+			line(it.Status, "%s", it.Summary)
+			if it.Fix != "" && (it.Status == steps.StatusWarn || it.Status == steps.StatusFail) {
+				fmt.Fprintf(w, "    fix: %s\n", it.Fix)
+			}
+		}
 	}
 	if r := st.Receipt; r != nil {
 		what := "Installed"

@@ -19,6 +19,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/flake"
+	localgit "github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/remote"
@@ -50,6 +51,12 @@ type Fake struct {
 
 	// Reboot answers VerifyReboot; nil fails the test when it is called.
 	Reboot func(o sshexec.RebootOptions) (sshexec.RebootReport, error)
+
+	// Pushed answers World.Pushed (the flake clone's pushed main); Reach
+	// answers World.Reach (a TCP connect from the operator's machine).
+	// nil fails the test when it is called.
+	Pushed func(dir, rev string) (localgit.Pushed, error)
+	Reach  func(addr string) error
 
 	mu       sync.Mutex
 	calls    []string
@@ -91,6 +98,22 @@ func (f *Fake) World() engine.World {
 		BackupDir:   func() (string, error) { return f.Dir, nil },
 		HostKeyDirs: []string{"/etc/ssh"},
 		AgentSocket: "none",
+		Pushed: func(_ context.Context, dir, rev string) (localgit.Pushed, error) {
+			f.call("pushed %s %s", dir, rev)
+			if f.Pushed == nil {
+				f.T.Errorf("unexpected read of the pushed main in %s", dir)
+				return localgit.Pushed{}, fmt.Errorf("unexpected call")
+			}
+			return f.Pushed(dir, rev)
+		},
+		Reach: func(_ context.Context, addr string) error {
+			f.call("reach %s", addr)
+			if f.Reach == nil {
+				f.T.Errorf("unexpected connect to %s", addr)
+				return fmt.Errorf("unexpected call")
+			}
+			return f.Reach(addr)
+		},
 	}
 }
 
