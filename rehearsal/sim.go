@@ -50,7 +50,7 @@ func (l simLocal) Local(ctx context.Context, cfg steps.Config) engine.Local {
 		Checks: checks,
 		Expect: steps.TargetExpect{System: "aarch64-linux", Disks: []steps.DiskNeed{{Device: "/dev/sda", MinSizeBytes: 8 * steps.GiB}}, EFI: &efi,
 			InitrdModules: demoBoot.InitrdModules(), KernelParams: demoBoot.KernelParams, SystemdBoot: demoBoot.SystemdBoot},
-		Flake:  demoFlake(cfg.Flake),
+		Flake: demoFlake(cfg.Flake),
 	}
 }
 
