@@ -30,6 +30,15 @@ import (
 // or built in; which disks hold "/" (through LVM and LUKS to the disks
 // below them); the iSCSI sessions; /proc/cmdline; and the DMI asset tag
 // that names Oracle Cloud.
+//
+// For the keys-reach-root check it reads the public keys of the
+// authorized_keys files the kexec image copies to root (the login user's
+// and, as root or through `sudo -n`, root's), whether ssh-copy-id can write
+// ~/.ssh/authorized_keys (and where it links), the modes StrictModes
+// judges, and `sshd -T` of the running sshd (its -f configuration, found
+// in the session's parent processes; -C with this connection's user and
+// addresses so Match blocks apply) for AuthorizedKeysFile,
+// AuthorizedKeysCommand and StrictModes.
 const FactsScript = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 has() { command -v "$1" >/dev/null 2>&1; }
