@@ -155,12 +155,7 @@ func checkRootKeys(f Facts, o CheckOptions) steps.Check {
 		}
 		addFix := fmt.Sprintf("put the key into ~/.ssh/authorized_keys of %s on the target: ssh-copy-id -f -i %s %s@%s (-f adds it although it already logs in)",
 			login, steps.ShellQuote(o.Identity), login, host)
-		var unread []string
-		for _, file := range travel {
-			if s := f.AuthKeyFiles[file]; s == "unknown" || s == "unreadable" {
-				unread = append(unread, file)
-			}
-		}
+		unread := unreadFiles(f, travel)
 		if len(unread) > 0 {
 			return warn(IDRootKeys, fmt.Sprintf("the key you log in with (%s) is in none of the files %s that could be read; %s could not be read (no root, no passwordless sudo)",
 				short(accepted), where, strings.Join(unread, ", ")),
@@ -229,9 +224,30 @@ func checkRootKeys(f Facts, o CheckOptions) steps.Check {
 	if len(fails) > 0 {
 		return fail(IDRootKeys, strings.Join(fails, "; "), strings.Join(fixes, "; "))
 	}
+	if o.Identity == "" && o.AuthKeyFile != "" && accepted != "" && len(inTravel) == 0 && !unreadable(f, travel) {
+		// ssh-copy-id logs in with nixos-anywhere's key and the identity
+		// files of the ssh configuration: when one of those logs in, it
+		// installs nothing ("All keys were skipped").
+		return warn(IDRootKeys, fmt.Sprintf("the key you log in with (%s) is in none of the files %s: if your ssh configuration names it as IdentityFile for this host, "+
+			"ssh-copy-id logs in with it, adds no install key ('All keys were skipped'), and the login to root@%s after kexec fails", o.AuthKeyFile, where, host),
+			"pass -i with a key that is in "+uak+" (ssh-copy-id -f -i KEY "+login+"@"+host+" puts one there)")
+	}
 	note := ""
 	if !known {
 		note = " (sshd's configuration could not be read; its default reads that file)"
 	}
 	return ok(IDRootKeys, "%s goes into %s (writable, read by sshd%s), which %s", key, uak, note, where)
 }
+
+// unreadFiles returns the files of list the facts script could not read.
+func unreadFiles(f Facts, list []string) []string {
+	var out []string
+	for _, file := range list {
+		if s := f.AuthKeyFiles[file]; s == "unknown" || s == "unreadable" {
+			out = append(out, file)
+		}
+	}
+	return out
+}
+
+func unreadable(f Facts, list []string) bool { return len(unreadFiles(f, list)) > 0 }

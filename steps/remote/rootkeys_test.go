@@ -126,6 +126,9 @@ func TestRootKeysCases(t *testing.T) {
 			}
 			return strings.Join(keep, "\n")
 		}, nil, agent, steps.StatusOK, []string{"could not be read"}},
+		{"no -i, the login key file does not travel (catalogue: All keys were skipped)", replace("authkey=ssh-ed25519 "+loginBlob+" /home/opc/.ssh/authorized_keys\n", ""),
+			func(f *Facts) { f.SSHD["authorizedkeyscommand"] = "/usr/bin/sss_ssh_authorizedkeys" }, CheckOptions{AuthKeyFingerprint: loginFP, AuthKeyFile: "/home/me/.ssh/id_ed25519", Host: "h"},
+			steps.StatusWarn, []string{"IdentityFile", "All keys were skipped", "root@h", "pass -i"}},
 		{"-i key the target does not accept yet goes in with ssh-copy-id", nil, nil,
 			CheckOptions{AuthKeyFingerprint: loginFP, Identity: "/home/me/.ssh/new", IdentityAccepted: false}, steps.StatusOK, []string{"the -i key /home/me/.ssh/new"}},
 		{"installer, root login", nil, func(f *Facts) { f.OSID, f.OSVariantID, f.IsRoot = "nixos", "installer", true }, withI, steps.StatusOK, []string{"as root"}},
