@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,13 +35,18 @@ const e2eFlake = `{
     let
       operatorKey = builtins.replaceStrings [ "\n" ] [ "" ] (builtins.readFile ./operator.pub);
       efi = @EFI@;
-      machine = device: {
+      # The modules of this machine's disk and NIC drivers, read from /sys
+      # as the boot-driver check reads them.
+      initrdModules = @INITRD@;
+      machine = device: machineWith device initrdModules;
+      machineWith = device: initrd: {
         pkgs = { system = "@SYSTEM@"; stdenv.hostPlatform.system = "@SYSTEM@"; };
         options = { };
         _type = "configuration";
         config = {
           nixpkgs.hostPlatform = { system = "@SYSTEM@"; };
           system.configurationRevision = "e2e0123abcd";
+          boot.initrd = { availableKernelModules = initrd; kernelModules = [ ]; };
           boot.loader = if efi
             then { systemd-boot.enable = true; efi.canTouchEfiVariables = true; grub.enable = false; }
             else { grub = { enable = true; efiSupport = false; device = device; }; systemd-boot.enable = false; };
@@ -64,6 +70,7 @@ const e2eFlake = `{
     in {
       nixosConfigurations.machine = machine "@DEVICE@";
       nixosConfigurations.wrong-disk = machine "/dev/bigbang-no-such-disk";
+      nixosConfigurations.no-drivers = machineWith "@DEVICE@" [ ];
     };
 }
 `
@@ -105,6 +112,62 @@ func thisMachineDisk(t *testing.T) string {
 	return ""
 }
 
+// sysModules returns the module names of the drivers of a /sys device and
+// the devices above it, as the facts script reads them.
+func sysModules(dev string) []string {
+	d, err := filepath.EvalSymlinks(dev)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for ; d != "/sys/devices" && d != "/sys" && d != "/"; d = filepath.Dir(d) {
+		drv, err := filepath.EvalSymlinks(filepath.Join(d, "driver"))
+		if err != nil {
+			continue
+		}
+		m := filepath.Base(drv)
+		if mod, err := filepath.EvalSymlinks(filepath.Join(d, "driver", "module")); err == nil {
+			m = filepath.Base(mod)
+		}
+		if a, ok := map[string]string{"sd": "sd_mod", "sr": "sr_mod"}[m]; ok {
+			m = a
+		}
+		m = strings.ReplaceAll(m, "-", "_")
+		if m != "pcieport" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// thisMachineBootModules returns the initrd modules this machine's disk
+// (the fixture's disko device) and default-route NIC need, from /sys.
+func thisMachineBootModules(t *testing.T, disk string) []string {
+	t.Helper()
+	mods := sysModules("/sys/block/" + filepath.Base(disk) + "/device")
+	data, _ := os.ReadFile("/proc/net/route")
+	for _, l := range strings.Split(string(data), "\n") {
+		if fl := strings.Fields(l); len(fl) > 2 && fl[1] == "00000000" {
+			for _, m := range sysModules("/sys/class/net/" + fl[0] + "/device") {
+				if !slices.Contains(mods, m) {
+					mods = append(mods, m)
+				}
+			}
+			break
+		}
+	}
+	return mods
+}
+
+// nixStrings writes ss as a Nix list of strings.
+func nixStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[ " + strings.Join(q, " ") + " ]"
+}
+
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
 	return newE2EWith(t, testhost.Options{User: "root", WatchRebootRequests: true})
@@ -133,7 +196,9 @@ func newE2EWith(t *testing.T, opts testhost.Options) *e2e {
 	}
 	// The installed system's sshd listens where the test host does, as a
 	// flake's services.openssh.ports says where the new system answers.
-	flake := strings.NewReplacer("@SYSTEM@", system, "@DEVICE@", thisMachineDisk(t), "@EFI@", efi, "@PORT@", h.PortString()).Replace(e2eFlake)
+	disk := thisMachineDisk(t)
+	flake := strings.NewReplacer("@SYSTEM@", system, "@DEVICE@", disk, "@EFI@", efi, "@PORT@", h.PortString(),
+		"@INITRD@", nixStrings(thisMachineBootModules(t, disk))).Replace(e2eFlake)
 	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte(flake), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +368,7 @@ func TestInstallEndToEnd(t *testing.T) {
 		explainAgrees(t, r.log, evs[len(evs)-1])
 
 		// check…, phase pending…, running/done…, result success.
-		firstPhase, checks := -1, 0
+		firstPhase, checks, bootChecks := -1, 0, 0
 		var running []string
 		states := map[string]string{}
 		for i, e := range evs {
@@ -315,6 +380,16 @@ func TestInstallEndToEnd(t *testing.T) {
 				}
 				if e.Status == "fail" {
 					t.Errorf("check %s failed: %s", e.ID, e.Summary)
+				}
+				// The fixture declares the initrd modules of this
+				// machine's real disk and NIC, and the test host's key
+				// is in a file the kexec image copies to root: both
+				// checks run, and pass on their merits.
+				if e.ID == remote.IDBootDrivers || e.ID == remote.IDRootKeys {
+					bootChecks++
+					if e.Status != "ok" {
+						t.Errorf("check %s is %s, want ok: %s", e.ID, e.Status, e.Summary)
+					}
 				}
 			case "phase":
 				if firstPhase < 0 {
@@ -332,6 +407,9 @@ func TestInstallEndToEnd(t *testing.T) {
 					t.Errorf("line before the first phase event: %+v", e)
 				}
 			}
+		}
+		if bootChecks != 2 {
+			t.Errorf("%d of remote.boot_drivers and remote.root_keys were sent, want both", bootChecks)
 		}
 		if checks < len(remote.IDs) {
 			t.Errorf("%d check events, want the local checks and all %d remote ones", checks, len(remote.IDs))
@@ -553,6 +631,27 @@ func TestInstallEndToEnd(t *testing.T) {
 		code, _, stderr := runRoot(ctx, "", args...)
 		if code != cli.Failed || !strings.Contains(stderr, "remote.disk (disko expects /dev/bigbang-no-such-disk") {
 			t.Fatalf("exit %d, want 1 naming remote.disk\n%s", code, stderr)
+		}
+		if _, err := os.Stat(r.pidFile); err == nil {
+			t.Error("nixos-anywhere ran")
+		}
+	})
+
+	t.Run("boot drivers missing from the initrd: refused before anything runs", func(t *testing.T) {
+		mods := thisMachineBootModules(t, thisMachineDisk(t))
+		if len(mods) == 0 {
+			t.Skip("this machine's disk has no driver in /sys (a container?): nothing for the initrd to lack")
+		}
+		r := x.newRun(t)
+		args := x.args(r, "--output", "json")
+		for i, a := range args {
+			if a == x.flakeDir+"#machine" {
+				args[i] = x.flakeDir + "#no-drivers"
+			}
+		}
+		code, _, stderr := runRoot(ctx, "", args...)
+		if code != cli.Failed || !strings.Contains(stderr, "remote.boot_drivers (the flake's initrd cannot load "+mods[0]) {
+			t.Fatalf("exit %d, want 1 naming remote.boot_drivers and %s\n%s", code, mods[0], stderr)
 		}
 		if _, err := os.Stat(r.pidFile); err == nil {
 			t.Error("nixos-anywhere ran")

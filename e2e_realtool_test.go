@@ -272,7 +272,8 @@ func TestInstallOptions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	code, stdout, stderr := runRoot(ctx, "", x.args(r, "--output", "json", "--generate-hardware-config", "nixos-facter",
-		"--hardware-config-path", hw, "--disk-encryption-keys", "/tmp/disk.key="+key, "--", "--show-trace")...)
+		"--hardware-config-path", hw, "--disk-encryption-keys", "/tmp/disk.key="+key, "--print-build-logs", "--no-substitute-on-destination",
+		"--", "--show-trace")...)
 	if code != cli.OK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -291,7 +292,8 @@ func TestInstallOptions(t *testing.T) {
 		t.Errorf("the end does not say to commit the hardware configuration:\n%s", stderr)
 	}
 	rec := readFile(t, filepath.Join(r.state, "bigbang", "hosts", fmt.Sprintf("%s@%d.json", x.h.IP, x.h.Port)))
-	if !strings.Contains(rec, `"--generate-hardware-config"`) || !strings.Contains(rec, `"--show-trace"`) {
+	if !strings.Contains(rec, `"--generate-hardware-config"`) || !strings.Contains(rec, `"--show-trace"`) ||
+		!strings.Contains(rec, `"--print-build-logs"`) || !strings.Contains(rec, `"--no-substitute-on-destination"`) {
 		t.Errorf("the receipt does not record the command:\n%s", rec)
 	}
 }

@@ -69,7 +69,52 @@ func OracleA1(hostKeyLine string) Profile {
 		Hostname:         "instance-20260114-1042",
 		HostKeys:         []remote.HostKey{{Type: keyType, Key: key, Fingerprint: fp}},
 		IPv4DefaultRoute: true,
+		// The boot volume on virtio-scsi behind a virtio PCI function, the
+		// NIC on virtio-net: what /sys shows on an A1 (Oracle Linux's UEK
+		// builds virtio_pci in).
+		DiskSysfs: map[string]string{"/dev/sda": "/sys/devices/pci0000:00/0000:00:04.0/virtio1/host2/target2:0:0/2:0:0:1/block/sda"},
+		DiskDrivers: map[string][]remote.Driver{"/dev/sda": {
+			{Module: "sd_mod", Name: "sd", Device: "2:0:0:1"},
+			{Module: "virtio_scsi", Name: "virtio_scsi", Device: "virtio1"},
+			{Module: "virtio_pci", Builtin: true, Name: "virtio-pci", Device: "0000:00:04.0"},
+		}},
+		RootDisks: []string{"/dev/sda"},
+		NIC:       "enp0s6",
+		NICDrivers: []remote.Driver{
+			{Module: "virtio_net", Name: "virtio_net", Device: "virtio2"},
+			{Module: "virtio_pci", Builtin: true, Name: "virtio-pci", Device: "0000:00:06.0"},
+		},
+		Cmdline:         "BOOT_IMAGE=(hd0,gpt2)/vmlinuz-5.15.0-207.156.6.el9uek.aarch64 root=/dev/mapper/ocivolume-root ro crashkernel=auto console=ttyAMA0,115200 rd.lvm.lv=ocivolume/root",
+		ChassisAssetTag: "OracleCloud.com",
+		SysVendor:       "QEMU",
+		// opc's authorized_keys, as cloud-init writes it from the key
+		// given when the instance was created (WithLoginKey adds the
+		// demo's key); root's holds Oracle's "login as opc" refusal.
+		AuthKeyFiles: map[string]string{
+			"/home/opc/.ssh/authorized_keys": "read", "/home/opc/.ssh/authorized_keys2": "absent", "/etc/ssh/authorized_keys.d/opc": "absent",
+			"/root/.ssh/authorized_keys": "read", "/root/.ssh/authorized_keys2": "absent", "/etc/ssh/authorized_keys.d/root": "absent",
+		},
+		AuthKeysWritable: true,
+		AuthKeysModes: []remote.PathMode{
+			{Path: "/home/opc", Mode: 0o700, UID: 1000}, {Path: "/home/opc/.ssh", Mode: 0o700, UID: 1000}, {Path: "/home/opc/.ssh/authorized_keys", Mode: 0o600, UID: 1000},
+		},
+		SSHD: map[string]string{"authorizedkeysfile": ".ssh/authorized_keys", "authorizedkeyscommand": "none", "strictmodes": "yes", "pubkeyauthentication": "yes", "maxauthtries": "6"},
 	}}
+}
+
+// WithLoginKey puts the operator's public key (an authorized_keys line)
+// into opc's ~/.ssh/authorized_keys and, behind Oracle's command= that
+// tells root logins to use opc, into root's.
+func (p *Profile) WithLoginKey(line string) {
+	typ, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+	blob, _, _ := strings.Cut(rest, " ")
+	fp, err := remote.Fingerprint(blob)
+	if err != nil {
+		return
+	}
+	for _, file := range []string{"/home/opc/.ssh/authorized_keys", "/root/.ssh/authorized_keys"} {
+		p.Facts.AuthKeys = append(p.Facts.AuthKeys, remote.AuthKey{File: file, Type: typ, Fingerprint: fp, Key: blob})
+	}
 }
 
 // Handler answers the commands bigbang sends to the simulated VPS: the facts

@@ -14,6 +14,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/flake"
+	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 )
@@ -31,12 +32,13 @@ func (l simLocal) Local(ctx context.Context, cfg steps.Config) engine.Local {
 	checks := []steps.Check{
 		{ID: "local.flake", Status: steps.StatusOK, Summary: "flake " + cfg.Flake + " evaluates: nixosConfigurations.vps-arm, aarch64-linux"},
 		{ID: "local.disko", Status: steps.StatusOK, Summary: "disko layout: /dev/sda (GPT, ESP 1 GiB, btrfs root), fits 8 GiB and up"},
+		local.SSHConfigCheck(cfg, demoSSHG(cfg), 2),
 		{ID: "local.hostkey", Status: steps.StatusOK, Summary: "host key secrets-init/keys/persistent/etc/ssh/ssh_host_ed25519_key is in place"},
 		{ID: "local.sops", Status: steps.StatusOK, Summary: "the host key's age recipient is listed in .sops.yaml"},
 		{ID: "local.lockout", Status: steps.StatusOK, Summary: "root and " + cfg.User + " get your ssh key in the new system"},
 	}
 	if l.b.opts.FailAt == "sops" {
-		checks[3] = steps.Check{ID: "local.sops", Status: steps.StatusFail,
+		checks[4] = steps.Check{ID: "local.sops", Status: steps.StatusFail,
 			Summary: "the host key's age recipient (age1rehearsal…) is not in .sops.yaml: the new system could not decrypt secrets/secrets.yaml at first boot",
 			Fix:     "add the recipient to .sops.yaml under the host's key group, then run sops updatekeys secrets/secrets.yaml"}
 	}
@@ -46,19 +48,61 @@ func (l simLocal) Local(ctx context.Context, cfg steps.Config) engine.Local {
 	efi := true
 	return engine.Local{
 		Checks: checks,
-		Expect: steps.TargetExpect{System: "aarch64-linux", Disks: []steps.DiskNeed{{Device: "/dev/sda", MinSizeBytes: 8 * steps.GiB}}, EFI: &efi},
-		Flake:  demoFlake(cfg.Flake),
+		Expect: steps.TargetExpect{System: "aarch64-linux", Disks: []steps.DiskNeed{{Device: "/dev/sda", MinSizeBytes: 8 * steps.GiB}}, EFI: &efi,
+			InitrdModules: demoBoot.InitrdModules(), KernelParams: demoBoot.KernelParams, SystemdBoot: demoBoot.SystemdBoot},
+		Flake: demoFlake(cfg.Flake),
 	}
 }
 
-// demoFlake is the evaluation of the demo's flake: aarch64, systemd-boot,
-// and the disko layout of the seed (ESP, then a btrfs root with /nix and
+// demoSSHG is what `ssh -G` prints for the demo's target on a laptop with
+// a plain ~/.ssh/config (an agent with two keys): no connection sharing,
+// no proxy.
+func demoSSHG(cfg steps.Config) string {
+	port := cfg.Port
+	if port == 0 {
+		port = 22
+	}
+	return fmt.Sprintf(`host %[1]s
+user %[2]s
+hostname %[1]s
+port %[3]d
+addressfamily any
+batchmode no
+canonicalizehostname false
+checkhostip no
+compression no
+controlmaster false
+forwardagent no
+hashknownhosts no
+identitiesonly no
+serveraliveinterval 0
+stricthostkeychecking ask
+identityfile ~/.ssh/id_ed25519
+identityfile ~/.ssh/id_rsa
+controlpath none
+controlpersist no
+identityagent SSH_AUTH_SOCK
+userknownhostsfile ~/.ssh/known_hosts ~/.ssh/known_hosts2
+`, cfg.Host, cfg.User, port)
+}
+
+// demoBoot is the demo flake's boot configuration: systemd-boot, the
+// initrd modules nixpkgs' qemu-guest profile gives an A1 (its boot volume
+// on virtio-scsi, its NIC on virtio-net), and Oracle's serial console.
+var demoBoot = flake.Boot{SystemdBoot: true,
+	InitrdAvailable:     []string{"virtio_pci", "virtio_scsi", "virtio_blk", "virtio_net", "sd_mod", "xhci_pci", "usbhid"},
+	InitrdKernelModules: []string{},
+	KernelParams:        []string{"console=tty1", "console=ttyAMA0,115200"},
+}
+
+// demoFlake is the evaluation of the demo's flake: aarch64, demoBoot, and
+// the disko layout of the seed (ESP, then a btrfs root with /nix and
 // /persistent subvolumes).
 func demoFlake(ref string) *flake.Info {
 	s := func(v string) *string { return &v }
 	rev := "3c1c9f2a0d6e4b7c8f1e2d3a4b5c6d7e8f9a0b1c"
 	return &flake.Info{Ref: ref, Path: ".", Name: "vps-arm", Names: []string{"vps-arm"}, Config: flake.Config{
-		System: "aarch64-linux", Revision: &rev, Boot: flake.Boot{SystemdBoot: true},
+		System: "aarch64-linux", Revision: &rev, Boot: demoBoot,
 		Disko: &flake.Disko{Disks: []flake.Disk{{Name: "main", Device: "/dev/sda", Table: "gpt", Partitions: []flake.Partition{
 			{Name: "ESP", Size: s("1G"), Type: s("EF00"), Content: &flake.Content{Type: "filesystem", Format: s("vfat"), Mountpoint: s("/boot")}},
 			{Name: "root", Size: s("100%"), Content: &flake.Content{Type: "btrfs", Mountpoint: s("/"), Subvolumes: []*string{s("/nix"), s("/persistent")}}},

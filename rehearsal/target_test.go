@@ -3,11 +3,14 @@ package rehearsal
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/local"
+	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
 // TestPreflightNeverLeavesTheSimulation types real-looking hosts into the
@@ -54,5 +57,44 @@ func TestPreflightRefusesAKeyNotApproved(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(b.knownHosts); len(data) != 0 {
 		t.Fatalf("known_hosts written: %q", data)
+	}
+}
+
+// TestDemoPreflightBootChecks: the demo's preflight shows the boot-critical
+// checks on their merits, as a real A1 run would: the boot volume's and
+// NIC's virtio drivers against the demo flake's initrd, the demo key in
+// opc's authorized_keys (which the kexec installer copies to root), and
+// the ssh configuration of the simulated `ssh -G`.
+func TestDemoPreflightBootChecks(t *testing.T) {
+	b := newTestBackend(t)
+	cfg := b.Config()
+	cfg.AcceptNewHostKey = true
+	r, err := b.Engine().Preflight(context.Background(), cfg, engine.DialPolicy{}, func(steps.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		remote.IDBootDrivers: {"virtio_scsi", "virtio_pci", "virtio_net", "enp0s6", "ttyAMA0"},
+		remote.IDRootKeys:    {"/home/opc/.ssh/authorized_keys", "the kexec installer copies to root"},
+		local.IDSSHConfig:    {"no connection sharing", "no proxy"},
+	}
+	for _, c := range r.Checks {
+		words, ok := want[c.ID]
+		if !ok {
+			continue
+		}
+		t.Logf("%s %s: %s", c.ID, c.Status, c.Summary)
+		delete(want, c.ID)
+		if c.Status != steps.StatusOK {
+			t.Errorf("%s is %s: %s (fix: %s)", c.ID, c.Status, c.Summary, c.Fix)
+		}
+		for _, w := range words {
+			if !strings.Contains(c.Summary, w) {
+				t.Errorf("%s does not say %q: %s", c.ID, w, c.Summary)
+			}
+		}
+	}
+	for id := range want {
+		t.Errorf("the demo's preflight does not list %s", id)
 	}
 }

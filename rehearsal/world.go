@@ -156,9 +156,11 @@ func New(opts Options) (*Rehearsal, error) {
 		l.Close()
 	}
 	b.identity = filepath.Join(dir, "id_ed25519")
-	if err := writeClientKey(b.identity); err != nil {
+	line, err := writeClientKey(b.identity)
+	if err != nil {
 		return fail(err)
 	}
+	b.prof.WithLoginKey(line)
 	b.knownHosts = filepath.Join(dir, "known_hosts")
 	var known []byte
 	if opts.FailAt == "hostkey" {
@@ -323,14 +325,14 @@ func (d simDialer) VerifyReboot(ctx context.Context, o sshexec.RebootOptions) (s
 
 // writeClientKey writes a fresh ed25519 key as PKCS#8 PEM, mode 0600: the
 // demo's login key, which the simulated VPS accepts.
-func writeClientKey(path string) error {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+func writeClientKey(path string) (authorizedLine string, err error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return err
+		return "", err
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return secrets.AuthorizedLine(pub, ""), os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }

@@ -28,7 +28,12 @@ type authSet struct {
 	signers []ssh.Signer
 	labels  []string
 	used    string // label of the key that signed last (the accepted one)
-	agent   net.Conn
+	// usedKey and usedFile are that key's public half and the key file it
+	// came from ("" for an agent key), for the check of the keys that
+	// reach root after kexec.
+	usedKey  ssh.PublicKey
+	usedFile string
+	agent    net.Conn
 }
 
 func (a *authSet) close() {
@@ -37,14 +42,17 @@ func (a *authSet) close() {
 	}
 }
 
-func (a *authSet) add(s ssh.Signer, label string) {
+func (a *authSet) add(s ssh.Signer, label string) { a.addFrom(s, label, "") }
+
+// addFrom is add for a key read from (or matched to) a key file.
+func (a *authSet) addFrom(s ssh.Signer, label, file string) {
 	pub := s.PublicKey().Marshal()
 	for _, have := range a.signers {
 		if bytes.Equal(have.PublicKey().Marshal(), pub) {
 			return
 		}
 	}
-	a.signers = append(a.signers, a.record(s, label))
+	a.signers = append(a.signers, a.record(s, label, file))
 	a.labels = append(a.labels, label)
 }
 
@@ -78,7 +86,7 @@ func loadAuth(r Resolved, explicit, agentSock string, passphrase PassphraseFunc)
 			continue
 		}
 		if s != nil {
-			a.add(s, "key "+file)
+			a.addFrom(s, "key "+file, file)
 		}
 	}
 	if !r.IdentitiesOnly || len(a.signers) == 0 {
@@ -144,12 +152,12 @@ func loadKeyFile(file string, inAgent func(ssh.PublicKey) ssh.Signer, passphrase
 // afterwards (x/crypto signs only with a key the server said it accepts).
 // The wrapper keeps the signer's algorithm interfaces so that RSA keys still
 // sign with SHA-2.
-func (a *authSet) record(s ssh.Signer, label string) ssh.Signer {
+func (a *authSet) record(s ssh.Signer, label, file string) ssh.Signer {
 	as, ok := s.(ssh.AlgorithmSigner)
 	if !ok {
 		return s
 	}
-	r := recSigner{AlgorithmSigner: as, mark: func() { a.used = label }}
+	r := recSigner{AlgorithmSigner: as, mark: func() { a.used, a.usedKey, a.usedFile = label, s.PublicKey(), file }}
 	if ms, ok := s.(ssh.MultiAlgorithmSigner); ok {
 		return recMultiSigner{recSigner: r, algs: ms.Algorithms()}
 	}

@@ -111,6 +111,10 @@ type Client struct {
 	KnownHostsFile string
 	// AuthMethod names the credential the server accepted.
 	AuthMethod string
+	// AuthKeyFingerprint is that key's SHA256 fingerprint, AuthKeyFile the
+	// key file it came from ("" for an agent key).
+	AuthKeyFingerprint string
+	AuthKeyFile        string
 
 	limits    Limits
 	done      chan struct{}
@@ -127,6 +131,8 @@ func (c *Client) CheckOptions() remote.CheckOptions {
 		KnownHostsFile:     c.KnownHostsFile,
 		LoginUser:          c.Resolved.User,
 		AuthMethod:         c.AuthMethod,
+		AuthKeyFingerprint: c.AuthKeyFingerprint,
+		AuthKeyFile:        c.AuthKeyFile,
 	}
 }
 
@@ -247,8 +253,12 @@ func dialResolved(ctx context.Context, r Resolved, opts Options) (*Client, error
 		HostKeyOutcome: hk.outcome,
 		KnownHostsFile: hk.file,
 		AuthMethod:     auth.used,
+		AuthKeyFile:    auth.usedFile,
 		limits:         opts.Limits,
 		done:           make(chan struct{}),
+	}
+	if auth.usedKey != nil {
+		c.AuthKeyFingerprint = ssh.FingerprintSHA256(auth.usedKey)
 	}
 	interval := opts.KeepaliveInterval
 	if interval == 0 {

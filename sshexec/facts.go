@@ -30,6 +30,15 @@ import (
 // or built in; which disks hold "/" (through LVM and LUKS to the disks
 // below them); the iSCSI sessions; /proc/cmdline; and the DMI asset tag
 // that names Oracle Cloud.
+//
+// For the keys-reach-root check it reads the public keys of the
+// authorized_keys files the kexec image copies to root (the login user's
+// and, as root or through `sudo -n`, root's), whether ssh-copy-id can write
+// ~/.ssh/authorized_keys (and where it links), the modes StrictModes
+// judges, and `sshd -T` of the running sshd (its -f configuration, found
+// in the session's parent processes; -C with this connection's user and
+// addresses so Match blocks apply) for AuthorizedKeysFile,
+// AuthorizedKeysCommand and StrictModes.
 const FactsScript = `export LC_ALL=C
 PATH="$PATH:/usr/sbin:/sbin:/usr/bin:/bin"
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -116,6 +125,34 @@ echo "iscsi_sessions=$(ls /sys/class/iscsi_session 2>/dev/null | wc -l | tr -d '
 echo "cmdline=$(cat /proc/cmdline 2>/dev/null)"
 echo "chassis_asset_tag=$(cat /sys/class/dmi/id/chassis_asset_tag 2>/dev/null)"
 echo "sys_vendor=$(cat /sys/class/dmi/id/sys_vendor 2>/dev/null)"
+u=$(id -un 2>/dev/null)
+ak_awk='{for (i = 1; i < NF; i++) if ($i ~ /^(ssh|ecdsa|sk)-/ && $(i+1) ~ /^AAAA/) {print "authkey=" $i " " $(i+1) " " FILENAME; break}}'
+ak_list='a=$1; shift; for f in "$@"; do if [ -r "$f" ]; then echo "authkey_file=read $f"; awk "$a" "$f" 2>/dev/null; elif [ -e "$f" ]; then echo "authkey_file=unreadable $f"; else echo "authkey_file=absent $f"; fi; done'
+sh -c "$ak_list" sh "$ak_awk" "$HOME/.ssh/authorized_keys" "$HOME/.ssh/authorized_keys2" "/etc/ssh/authorized_keys.d/$u"
+if [ "$(id -u)" = 0 ]; then sh -c "$ak_list" sh "$ak_awk" /root/.ssh/authorized_keys /root/.ssh/authorized_keys2 /etc/ssh/authorized_keys.d/root
+elif [ "$sudo_ok" = 1 ]; then sudo -n sh -c "$ak_list" sh "$ak_awk" /root/.ssh/authorized_keys /root/.ssh/authorized_keys2 /etc/ssh/authorized_keys.d/root 2>/dev/null
+else echo "authkey_file=unknown /root/.ssh/authorized_keys"; echo "authkey_file=unknown /root/.ssh/authorized_keys2"; sh -c "$ak_list" sh "$ak_awk" /etc/ssh/authorized_keys.d/root
+fi
+k="$HOME/.ssh/authorized_keys"
+if [ -e "$k" ]; then w=$(flag test -w "$k"); elif [ -L "$k" ]; then w=0; elif [ -d "$HOME/.ssh" ]; then w=$(flag test -w "$HOME/.ssh"); else w=$(flag test -w "$HOME"); fi
+echo "authkeys_writable=$w"
+[ -L "$k" ] && echo "authkeys_link=$(readlink -f "$k" 2>/dev/null)"
+for p in "$HOME" "$HOME/.ssh" "$k"; do [ -e "$p" ] && m=$(stat -L -c '%a %u' "$p" 2>/dev/null) && echo "authkeys_mode=$m $p"; done
+if has sshd; then
+  sf=; p=$PPID; n=0
+  while [ "$n" -lt 8 ] && [ -r "/proc/$p/cmdline" ]; do
+    c=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)
+    case "$c" in *sshd*" -f "*) sf=${c#*" -f "}; sf=${sf%% *}; break;; esac
+    p=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $2}'); n=$((n + 1))
+    case "$p" in ''|0|1) break;; esac
+  done
+  cc=$(echo "${SSH_CONNECTION:-}" | awk -v u="$u" 'NF == 4 {print "user=" u ",host=" $1 ",addr=" $1 ",laddr=" $3 ",lport=" $4}')
+  t='f=$1; c=$2; set --; [ -n "$f" ] && set -- -f "$f"
+    if [ -n "$c" ] && sshd -T "$@" -C "$c" 2>/dev/null; then exit 0; fi
+    sshd -T "$@" 2>/dev/null'
+  if [ "$(id -u)" = 0 ]; then sh -c "$t" sh "$sf" "$cc"; elif [ "$sudo_ok" = 1 ]; then sudo -n sh -c "$t" sh "$sf" "$cc"; else sh -c "$t" sh "$sf" "$cc"; fi 2>/dev/null |
+    awk 'tolower($1) ~ /^(authorizedkeysfile|authorizedkeyscommand|strictmodes|pubkeyauthentication|maxauthtries)$/ {print "sshd=" $0}'
+fi
 echo end=1
 `
 

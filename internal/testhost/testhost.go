@@ -47,6 +47,12 @@ type Options struct {
 	ForceCommand string
 	// Extra is appended to sshd_config.
 	Extra string
+	// KeysOutsideRoot authorizes the client key only from the test's own
+	// authorized_keys file, none of those the kexec installer copies to
+	// root. By default (as root, in the namespace of vpsNamespace) it is
+	// also in /etc/ssh/authorized_keys.d/<user>, as on a machine whose
+	// keys reach root after kexec.
+	KeysOutsideRoot bool
 }
 
 // Host is a running sshd.
@@ -204,7 +210,13 @@ func (h *Host) config() string {
 	if h.opts.IPv6 {
 		b.WriteString("ListenAddress ::1\n")
 	}
-	fmt.Fprintf(&b, "HostKey %s\nPidFile %s\nAuthorizedKeysFile %s\n", h.hostKey, filepath.Join(h.Dir, "sshd.pid"), filepath.Join(h.Dir, "authorized_keys"))
+	// The login user's ~/.ssh/authorized_keys (HOME is Home, not the
+	// password database's) and /etc/ssh/authorized_keys.d/%u (the
+	// namespace's /etc/ssh) are read too, as a VPS's sshd reads its
+	// users' files: ssh-copy-id's key works, and the kexec installer's
+	// copy of the keys to root finds the client key.
+	fmt.Fprintf(&b, "HostKey %s\nPidFile %s\nAuthorizedKeysFile %s %s /etc/ssh/authorized_keys.d/%%u\n", h.hostKey, filepath.Join(h.Dir, "sshd.pid"),
+		filepath.Join(h.Dir, "authorized_keys"), filepath.Join(h.Home(), ".ssh", "authorized_keys"))
 	b.WriteString("StrictModes no\nPermitRootLogin prohibit-password\nUsePAM no\nMaxStartups 200\nMaxAuthTries 10\nLogLevel VERBOSE\n")
 	b.WriteString("Subsystem sftp internal-sftp\nAcceptEnv LANG LC_*\n")
 	// Sessions get a home of their own, as on a fresh VPS: the shell then
@@ -270,6 +282,12 @@ func (h *Host) vpsNamespace() []string {
 		os.WriteFile(filepath.Join(etc, "ssh_host_ed25519_key"), priv, 0o600) != nil ||
 		os.WriteFile(filepath.Join(etc, "ssh_host_ed25519_key.pub"), []byte(pub+"\n"), 0o644) != nil {
 		return nil
+	}
+	if !h.opts.KeysOutsideRoot {
+		d := filepath.Join(etc, "authorized_keys.d")
+		if os.MkdirAll(d, 0o755) != nil || os.WriteFile(filepath.Join(d, h.User), []byte(h.ClientPub+"\n"), 0o644) != nil {
+			return nil
+		}
 	}
 	script := `for f in /.dockerenv /run/.containerenv "$(command -v systemd-detect-virt)"; do ` +
 		`[ -e "$f" ] && mount --bind /dev/null "$f"; done; mount --bind "$0" /etc/ssh && exec "$@"`

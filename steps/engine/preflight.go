@@ -83,7 +83,7 @@ func (e *Engine) Preflight(ctx context.Context, cfg steps.Config, p DialPolicy, 
 		rep.Checks = append(rep.Checks, un...)
 		return rep, nil
 	}
-	rc := remote.Checks(facts, lo.Expect, c.CheckOptions())
+	rc := remote.Checks(facts, lo.Expect, rootKeyOptions(c.CheckOptions(), cfg, facts.IsInstaller()))
 	if !runsKexec(cfg, facts.IsInstaller()) {
 		// A container cannot take a new kernel, which only matters to
 		// kexec: a run without it does not care.
@@ -103,6 +103,28 @@ func (e *Engine) Preflight(ctx context.Context, cfg steps.Config, p DialPolicy, 
 	out.Flake, out.FlakeSummary = lo.Flake, lo.Summary
 	out.LocalCanBuild, out.LocalBuildNote = localBuild(out.LocalSystem, out.TargetSystem, cfg.BuildOn, lo.Checks, lo.Binfmt)
 	return out, nil
+}
+
+// rootKeyOptions adds to what the connection established what
+// remote.root_keys needs of the run: the -i nixos-anywhere gets, whether
+// it is the key the target accepted, whether the run kexecs.
+func rootKeyOptions(o remote.CheckOptions, cfg steps.Config, installer bool) remote.CheckOptions {
+	o.Identity, o.Host = cfg.Identity, cfg.Host
+	o.SkipKexec = !runsKexec(cfg, installer) && !installer
+	if cfg.Identity != "" && o.AuthKeyFile != "" {
+		o.IdentityAccepted = sameFile(cfg.Identity, o.AuthKeyFile)
+	}
+	return o
+}
+
+// sameFile reports whether two paths name one file.
+func sameFile(a, b string) bool {
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 // runsKexec says whether the run will kexec: not when --phases leaves it

@@ -234,3 +234,9 @@ func firstNonEmpty(pairs ...string) string {
 	}
 	return ""
 }
+
+// SSHConfigCheck is local.ssh_config over a given `ssh -G` output and agent
+// key count (-1: no agent), for a world that simulates ssh (the demo's).
+func SSHConfigCheck(cfg steps.Config, sshG string, agentKeys int) steps.Check {
+	return checkSSHConfig(cfg, sshConfigFacts{settings: parseSSHG(sshG), agentKeys: agentKeys})
+}

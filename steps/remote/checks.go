@@ -27,7 +27,7 @@ const (
 
 // IDs lists every remote check ID in the order Checks returns them.
 var IDs = []string{IDHostKey, IDAuth, IDOS, IDArch, IDInstaller, IDContainer, IDPrivilege,
-	IDTools, IDRAM, IDDisk, IDUEFI, IDLockdown, IDHomeSpace, IDBootDrivers}
+	IDTools, IDRAM, IDDisk, IDUEFI, IDLockdown, IDHomeSpace, IDBootDrivers, IDRootKeys}
 
 // Thresholds of the checks. kexec unpacks the installer into RAM, so the
 // RAM limits are those nixos-anywhere documents (1.5 GB, ~1 GB only with
@@ -61,6 +61,21 @@ type CheckOptions struct {
 	KnownHostsFile     string
 	LoginUser          string
 	AuthMethod         string // e.g. "key ~/.ssh/id_ed25519" or "agent key …"
+	// AuthKeyFingerprint is the SHA256 fingerprint of the key the target
+	// accepted, AuthKeyFile the key file it came from ("" for an agent
+	// key): remote.root_keys looks for it in the files that travel to
+	// root.
+	AuthKeyFingerprint string
+	AuthKeyFile        string
+	// Identity is the key file nixos-anywhere gets with -i ("" when it
+	// makes its own install key), IdentityAccepted that it is the key the
+	// target accepted (AuthKeyFile is that file); SkipKexec says the run's
+	// phases leave kexec out (it then logs in to root@ directly). Host
+	// is the target as the operator names it, for the fixes.
+	Identity         string
+	IdentityAccepted bool
+	SkipKexec        bool
+	Host             string
 }
 
 // Checks runs the remote preflight over the facts gathered on the target,
@@ -81,6 +96,7 @@ func Checks(f Facts, exp steps.TargetExpect, opts CheckOptions) []steps.Check {
 		checkLockdown(f),
 		checkHomeSpace(f),
 		checkBootDrivers(f, exp),
+		checkRootKeys(f, opts),
 	}
 }
 

@@ -101,6 +101,44 @@ type Facts struct {
 	// Cloud's machines carry the asset tag "OracleCloud.com".
 	ChassisAssetTag string `json:"chassis_asset_tag,omitempty"`
 	SysVendor       string `json:"sys_vendor,omitempty"`
+
+	// AuthKeyFiles maps the authorized_keys files a login key can reach
+	// root through after kexec (the login user's ~/.ssh/authorized_keys
+	// and authorized_keys2 and /etc/ssh/authorized_keys.d/<user>, root's
+	// the same) to what the facts script found: "read", "absent",
+	// "unreadable", or "unknown" (root's files, without root or
+	// passwordless sudo). Nil: not gathered.
+	AuthKeyFiles map[string]string `json:"auth_key_files,omitempty"`
+	// AuthKeys are the public keys of those files.
+	AuthKeys []AuthKey `json:"auth_keys,omitempty"`
+	// AuthKeysWritable says the login user can add to (or create)
+	// ~/.ssh/authorized_keys, as ssh-copy-id does; AuthKeysLink is where
+	// it points when it is a symlink (home-manager's, into /nix/store).
+	AuthKeysWritable bool   `json:"auth_keys_writable"`
+	AuthKeysLink     string `json:"auth_keys_link,omitempty"`
+	// AuthKeysModes are the modes and owners of $HOME, ~/.ssh and
+	// ~/.ssh/authorized_keys, which sshd's StrictModes judges.
+	AuthKeysModes []PathMode `json:"auth_keys_modes,omitempty"`
+	// SSHD is what `sshd -T` says of the running sshd's key settings,
+	// keyed by lower-case keyword (authorizedkeysfile,
+	// authorizedkeyscommand, strictmodes, pubkeyauthentication,
+	// maxauthtries); nil when it could not be read.
+	SSHD map[string]string `json:"sshd,omitempty"`
+}
+
+// AuthKey is one public key of an authorized_keys file of the target.
+type AuthKey struct {
+	File        string `json:"file"`
+	Type        string `json:"type"`
+	Fingerprint string `json:"fingerprint"`
+	Key         string `json:"key"` // base64 of the wire format
+}
+
+// PathMode is the permission bits and owner of a path.
+type PathMode struct {
+	Path string `json:"path"`
+	Mode uint32 `json:"mode"`
+	UID  int    `json:"uid"`
 }
 
 // Driver is the kernel driver bound to one device of a disk's or NIC's
@@ -391,6 +429,47 @@ func ParseFacts(r io.Reader) (Facts, error) {
 			f.ChassisAssetTag = strings.TrimSpace(v)
 		case "sys_vendor":
 			f.SysVendor = strings.TrimSpace(v)
+		case "authkey_file":
+			if state, path, ok := strings.Cut(v, " "); ok && path != "" {
+				if f.AuthKeyFiles == nil {
+					f.AuthKeyFiles = map[string]string{}
+				}
+				// The same file can be listed twice (root's home is
+				// $HOME): what was read wins.
+				if f.AuthKeyFiles[path] != "read" {
+					f.AuthKeyFiles[path] = state
+				}
+			}
+		case "authkey":
+			typ, rest, _ := strings.Cut(v, " ")
+			blob, path, _ := strings.Cut(rest, " ")
+			if fp, err := Fingerprint(blob); err == nil && typ != "" && path != "" {
+				k := AuthKey{File: path, Type: typ, Fingerprint: fp, Key: blob}
+				if !slices.Contains(f.AuthKeys, k) {
+					f.AuthKeys = append(f.AuthKeys, k)
+				}
+			}
+		case "authkeys_writable":
+			f.AuthKeysWritable = v == "1"
+		case "authkeys_link":
+			f.AuthKeysLink = strings.TrimSpace(v)
+		case "authkeys_mode":
+			fl := strings.SplitN(v, " ", 3)
+			if len(fl) == 3 {
+				mode, err1 := strconv.ParseUint(fl[0], 8, 32)
+				uid, err2 := strconv.Atoi(fl[1])
+				if err1 == nil && err2 == nil {
+					f.AuthKeysModes = append(f.AuthKeysModes, PathMode{Path: fl[2], Mode: uint32(mode), UID: uid})
+				}
+			}
+		case "sshd":
+			kw, val, _ := strings.Cut(strings.TrimSpace(v), " ")
+			if kw != "" {
+				if f.SSHD == nil {
+					f.SSHD = map[string]string{}
+				}
+				f.SSHD[strings.ToLower(kw)] = strings.TrimSpace(val)
+			}
 		case "end":
 			ended = true
 		}
@@ -688,6 +767,24 @@ func FormatFacts(f Facts) string {
 	kv("cmdline", f.Cmdline)
 	kv("chassis_asset_tag", f.ChassisAssetTag)
 	kv("sys_vendor", f.SysVendor)
+	for _, path := range sortedKeys(f.AuthKeyFiles) {
+		kv("authkey_file", f.AuthKeyFiles[path]+" "+path)
+	}
+	for _, k := range f.AuthKeys {
+		kv("authkey", k.Type+" "+k.Key+" "+k.File)
+	}
+	if f.AuthKeyFiles != nil {
+		flag("authkeys_writable", f.AuthKeysWritable)
+	}
+	if f.AuthKeysLink != "" {
+		kv("authkeys_link", f.AuthKeysLink)
+	}
+	for _, m := range f.AuthKeysModes {
+		kv("authkeys_mode", fmt.Sprintf("%o %d %s", m.Mode, m.UID, m.Path))
+	}
+	for _, k := range sortedKeys(f.SSHD) {
+		kv("sshd", k+" "+f.SSHD[k])
+	}
 	kv("end", "1")
 	return b.String()
 }
