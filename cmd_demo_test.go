@@ -301,7 +301,7 @@ func TestDemoWithoutTerminal(t *testing.T) {
 	for _, tc := range []struct{ fail, want string }{
 		{"connect", "in phase Connect"}, {"kexec", "in phase Kexec"}, {"disko", "in phase Disko"},
 		{"install", "in phase Install"}, {"keys", "in phase Key copy"}, {"reboot", "in phase Reboot"},
-		{"sudo", "remote.privilege"}, {"disk", "remote.disk"}, {"sops", "local.sops"}, {"hostkey", "remote.hostkey"},
+		{"sudo", "remote.privilege"}, {"disk", "remote.disk"}, {"sops", "local.sops_recipient"}, {"hostkey", "remote.hostkey"},
 	} {
 		t.Run("fail at "+tc.fail, func(t *testing.T) {
 			t.Parallel()

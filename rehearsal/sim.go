@@ -29,16 +29,19 @@ func (l simLocal) Flake(_ context.Context, ref string) (*flake.Info, error) {
 }
 
 func (l simLocal) Local(ctx context.Context, cfg steps.Config) engine.Local {
+	// The checks of a real run, under their real ids, in their order.
 	checks := []steps.Check{
-		{ID: "local.flake", Status: steps.StatusOK, Summary: "flake " + cfg.Flake + " evaluates: nixosConfigurations.vps-arm, aarch64-linux"},
-		{ID: "local.disko", Status: steps.StatusOK, Summary: "disko layout: /dev/sda (GPT, ESP 1 GiB, btrfs root), fits 8 GiB and up"},
+		{ID: local.IDNix, Status: steps.StatusOK, Summary: "Nix 2.24.9"},
+		{ID: local.IDFlake, Status: steps.StatusOK, Summary: cfg.Flake + ": nixosConfigurations.vps-arm, aarch64-linux, disko layout /dev/sda (GPT, ESP 1 GiB, btrfs root), fits 8 GiB and up"},
+		{ID: local.IDGit, Status: steps.StatusOK, Summary: "every file of the flake folder is known to git"},
+		{ID: local.IDSSHKey, Status: steps.StatusOK, Summary: "log in with " + orDemoKey(cfg.Identity)},
 		local.SSHConfigCheck(cfg, demoSSHG(cfg), 2),
-		{ID: "local.hostkey", Status: steps.StatusOK, Summary: "host key secrets-init/keys/persistent/etc/ssh/ssh_host_ed25519_key is in place"},
-		{ID: "local.sops", Status: steps.StatusOK, Summary: "the host key's age recipient is listed in .sops.yaml"},
-		{ID: "local.lockout", Status: steps.StatusOK, Summary: "root and " + cfg.User + " get your ssh key in the new system"},
+		{ID: local.IDHostKey, Status: steps.StatusOK, Summary: "host key secrets-init/keys/persistent/etc/ssh/ssh_host_ed25519_key is in place"},
+		{ID: local.IDSopsRecipient, Status: steps.StatusOK, Summary: "the host key is a recipient for 1 secrets file(s) in .sops.yaml"},
+		{ID: local.IDLockout, Status: steps.StatusOK, Summary: "root and " + cfg.User + " get your ssh key in the new system"},
 	}
 	if l.b.opts.FailAt == "sops" {
-		checks[4] = steps.Check{ID: "local.sops", Status: steps.StatusFail,
+		checks[6] = steps.Check{ID: local.IDSopsRecipient, Status: steps.StatusFail,
 			Summary: "the host key's age recipient (age1rehearsal…) is not in .sops.yaml: the new system could not decrypt secrets/secrets.yaml at first boot",
 			Fix:     "add the recipient to .sops.yaml under the host's key group, then run sops updatekeys secrets/secrets.yaml"}
 	}
@@ -262,4 +265,13 @@ func (a simArchiver) Restore(ctx context.Context, c engine.Conn, ar reinstall.Ar
 		return reinstall.RestoreResult{}, fmt.Errorf("rehearsal: restore stopped: %w", err)
 	}
 	return reinstall.RestoreResult{Entries: ar.Manifest.Entries, Bytes: ar.Manifest.Bytes}, nil
+}
+
+// orDemoKey is the key file the demo logs in with: the one given, or the
+// usual default.
+func orDemoKey(identity string) string {
+	if identity != "" {
+		return identity
+	}
+	return "~/.ssh/id_ed25519"
 }
