@@ -21,6 +21,7 @@ import (
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 )
@@ -480,6 +481,21 @@ func TestInstallEndToEnd(t *testing.T) {
 		checkReceipt(t, x, r, testhost.Fingerprint(t, r.hostKeyPub), "done")
 		if p := filepath.Join(r.state, "bigbang", "hosts", fmt.Sprintf("%s@%d.json", x.h.IP, x.h.Port)); !strings.Contains(stderr, "bigbang: receipt: "+p) {
 			t.Errorf("stderr does not name the receipt %s: %s", p, stderr)
+		}
+
+		// status with only --host logs in as the receipt's login (root on
+		// the new system's port): the user the install went in as and
+		// port 22 would not reach it.
+		_, out, errOut := runRoot(ctx, "", "status", "--host", x.h.IP, "-i", x.h.ClientKey, "--known-hosts", r.knownHosts,
+			"--flake", x.flakeDir+"#machine", "--no-drift", "--output", "json")
+		var st struct {
+			Status engine.Status `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status JSON: %v\n%s\n%s", err, out, errOut)
+		}
+		if !st.Status.Reachable || st.Status.HostKey == nil || st.Status.HostKey.MatchesReceipt == nil || !*st.Status.HostKey.MatchesReceipt {
+			t.Errorf("status after the install did not log in as the recorded root@%s:%d: %+v\n%s", x.h.IP, x.h.Port, st.Status, errOut)
 		}
 	})
 
