@@ -117,7 +117,16 @@ func (a *accessible) Choose(_ context.Context, cfg steps.Config, rep engine.Repo
 	ram, on := b.ramValue(), b.buildOn()
 	if err := a.ask(huh.NewGroup(
 		huh.NewInput().Title("Target RAM ["+ram+"]").Value(&ram).Validate(keepDefault(true, ram, func(s string) error { _, err := steps.ParseRAM(s); return err })),
-		huh.NewSelect[string]().Title("Build the system").Options(huh.NewOption("on the VPS (--build-on remote)", "remote"), huh.NewOption("on this machine (--build-on local)", "local")).Value(&on),
+		huh.NewSelect[string]().Title("Build the system").Options(huh.NewOption("on the VPS (--build-on remote)", "remote"), huh.NewOption("on this machine (--build-on local)", "local")).Value(&on).Validate(func(s string) error {
+			// The choice is judged on the preflight's facts, as the wizard's
+			// RAM screen judges it.
+			judged := cfg
+			judged.BuildOn = s
+			if c := rep.BuildCheck(judged); s == "local" && c.Blocking() {
+				return fmt.Errorf("cannot build here: %s; choose on the VPS, or %s", c.Summary, c.Fix)
+			}
+			return nil
+		}),
 	)); err != nil {
 		return cfg, err
 	}

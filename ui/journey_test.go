@@ -11,6 +11,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/local"
 )
 
 // nativeReport is a target this machine can build for: both choices of
@@ -544,6 +545,61 @@ func TestResultLongResumeSmall(t *testing.T) {
 			}
 			if got := ansi.Strip(strings.Join(m.logv.lines, "\n")); !strings.Contains(shellJoined(got), resume) {
 				t.Errorf("the details view lacks the resume in copyable lines:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestBuildSwitchRejudgesLocalBuild: after a preflight run with
+// --build-on remote, whose local.build check only says the VPS builds,
+// switching to this machine judges the local build again on the
+// preflight's facts: with emulation in nix.conf the plan builds here and
+// the preflight's check says this machine builds it; without, the choice
+// is refused with the check's reason.
+func TestBuildSwitchRejudgesLocalBuild(t *testing.T) {
+	remoteCheck := steps.Check{ID: local.IDBuild, Status: steps.StatusOK, Summary: "aarch64-linux is built on the target (it needs 1.5G RAM or more)"}
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		goes  bool
+		words string
+	}{
+		{"emulated", []string{"aarch64-linux"}, true, "this x86_64-linux machine builds aarch64-linux"},
+		{"not emulated", nil, false, "cannot build here: this machine (x86_64-linux) cannot build aarch64-linux: nix.conf lacks extra-platforms = aarch64-linux"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testModel(t, 100, 30)
+			m.cfg.BuildOn = "remote"
+			r := a1Report()
+			r.Checks = append(r.Checks, remoteCheck)
+			r.Build = local.BuildFacts{System: "x86_64-linux", ExtraPlatforms: tc.extra}
+			r.LocalCanBuild, r.LocalBuildNote = r.Build.CanBuild(r.TargetSystem)
+			toBuild(t, m, r)
+			if !m.build.remote {
+				t.Fatal("--build-on remote: the screen does not show the VPS chosen")
+			}
+			m.Update(key("tab"))
+			m.Update(key("enter"))
+			flat := strings.Join(strings.Fields(view(m)), " ")
+			if !tc.goes {
+				if m.screen != screenBuild || !strings.Contains(flat, tc.words) {
+					t.Fatalf("an impossible local build: screen %v, want the refusal %q:\n%s", m.screen, tc.words, view(m))
+				}
+				return
+			}
+			if m.screen != screenPlan || m.thePlan.BuildOn != "local" {
+				t.Fatalf("a local build this machine can make: screen %v, plan %q, err %v", m.screen, m.thePlan.BuildOn, m.build.err)
+			}
+			var got []string
+			for _, cs := range [][]steps.Check{m.report.Checks, m.preflight.checks} {
+				for _, c := range cs {
+					if c.ID == local.IDBuild {
+						got = append(got, c.Summary)
+					}
+				}
+			}
+			if len(got) != 2 || !strings.Contains(got[0], tc.words) || got[0] != got[1] {
+				t.Errorf("local.build after the switch (report, preflight screen) = %q; want both %q", got, tc.words)
 			}
 		})
 	}
