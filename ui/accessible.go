@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"charm.land/huh/v2"
 
@@ -163,5 +164,54 @@ func (a *accessible) ConfirmWipe(_ context.Context, wp engine.Wipe) (bool, error
 	if err != nil {
 		return false, err
 	}
+	return a.countdown(wp.Target.Host)
+}
+
+// countdownTick is one second of the accessible countdown (tests shorten
+// it).
+var countdownTick = time.Second
+
+// countdown is the wipe screen's countdown in lines a screen reader
+// follows: it says when the wipe starts and how to stop it, then the
+// seconds left every two seconds; Enter (any line typed) stops it, and
+// nothing has changed then. An input that ends (no terminal, --yes) lets
+// it run out.
+func (a *accessible) countdown(host string) (bool, error) {
+	typed := make(chan struct{}, 1)
+	if !a.auto {
+		// The read outlives a countdown that runs out: no question follows
+		// the wipe, so the line it takes is nobody's answer.
+		go func() {
+			var b [1]byte
+			for {
+				n, err := a.r.Read(b[:])
+				if n == 1 && b[0] == '\n' {
+					typed <- struct{}{}
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	fmt.Fprintf(a.w, "Wiping %s in %d seconds. Press Enter to stop.\n", host, wipeCountdown)
+	for left := wipeCountdown; left > 0; left-- {
+		select {
+		case <-typed:
+			fmt.Fprintln(a.w, "Countdown stopped; nothing was changed.")
+			return false, nil
+		case <-a.ctx.Done():
+			return false, a.ctx.Err()
+		case <-time.After(countdownTick):
+		}
+		switch n := left - 1; {
+		case n == 1:
+			fmt.Fprintln(a.w, "1 second.")
+		case n > 0 && n%2 == 1:
+			fmt.Fprintf(a.w, "%d seconds.\n", n)
+		}
+	}
+	fmt.Fprintf(a.w, "Wiping %s now.\n", host)
 	return true, nil
 }

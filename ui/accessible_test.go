@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
@@ -71,12 +72,16 @@ func TestAccessibleFlow(t *testing.T) {
 		wantOut    []string
 		install    bool
 		preflights int
+		tick       time.Duration
 	}{
 		{name: "defaults kept, key trusted, host typed",
 			answers: "\n\n\n\n\n\ny\n\n\nwrong\n203.0.113.7\n", install: true, preflights: 2,
 			wantOut: []string{"Host [203.0.113.7]", "Preflight of opc@203.0.113.7 and .#vps-arm:", "trust it?",
 				"Plan:", "Command: ", "Will be wiped: /dev/sda", "type 203.0.113.7 exactly to wipe it", "transcript: ",
-				"Resume with:   bigbang --host 203.0.113.7", "--log "}},
+				"Resume with:   bigbang --host 203.0.113.7", "--log ",
+				"Wiping 203.0.113.7 in 5 seconds. Press Enter to stop.\n3 seconds.\n1 second.\nWiping 203.0.113.7 now.\n"}},
+		{name: "countdown stopped with enter", answers: "\n\n\n\n\n\ny\n\n\n203.0.113.7\n\n", wantErr: ErrAborted, preflights: 2, tick: time.Second,
+			wantOut: []string{"Wiping 203.0.113.7 in 5 seconds. Press Enter to stop.\nCountdown stopped; nothing was changed."}},
 		{name: "host key refused", answers: "\n\n\n\n\n\nn\n", wantErr: ErrAborted, preflights: 1,
 			wantOut: []string{"trust it?"}},
 		{name: "a field changed", answers: "198.51.100.9\nroot\n\n\n\n\ny\n\n\n198.51.100.9\n", install: true, preflights: 2,
@@ -84,6 +89,8 @@ func TestAccessibleFlow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			countdownTick = max(tc.tick, time.Millisecond)
+			t.Cleanup(func() { countdownTick = time.Second })
 			w := accessibleWorld(t)
 			e := engine.New(w.World())
 			cfg := steps.DefaultConfig()

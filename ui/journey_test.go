@@ -268,6 +268,13 @@ func TestExitSummary(t *testing.T) {
 			t.Errorf("line wider than %d: %q", exitWidth, l)
 		}
 	}
+	// A transcript path wider than the column (and with hyphens, where a
+	// word wrapper would break it) stands whole on its line.
+	long := "/home/some-operator/.local/state/bigbang/logs/203.0.113.7-2026-12-02T18-31-01.log"
+	res.Log = long
+	if s := ExitSummary(res, nil); !strings.Contains(s, "\n"+strings.Repeat(" ", 18)+long+"\n") && !strings.Contains(s, "Transcript      "+long+"\n") {
+		t.Errorf("the long transcript path is not whole on a line:\n%s", s)
+	}
 	stopped := ExitSummary(engine.InstallResult{Outcome: steps.OutcomeAborted, FailedPhase: steps.PhaseKexec, Log: "/tmp/x.log"}, nil)
 	if !strings.Contains(stopped, "was stopped in Kexec") || !strings.Contains(stopped, "disk is untouched") {
 		t.Errorf("the stop's summary lacks the phase or the state:\n%s", stopped)

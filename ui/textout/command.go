@@ -1,6 +1,10 @@
 package textout
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
 
 // CommandLines lays a shell command out in lines of at most w columns so
 // that it copies whole: it breaks only at the spaces between words (never
@@ -100,4 +104,28 @@ func shellWords(s string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// WrapWords lays text out in lines of at most w columns, broken only at
+// spaces: a word wider than the line (a path, a URL) stands whole on a
+// line of its own, so it copies as one word. Text with colour codes is
+// measured by what it shows.
+func WrapWords(text string, w int) string {
+	var lines []string
+	for _, para := range strings.Split(text, "\n") {
+		cur := ""
+		for _, word := range strings.Fields(para) {
+			switch {
+			case cur == "":
+				cur = word
+			case ansi.StringWidth(cur)+1+ansi.StringWidth(word) <= w:
+				cur += " " + word
+			default:
+				lines = append(lines, cur)
+				cur = word
+			}
+		}
+		lines = append(lines, cur)
+	}
+	return strings.Join(lines, "\n")
 }
