@@ -611,3 +611,40 @@ func TestBuildSwitchRejudgesLocalBuild(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanWideTokenSmall: at 60×20 the exact command with a flake path
+// wider than the command's block keeps the layout (every line within the
+// window, the keys at the bottom, the reasons folded to make room), shows
+// the path unbroken on a line of its own, and its lines joined at the
+// " \" continuations are the plan's command.
+func TestPlanWideTokenSmall(t *testing.T) {
+	const path = "/home/operator/src/infra/hosts/oracle-a1-arm64#vps-arm"
+	m := testModel(t, 60, 20)
+	m.cfg.Flake = path
+	m.target = newTargetScreen(m.cfg, false)
+	toPlan(t, m)
+	m.Update(key("c"))
+	v := view(m)
+	lines := strings.Split(v, "\n")
+	if len(lines) != 20 || !strings.Contains(lines[19], "enter") {
+		t.Errorf("the window is not 20 lines with the keys at the bottom (%d lines):\n%s", len(lines), v)
+	}
+	whole := false
+	for _, l := range lines {
+		if ansi.StringWidth(l) > 60 || strings.Contains(l, "…") {
+			t.Errorf("a line is wider than the window or cut: %q", l)
+		}
+		if strings.Contains(l, "'"+path+"'") {
+			whole = true
+		}
+	}
+	if !whole {
+		t.Errorf("the flake path is broken across lines:\n%s", v)
+	}
+	if !strings.Contains(shellJoined(v), m.thePlan.Command()) {
+		t.Errorf("the lines do not join into the plan's command %q:\n%s", m.thePlan.Command(), v)
+	}
+	if !strings.Contains(v, "c hides the command for the reasons") {
+		t.Errorf("the folded reasons do not say how to read them:\n%s", v)
+	}
+}

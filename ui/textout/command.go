@@ -11,7 +11,7 @@ import (
 // inside a word or a quoted string), ends every line but the last with
 // " \" and indents the lines that continue it. A flag stays on the line
 // of its value when both fit. A word longer than the line gets a line of
-// its own, uncut.
+// its own, uncut, and no flag before it.
 func CommandLines(cmd string, w int) []string { return CommandLinesIndent(cmd, w, 4) }
 
 // CommandLinesIndent is CommandLines with the continuing lines indented
@@ -25,11 +25,11 @@ func CommandLinesIndent(cmd string, w, cont int) []string {
 	var groups []string
 	for i := 0; i < len(words); i++ {
 		g := words[i]
-		// A flag stays with its value unless the two are wider than a
-		// line and the value alone is not: then the break between them
-		// keeps the value whole.
+		// A flag stays with its value when the two fit on a line;
+		// otherwise the break between them keeps the value whole, and a
+		// value wider than a line starts a line of its own.
 		if strings.HasPrefix(g, "-") && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") &&
-			(len(g)+1+len(words[i+1])+cont+2 <= w || len(words[i+1])+cont+2 > w) {
+			len(g)+1+len(words[i+1])+cont+2 <= w {
 			g += " " + words[i+1]
 			i++
 		}
