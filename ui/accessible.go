@@ -55,6 +55,10 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 	if err == nil && res.Outcome == steps.OutcomeSuccess && res.SSHCommand != "" {
 		fmt.Fprintln(w, "Log in with: "+res.SSHCommand)
 	}
+	if res.Outcome != "" && res.Outcome != steps.OutcomeSuccess && res.Log != "" {
+		// The plain renderer named the transcript; this says how to read it.
+		fmt.Fprintln(w, "Explain the transcript with: bigbang explain "+steps.ShellQuote(res.Log))
+	}
 	return res, err
 }
 
