@@ -261,10 +261,11 @@ func TestWizardEndToEnd(t *testing.T) {
 		r.keptKnownHosts(t, before) // as it was on the wipe screen
 	})
 
-	// The exact command on the plan is the argv that runs, and the resume
-	// on the failure screen and on the terminal after it are one command
-	// that plans what it names — each as an operator copies it from the
-	// screen and pastes it into a shell.
+	// Back and change on the RAM screen moves the plan; the exact command
+	// on the plan is the argv that runs, and the resume on the failure
+	// screen and on the terminal after it are one command that plans what
+	// it names — each as an operator copies it from the screen and pastes
+	// it into a shell.
 	t.Run("copied commands run", func(t *testing.T) {
 		r := x.newRun(t)
 		r.unpinTarget(t)
@@ -274,11 +275,28 @@ func TestWizardEndToEnd(t *testing.T) {
 		tm.keys("y")
 		tm.waitFor(wait, "continue")
 		tm.keys("Enter")
-		tm.waitFor(wait, "Where to build")
+		// The keys: Tab (local), Enter, esc, Tab (remote), Enter:
+		// the plan, its exact command and what runs follow the screen.
+		tm.waitFor(wait, "(•) on the VPS")
+		tm.keys("Tab")
+		tm.waitFor(wait, "(•) on this machine")
 		tm.keys("Enter")
-		tm.waitFor(wait, "Plan")
+		tm.waitFor(wait, "What will happen")
+		tm.keys("c")
+		if local := shellArgv(t, copyBlock(t, tm.waitFor(wait, "The exact command"), "The exact command")); !slices.Contains(local, "local") {
+			t.Errorf("the plan after choosing this machine does not build locally: %q", local)
+		}
+		tm.keys("Escape")
+		tm.waitFor(wait, "Where to build")
+		tm.keys("Tab")
+		tm.waitFor(wait, "(•) on the VPS")
+		tm.keys("Enter")
+		tm.waitFor(wait, "What will happen")
 		tm.keys("c")
 		exact := copyBlock(t, tm.waitFor(wait, "The exact command"), "The exact command")
+		if got := shellArgv(t, exact); slices.Contains(got, "local") || !slices.Contains(got, "remote") {
+			t.Errorf("back on the VPS, the exact command still builds here: %q", got)
+		}
 		tm.keys("Enter")
 		tm.waitFor(wait, "to wipe it")
 		tm.typeText(x.h.IP)
@@ -290,8 +308,13 @@ func TestWizardEndToEnd(t *testing.T) {
 		summary := copyBlock(t, tm.run("capture-pane", "-p", "-J", "-t", "t"), "Resume with:")
 
 		// The exact command, pasted into a shell, is the argv that ran.
+		// The receipt's name may carry the port (host@PORT.json).
+		recs, _ := filepath.Glob(filepath.Join(r.state, "bigbang", "hosts", x.h.IP+"*.json"))
+		if len(recs) != 1 {
+			t.Fatalf("receipts of %s: %q, want one", x.h.IP, recs)
+		}
 		var rec receipt.Receipt
-		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(r.state, "bigbang", "hosts", x.h.IP+".json"))), &rec); err != nil {
+		if err := json.Unmarshal([]byte(readFile(t, recs[0])), &rec); err != nil {
 			t.Fatal(err)
 		}
 		if got := shellArgv(t, exact); !slices.Equal(got, rec.Argv) || len(got) == 0 {
