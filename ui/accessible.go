@@ -135,8 +135,16 @@ func (a *accessible) Choose(_ context.Context, cfg steps.Config, rep engine.Repo
 	)); err != nil {
 		return cfg, err
 	}
-	cfg.RAM, cfg.BuildOn = ram, on
-	return cfg, nil
+	// The config is made as the RAM screen makes it: only what the
+	// operator changed becomes a flag, so a kept RAM is not "given with
+	// --ram" and the plan gives its own reasons.
+	b.ram.SetValue(ram)
+	b.remote = on == "remote"
+	_, out, err := b.makePlan(rep.PlanEnv())
+	if err != nil {
+		return cfg, err
+	}
+	return out, nil
 }
 
 func (a *accessible) Plan(cfg steps.Config, plan steps.Plan, disks []engine.Disk) {
@@ -150,7 +158,11 @@ func (a *accessible) Plan(cfg steps.Config, plan steps.Plan, disks []engine.Disk
 		for _, p := range d.Partitions {
 			parts = append(parts, strings.TrimSpace(p.Name+" "+p.Mountpoint))
 		}
-		fmt.Fprintf(a.w, "Will be wiped: %s %s %s on %s (%s)\n", d.Device, steps.FormatBytes(d.Size), d.Model, cfg.Host, strings.Join(parts, ", "))
+		held := ""
+		if len(parts) > 0 {
+			held = " (" + strings.Join(parts, ", ") + ")"
+		}
+		fmt.Fprintf(a.w, "Will be wiped: %s %s %s on %s%s\n", d.Device, steps.FormatBytes(d.Size), d.Model, cfg.Host, held)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/engine/enginetest"
+	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 )
 
@@ -127,5 +128,35 @@ func TestAccessibleFlow(t *testing.T) {
 				t.Errorf("result %+v; the plain renderer's output:\n%s", res, text)
 			}
 		})
+	}
+}
+
+// TestAccessibleRefusesImpossibleLocalBuild: in accessible mode a local
+// build this machine cannot make is refused with the reason, judged on
+// the preflight's facts, and the VPS build chosen after it is the plan's.
+func TestAccessibleRefusesImpossibleLocalBuild(t *testing.T) {
+	countdownTick = time.Millisecond
+	t.Cleanup(func() { countdownTick = time.Second })
+	w := accessibleWorld(t)
+	w.Local.Build = local.BuildFacts{System: "x86_64-linux"}
+	e := engine.New(w.World())
+	cfg := steps.DefaultConfig()
+	cfg.Host, cfg.ExtraFiles, cfg.NixosAnywhere = "203.0.113.7", "", "true"
+	var out bytes.Buffer
+	answers := "\n\n\n\n\n\ny\n\n2\n1\n203.0.113.7\n"
+	_, err := RunAccessible(context.Background(), Options{Config: cfg, Engine: e}, lineReader{strings.NewReader(answers)}, &out)
+	text := ansi.Strip(out.String())
+	if err != nil && !strings.Contains(text, "Plan:") {
+		t.Fatalf("error %v\n%s", err, text)
+	}
+	if !strings.Contains(text, "cannot build here: --build-on local, but this x86_64-linux machine cannot build aarch64-linux") {
+		t.Errorf("the local build was not refused with its reason:\n%s", text)
+	}
+	if !strings.Contains(text, "Command: true --flake '.#vps-arm' --build-on remote opc@203.0.113.7\n") {
+		t.Errorf("the plan does not build on the VPS:\n%s", text)
+	}
+	// The RAM was kept: the plan says what the target reports, not --ram.
+	if strings.Contains(text, "given with --ram") || strings.Contains(text, "()") {
+		t.Errorf("a kept RAM became --ram, or the wiped disk lists empty partitions:\n%s", text)
 	}
 }
