@@ -54,8 +54,13 @@ func ExitSummary(res engine.InstallResult, err error) string {
 		field("What went wrong", d.Summary)
 		field("What to do", d.Remedy)
 	}
-	for _, f := range textout.MachineFields(res.FailedPhase, res.Resume != "") {
-		field(f.Label, f.Text)
+	if d := res.Diagnosis; d == nil || d.ID != "restore" {
+		// After a failed restore NixOS is installed and verified: the
+		// install's phases say nothing of the server, as on the result
+		// screen.
+		for _, f := range textout.MachineFields(res.FailedPhase, res.Resume != "") {
+			field(f.Label, f.Text)
+		}
 	}
 	if res.Resume != "" {
 		// On lines of its own, so that it copies as one block.

@@ -275,6 +275,11 @@ func TestExitSummary(t *testing.T) {
 	if s := ExitSummary(res, nil); !strings.Contains(s, "\n"+strings.Repeat(" ", 18)+long+"\n") && !strings.Contains(s, "Transcript      "+long+"\n") {
 		t.Errorf("the long transcript path is not whole on a line:\n%s", s)
 	}
+	restore := ExitSummary(engine.InstallResult{Outcome: steps.OutcomeFailed, Log: "/tmp/x.log", Resume: "bigbang reinstall --host 203.0.113.7 --restore /tmp/a.tar",
+		Diagnosis: &steps.Diagnosis{ID: "restore", Summary: "the restore stopped", Remedy: "run the restore again"}}, nil)
+	if !strings.Contains(restore, "NixOS is reinstalled, but the restore did not complete") || strings.Contains(restore, "The server") {
+		t.Errorf("after a failed restore the summary speaks of the install's phases:\n%s", restore)
+	}
 	stopped := ExitSummary(engine.InstallResult{Outcome: steps.OutcomeAborted, FailedPhase: steps.PhaseKexec, Log: "/tmp/x.log"}, nil)
 	if !strings.Contains(stopped, "was stopped in Kexec") || !strings.Contains(stopped, "disk is untouched") {
 		t.Errorf("the stop's summary lacks the phase or the state:\n%s", stopped)
