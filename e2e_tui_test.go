@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/steps"
+	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/spf13/cobra"
 )
 
@@ -53,14 +57,39 @@ func (x *e2e) processTerm(t *testing.T, r *e2eRun, w, h int, proc string, env ..
 	}
 	vars = append(vars, env...)
 	var script strings.Builder
+	script.WriteString(exports(vars))
+	stty := filepath.Join(t.TempDir(), "stty")
+	fmt.Fprintf(&script, "%s -test.run='^%s$'\ncode=$?\nstty -a > %s\n(exit $code)", steps.ShellQuote(os.Args[0]), proc, steps.ShellQuote(stty))
+	return newTerm(t, w, h, script.String()), stty
+}
+
+// exports is the shell script that sets vars (k=v) and clears the modes
+// the tests set themselves.
+func exports(vars []string) string {
+	var script strings.Builder
 	script.WriteString("unset NO_COLOR ACCESSIBLE\n")
 	for _, kv := range vars {
 		k, v, _ := strings.Cut(kv, "=")
 		fmt.Fprintf(&script, "export %s=%s\n", k, steps.ShellQuote(v))
 	}
-	stty := filepath.Join(t.TempDir(), "stty")
-	fmt.Fprintf(&script, "%s -test.run='^%s$'\ncode=$?\nstty -a > %s\n(exit $code)", steps.ShellQuote(os.Args[0]), proc, steps.ShellQuote(stty))
-	return newTerm(t, w, h, script.String()), stty
+	return script.String()
+}
+
+// pastedTerm runs a command copied from the screen in a shell in a w×h
+// tmux window, as the operator pastes it: bigbang is a shell function
+// that runs the wizard's test process with the words the shell made of
+// it, so the shell alone parses what was copied.
+func (x *e2e) pastedTerm(t *testing.T, r *e2eRun, w, h int, pasted string) *tmuxTerm {
+	t.Helper()
+	vars := []string{"XDG_STATE_HOME=" + r.state}
+	for _, k := range []string{"XDG_CACHE_HOME", "SSH_AUTH_SOCK", "PATH", "HOME"} {
+		vars = append(vars, k+"="+os.Getenv(k))
+	}
+	script := exports(vars) + "bigbang() {\n" +
+		"  old=$IFS; IFS=$(printf '\\037'); " + wizardArgsEnv + "=\"$*\"; IFS=$old\n" +
+		"  export " + wizardArgsEnv + "\n" +
+		"  " + steps.ShellQuote(os.Args[0]) + " -test.run='^TestWizardProcess$'\n}\n" + pasted + "\n"
+	return newTerm(t, w, h, script)
 }
 
 // ansiRE matches the escape sequences capture-pane -e writes.
@@ -232,6 +261,100 @@ func TestWizardEndToEnd(t *testing.T) {
 		r.keptKnownHosts(t, before) // as it was on the wipe screen
 	})
 
+	// Back and change on the RAM screen moves the plan; the exact command
+	// on the plan is the argv that runs, and the resume on the failure
+	// screen and on the terminal after it are one command that plans what
+	// it names — each as an operator copies it from the screen and pastes
+	// it into a shell.
+	t.Run("copied commands run", func(t *testing.T) {
+		r := x.newRun(t)
+		r.unpinTarget(t)
+		tm, _ := x.wizardTerm(t, r, 100, 30, "STANDIN_FAIL_PHASE=disko")
+		toPreflight(tm, wait, nil)
+		tm.waitFor(wait, "trust this key")
+		tm.keys("y")
+		tm.waitFor(wait, "continue")
+		tm.keys("Enter")
+		// The keys: Tab (local), Enter, esc, Tab (remote), Enter:
+		// the plan, its exact command and what runs follow the screen.
+		tm.waitFor(wait, "(•) on the VPS")
+		tm.keys("Tab")
+		tm.waitFor(wait, "(•) on this machine")
+		tm.keys("Enter")
+		tm.waitFor(wait, "What will happen")
+		tm.keys("c")
+		if local := shellArgv(t, copyBlock(t, tm.waitFor(wait, "The exact command"), "The exact command")); !slices.Contains(local, "local") {
+			t.Errorf("the plan after choosing this machine does not build locally: %q", local)
+		}
+		tm.keys("Escape")
+		tm.waitFor(wait, "Where to build")
+		tm.keys("Tab")
+		tm.waitFor(wait, "(•) on the VPS")
+		tm.keys("Enter")
+		tm.waitFor(wait, "What will happen")
+		tm.keys("c")
+		exact := copyBlock(t, tm.waitFor(wait, "The exact command"), "The exact command")
+		if got := shellArgv(t, exact); slices.Contains(got, "local") || !slices.Contains(got, "remote") {
+			t.Errorf("back on the VPS, the exact command still builds here: %q", got)
+		}
+		tm.keys("Enter")
+		tm.waitFor(wait, "to wipe it")
+		tm.typeText(x.h.IP)
+		tm.keys("Enter")
+		resume := copyBlock(t, tm.waitFor(wait, "failed in Disko"), "Resume")
+		tm.quit(wait, "q", "1")
+		// The normal screen wraps long lines itself; a copy joins them,
+		// as capture-pane -J does.
+		summary := copyBlock(t, tm.run("capture-pane", "-p", "-J", "-t", "t"), "Resume with:")
+
+		// The exact command, pasted into a shell, is the argv that ran.
+		// The receipt's name may carry the port (host@PORT.json).
+		recs, _ := filepath.Glob(filepath.Join(r.state, "bigbang", "hosts", x.h.IP+"*.json"))
+		if len(recs) != 1 {
+			t.Fatalf("receipts of %s: %q, want one", x.h.IP, recs)
+		}
+		var rec receipt.Receipt
+		if err := json.Unmarshal([]byte(readFile(t, recs[0])), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if got := shellArgv(t, exact); !slices.Equal(got, rec.Argv) || len(got) == 0 {
+			t.Errorf("the exact command copied from the plan:\n%s\nparses to %q,\nthe install ran %q", exact, got, rec.Argv)
+		}
+		// The resume, from the failure screen and from what stayed on the
+		// terminal, is one command: bigbang with the phases from disko on.
+		args := shellArgv(t, resume)
+		if got := shellArgv(t, summary); !slices.Equal(got, args) {
+			t.Errorf("the resume on the failure screen %q and on the terminal %q differ", args, got)
+		}
+		if len(args) < 2 || args[0] != "bigbang" || !slices.Contains(args, "--phases") || args[slices.Index(args, "--phases")+1] != "disko,install,keys,reboot" {
+			t.Fatalf("the resume copied from the failure screen:\n%s\nparses to %q", resume, args)
+		}
+		// Pasted into a shell on a terminal, it opens the wizard for the
+		// same machine, whose plan runs the phases it names; the test
+		// leaves before the wipe.
+		before := readFile(t, r.log)
+		rt := x.pastedTerm(t, r, 100, 30, resume)
+		toPreflight(rt, wait, nil)
+		rt.waitFor(wait, "continue")
+		rt.keys("Enter")
+		rt.waitFor(wait, "Where to build")
+		rt.keys("Enter")
+		rt.waitFor(wait, "Plan")
+		rt.keys("c")
+		s := rt.waitFor(wait, "The exact command")
+		if !strings.Contains(s, "Disko → Install → Key copy → Reboot") || strings.Contains(s, "Kexec") {
+			t.Errorf("the resumed wizard's plan does not run the phases from disko on:\n%s", s)
+		}
+		planned := shellArgv(t, copyBlock(t, s, "The exact command"))
+		if i := slices.Index(planned, "--phases"); i < 0 || i+1 >= len(planned) || planned[i+1] != "disko,install,reboot" || planned[0] != x.standin {
+			t.Errorf("the resumed plan is not the stand-in from disko on: %q\n%s", planned, s)
+		}
+		rt.quit(wait, "C-c", "130") // left before anything changed
+		if after := readFile(t, r.log); after != before {
+			t.Errorf("the resume, left on its plan, wrote to the transcript:\n%s", strings.TrimPrefix(after, before))
+		}
+	})
+
 	t.Run("ctrl+c during the install", func(t *testing.T) {
 		r := x.newRun(t)
 		r.unpinTarget(t)
@@ -284,4 +407,43 @@ func TestWizardEndToEnd(t *testing.T) {
 				len(logged), len(printed), i, logged[max(0, i-200):], printed[max(0, i-200):])
 		}
 	})
+}
+
+// copyBlock is the command under the header line that starts with
+// header, as an operator selects it on the screen: its first line and
+// each line a " \\" continues, indentation as shown (trailing blanks, which
+// a copy drops, aside).
+func copyBlock(t *testing.T, screen, header string) string {
+	t.Helper()
+	lines := strings.Split(screen, "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(strings.TrimSpace(l), header) || i+1 >= len(lines) {
+			continue
+		}
+		var block []string
+		for _, c := range lines[i+1:] {
+			c = strings.TrimRight(c, " ")
+			block = append(block, c)
+			if !strings.HasSuffix(c, "\\") {
+				break
+			}
+		}
+		if strings.TrimSpace(block[0]) == "" {
+			break
+		}
+		return strings.Join(block, "\n")
+	}
+	t.Fatalf("no command under %q on the screen:\n%s", header, screen)
+	return ""
+}
+
+// shellArgv is the argv sh makes of a command pasted into it, without
+// running it: printf prints each word it was given.
+func shellArgv(t *testing.T, pasted string) []string {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", "printf '%s\\0' "+pasted).Output()
+	if err != nil {
+		t.Fatalf("sh does not parse the copied command:\n%s\n%v", pasted, err)
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"charm.land/huh/v2"
 
@@ -53,6 +54,10 @@ func RunAccessible(ctx context.Context, opts Options, r io.Reader, w io.Writer) 
 	}
 	if err == nil && res.Outcome == steps.OutcomeSuccess && res.SSHCommand != "" {
 		fmt.Fprintln(w, "Log in with: "+res.SSHCommand)
+	}
+	if res.Outcome != "" && res.Outcome != steps.OutcomeSuccess && res.Log != "" {
+		// The plain renderer named the transcript; this says how to read it.
+		fmt.Fprintln(w, "Explain the transcript with: bigbang explain "+steps.ShellQuote(res.Log))
 	}
 	return res, err
 }
@@ -117,12 +122,29 @@ func (a *accessible) Choose(_ context.Context, cfg steps.Config, rep engine.Repo
 	ram, on := b.ramValue(), b.buildOn()
 	if err := a.ask(huh.NewGroup(
 		huh.NewInput().Title("Target RAM ["+ram+"]").Value(&ram).Validate(keepDefault(true, ram, func(s string) error { _, err := steps.ParseRAM(s); return err })),
-		huh.NewSelect[string]().Title("Build the system").Options(huh.NewOption("on the VPS (--build-on remote)", "remote"), huh.NewOption("on this machine (--build-on local)", "local")).Value(&on),
+		huh.NewSelect[string]().Title("Build the system").Options(huh.NewOption("on the VPS (--build-on remote)", "remote"), huh.NewOption("on this machine (--build-on local)", "local")).Value(&on).Validate(func(s string) error {
+			// The choice is judged on the preflight's facts, as the wizard's
+			// RAM screen judges it.
+			judged := cfg
+			judged.BuildOn = s
+			if c := rep.BuildCheck(judged); s == "local" && c.Blocking() {
+				return fmt.Errorf("cannot build here: %s; choose on the VPS, or %s", c.Summary, c.Fix)
+			}
+			return nil
+		}),
 	)); err != nil {
 		return cfg, err
 	}
-	cfg.RAM, cfg.BuildOn = ram, on
-	return cfg, nil
+	// The config is made as the RAM screen makes it: only what the
+	// operator changed becomes a flag, so a kept RAM is not "given with
+	// --ram" and the plan gives its own reasons.
+	b.ram.SetValue(ram)
+	b.remote = on == "remote"
+	_, out, err := b.makePlan(rep.PlanEnv())
+	if err != nil {
+		return cfg, err
+	}
+	return out, nil
 }
 
 func (a *accessible) Plan(cfg steps.Config, plan steps.Plan, disks []engine.Disk) {
@@ -136,7 +158,11 @@ func (a *accessible) Plan(cfg steps.Config, plan steps.Plan, disks []engine.Disk
 		for _, p := range d.Partitions {
 			parts = append(parts, strings.TrimSpace(p.Name+" "+p.Mountpoint))
 		}
-		fmt.Fprintf(a.w, "Will be wiped: %s %s %s on %s (%s)\n", d.Device, steps.FormatBytes(d.Size), d.Model, cfg.Host, strings.Join(parts, ", "))
+		held := ""
+		if len(parts) > 0 {
+			held = " (" + strings.Join(parts, ", ") + ")"
+		}
+		fmt.Fprintf(a.w, "Will be wiped: %s %s %s on %s%s\n", d.Device, steps.FormatBytes(d.Size), d.Model, cfg.Host, held)
 	}
 }
 
@@ -172,5 +198,54 @@ func (a *accessible) ConfirmWipe(_ context.Context, wp engine.Wipe) (bool, error
 	if err != nil {
 		return false, err
 	}
+	return a.countdown(wp.Target.Host)
+}
+
+// countdownTick is one second of the accessible countdown (tests shorten
+// it).
+var countdownTick = time.Second
+
+// countdown is the wipe screen's countdown in lines a screen reader
+// follows: it says when the wipe starts and how to stop it, then the
+// seconds left every two seconds; Enter (any line typed) stops it, and
+// nothing has changed then. An input that ends (no terminal, --yes) lets
+// it run out.
+func (a *accessible) countdown(host string) (bool, error) {
+	typed := make(chan struct{}, 1)
+	if !a.auto {
+		// The read outlives a countdown that runs out: no question follows
+		// the wipe, so the line it takes is nobody's answer.
+		go func() {
+			var b [1]byte
+			for {
+				n, err := a.r.Read(b[:])
+				if n == 1 && b[0] == '\n' {
+					typed <- struct{}{}
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	fmt.Fprintf(a.w, "Wiping %s in %d seconds. Press Enter to stop.\n", host, wipeCountdown)
+	for left := wipeCountdown; left > 0; left-- {
+		select {
+		case <-typed:
+			fmt.Fprintln(a.w, "Countdown stopped; nothing was changed.")
+			return false, nil
+		case <-a.ctx.Done():
+			return false, a.ctx.Err()
+		case <-time.After(countdownTick):
+		}
+		switch n := left - 1; {
+		case n == 1:
+			fmt.Fprintln(a.w, "1 second.")
+		case n > 0 && n%2 == 1:
+			fmt.Fprintf(a.w, "%d seconds.\n", n)
+		}
+	}
+	fmt.Fprintf(a.w, "Wiping %s now.\n", host)
 	return true, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/steps/engine/enginetest"
+	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 )
 
@@ -71,12 +73,17 @@ func TestAccessibleFlow(t *testing.T) {
 		wantOut    []string
 		install    bool
 		preflights int
+		tick       time.Duration
 	}{
 		{name: "defaults kept, key trusted, host typed",
 			answers: "\n\n\n\n\n\ny\n\n\nwrong\n203.0.113.7\n", install: true, preflights: 2,
 			wantOut: []string{"Host [203.0.113.7]", "Preflight of opc@203.0.113.7 and .#vps-arm:", "trust it?",
 				"Plan:", "Command: ", "Will be wiped: /dev/sda", "type 203.0.113.7 exactly to wipe it", "transcript: ",
-				"Resume with:   bigbang --host 203.0.113.7", "--log "}},
+				"Resume with:   bigbang --host 203.0.113.7", "--log ",
+				"Wiping 203.0.113.7 in 5 seconds. Press Enter to stop.\n3 seconds.\n1 second.\nWiping 203.0.113.7 now.\n",
+				"The server:    The server is untouched", "Explain the transcript with: bigbang explain "}},
+		{name: "countdown stopped with enter", answers: "\n\n\n\n\n\ny\n\n\n203.0.113.7\n\n", wantErr: ErrAborted, preflights: 2, tick: time.Second,
+			wantOut: []string{"Wiping 203.0.113.7 in 5 seconds. Press Enter to stop.\nCountdown stopped; nothing was changed."}},
 		{name: "host key refused", answers: "\n\n\n\n\n\nn\n", wantErr: ErrAborted, preflights: 1,
 			wantOut: []string{"trust it?"}},
 		{name: "a field changed", answers: "198.51.100.9\nroot\n\n\n\n\ny\n\n\n198.51.100.9\n", install: true, preflights: 2,
@@ -84,6 +91,8 @@ func TestAccessibleFlow(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			countdownTick = max(tc.tick, time.Millisecond)
+			t.Cleanup(func() { countdownTick = time.Second })
 			w := accessibleWorld(t)
 			e := engine.New(w.World())
 			cfg := steps.DefaultConfig()
@@ -119,5 +128,35 @@ func TestAccessibleFlow(t *testing.T) {
 				t.Errorf("result %+v; the plain renderer's output:\n%s", res, text)
 			}
 		})
+	}
+}
+
+// TestAccessibleRefusesImpossibleLocalBuild: in accessible mode a local
+// build this machine cannot make is refused with the reason, judged on
+// the preflight's facts, and the VPS build chosen after it is the plan's.
+func TestAccessibleRefusesImpossibleLocalBuild(t *testing.T) {
+	countdownTick = time.Millisecond
+	t.Cleanup(func() { countdownTick = time.Second })
+	w := accessibleWorld(t)
+	w.Local.Build = local.BuildFacts{System: "x86_64-linux"}
+	e := engine.New(w.World())
+	cfg := steps.DefaultConfig()
+	cfg.Host, cfg.ExtraFiles, cfg.NixosAnywhere = "203.0.113.7", "", "true"
+	var out bytes.Buffer
+	answers := "\n\n\n\n\n\ny\n\n2\n1\n203.0.113.7\n"
+	_, err := RunAccessible(context.Background(), Options{Config: cfg, Engine: e}, lineReader{strings.NewReader(answers)}, &out)
+	text := ansi.Strip(out.String())
+	if err != nil && !strings.Contains(text, "Plan:") {
+		t.Fatalf("error %v\n%s", err, text)
+	}
+	if !strings.Contains(text, "cannot build here: --build-on local, but this x86_64-linux machine cannot build aarch64-linux") {
+		t.Errorf("the local build was not refused with its reason:\n%s", text)
+	}
+	if !strings.Contains(text, "Command: true --flake '.#vps-arm' --build-on remote opc@203.0.113.7\n") {
+		t.Errorf("the plan does not build on the VPS:\n%s", text)
+	}
+	// The RAM was kept: the plan says what the target reports, not --ram.
+	if strings.Contains(text, "given with --ram") || strings.Contains(text, "()") {
+		t.Errorf("a kept RAM became --ram, or the wiped disk lists empty partitions:\n%s", text)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/charmbracelet/x/ansi"
-
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
 	"github.com/bigbang-nix/bigbang/ui/textout"
@@ -47,24 +45,29 @@ func ExitSummary(res engine.InstallResult, err error) string {
 			return
 		}
 		pad := strings.Repeat(" ", label)
-		body := strings.ReplaceAll(ansi.Wrap(text, exitWidth-label, ""), "\n", "\n"+pad)
+		// Broken at spaces only: a path wider than the column stays
+		// whole, so it copies as one word.
+		body := strings.ReplaceAll(textout.WrapWords(text, exitWidth-label), "\n", "\n"+pad)
 		b.WriteString("  " + padRight(name, label-2) + body + "\n")
 	}
 	if d := res.Diagnosis; d != nil {
 		field("What went wrong", d.Summary)
 		field("What to do", d.Remedy)
 	}
-	ms := textout.Machine(res.FailedPhase)
-	field("The server", ms.State)
-	field("Safe now", ms.Safe)
+	if d := res.Diagnosis; d == nil || d.ID != "restore" {
+		// After a failed restore NixOS is installed and verified: the
+		// install's phases say nothing of the server, as on the result
+		// screen.
+		for _, f := range textout.MachineFields(res.FailedPhase, res.Resume != "") {
+			field(f.Label, f.Text)
+		}
+	}
 	if res.Resume != "" {
 		// On lines of its own, so that it copies as one block.
 		b.WriteString("  Resume with:\n")
 		for _, l := range textout.CommandLines(res.Resume, exitWidth-4) {
 			b.WriteString("    " + l + "\n")
 		}
-	} else {
-		field("Then", ms.Do)
 	}
 	for _, n := range res.Notes {
 		field("Note", n)

@@ -14,6 +14,7 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/engine/enginetest"
 	"github.com/bigbang-nix/bigbang/steps/runner"
 	"github.com/bigbang-nix/bigbang/ui/linear"
+	"github.com/bigbang-nix/bigbang/ui/textout"
 )
 
 // TestThreeFrontEndsOneRun runs the same install through the plain, the
@@ -43,6 +44,8 @@ func TestThreeFrontEndsOneRun(t *testing.T) {
 			{Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateRunning},
 		}
 	}
+	countdownTick = time.Millisecond
+	t.Cleanup(func() { countdownTick = time.Second })
 	for _, tc := range []struct {
 		name  string
 		world world
@@ -95,6 +98,17 @@ func TestThreeFrontEndsOneRun(t *testing.T) {
 				for name, r := range map[string]got{"plain": p, "accessible": a} {
 					if !strings.Contains(r.output, "Resume with:   "+r.res.Resume) {
 						t.Errorf("%s output lacks the resume %q:\n%s", name, r.res.Resume, r.output)
+					}
+				}
+			}
+			// After a failure plain, accessible and the TUI's exit summary
+			// say the same of the server's state; after a success none
+			// does.
+			for _, f := range textout.MachineFields(steps.PhaseDisko, true) {
+				for name, out := range map[string]string{"plain": p.output, "accessible": a.output, "exit summary": ExitSummary(p.res, nil)} {
+					flat := strings.Join(strings.Fields(out), " ")
+					if shown := strings.Contains(flat, f.Label) && strings.Contains(flat, strings.Join(strings.Fields(f.Text), " ")); shown != (p.res.Outcome == steps.OutcomeFailed) {
+						t.Errorf("%s, outcome %s: %q (%s) shown %v:\n%s", name, p.res.Outcome, f.Label, f.Text, shown, out)
 					}
 				}
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/engine"
+	"github.com/bigbang-nix/bigbang/steps/local"
 )
 
 // nativeReport is a target this machine can build for: both choices of
@@ -266,6 +267,18 @@ func TestExitSummary(t *testing.T) {
 		if len([]rune(l)) > exitWidth {
 			t.Errorf("line wider than %d: %q", exitWidth, l)
 		}
+	}
+	// A transcript path wider than the column (and with hyphens, where a
+	// word wrapper would break it) stands whole on its line.
+	long := "/home/some-operator/.local/state/bigbang/logs/203.0.113.7-2026-12-02T18-31-01.log"
+	res.Log = long
+	if s := ExitSummary(res, nil); !strings.Contains(s, "\n"+strings.Repeat(" ", 18)+long+"\n") && !strings.Contains(s, "Transcript      "+long+"\n") {
+		t.Errorf("the long transcript path is not whole on a line:\n%s", s)
+	}
+	restore := ExitSummary(engine.InstallResult{Outcome: steps.OutcomeFailed, Log: "/tmp/x.log", Resume: "bigbang reinstall --host 203.0.113.7 --restore /tmp/a.tar",
+		Diagnosis: &steps.Diagnosis{ID: "restore", Summary: "the restore stopped", Remedy: "run the restore again"}}, nil)
+	if !strings.Contains(restore, "NixOS is reinstalled, but the restore did not complete") || strings.Contains(restore, "The server") {
+		t.Errorf("after a failed restore the summary speaks of the install's phases:\n%s", restore)
 	}
 	stopped := ExitSummary(engine.InstallResult{Outcome: steps.OutcomeAborted, FailedPhase: steps.PhaseKexec, Log: "/tmp/x.log"}, nil)
 	if !strings.Contains(stopped, "was stopped in Kexec") || !strings.Contains(stopped, "disk is untouched") {
@@ -546,5 +559,97 @@ func TestResultLongResumeSmall(t *testing.T) {
 				t.Errorf("the details view lacks the resume in copyable lines:\n%s", got)
 			}
 		})
+	}
+}
+
+// TestBuildSwitchRejudgesLocalBuild: after a preflight run with
+// --build-on remote, whose local.build check only says the VPS builds,
+// switching to this machine judges the local build again on the
+// preflight's facts: with emulation in nix.conf the plan builds here and
+// the preflight's check says this machine builds it; without, the choice
+// is refused with the check's reason.
+func TestBuildSwitchRejudgesLocalBuild(t *testing.T) {
+	remoteCheck := steps.Check{ID: local.IDBuild, Status: steps.StatusOK, Summary: "aarch64-linux is built on the target (it needs 1.5G RAM or more)"}
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		goes  bool
+		words string
+	}{
+		{"emulated", []string{"aarch64-linux"}, true, "this x86_64-linux machine builds aarch64-linux"},
+		{"not emulated", nil, false, "cannot build here: this machine (x86_64-linux) cannot build aarch64-linux: nix.conf lacks extra-platforms = aarch64-linux"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testModel(t, 100, 30)
+			m.cfg.BuildOn = "remote"
+			r := a1Report()
+			r.Checks = append(r.Checks, remoteCheck)
+			r.Build = local.BuildFacts{System: "x86_64-linux", ExtraPlatforms: tc.extra}
+			r.LocalCanBuild, r.LocalBuildNote = r.Build.CanBuild(r.TargetSystem)
+			toBuild(t, m, r)
+			if !m.build.remote {
+				t.Fatal("--build-on remote: the screen does not show the VPS chosen")
+			}
+			m.Update(key("tab"))
+			m.Update(key("enter"))
+			flat := strings.Join(strings.Fields(view(m)), " ")
+			if !tc.goes {
+				if m.screen != screenBuild || !strings.Contains(flat, tc.words) {
+					t.Fatalf("an impossible local build: screen %v, want the refusal %q:\n%s", m.screen, tc.words, view(m))
+				}
+				return
+			}
+			if m.screen != screenPlan || m.thePlan.BuildOn != "local" {
+				t.Fatalf("a local build this machine can make: screen %v, plan %q, err %v", m.screen, m.thePlan.BuildOn, m.build.err)
+			}
+			var got []string
+			for _, cs := range [][]steps.Check{m.report.Checks, m.preflight.checks} {
+				for _, c := range cs {
+					if c.ID == local.IDBuild {
+						got = append(got, c.Summary)
+					}
+				}
+			}
+			if len(got) != 2 || !strings.Contains(got[0], tc.words) || got[0] != got[1] {
+				t.Errorf("local.build after the switch (report, preflight screen) = %q; want both %q", got, tc.words)
+			}
+		})
+	}
+}
+
+// TestPlanWideTokenSmall: at 60×20 the exact command with a flake path
+// wider than the command's block keeps the layout (every line within the
+// window, the keys at the bottom, the reasons folded to make room), shows
+// the path unbroken on a line of its own, and its lines joined at the
+// " \" continuations are the plan's command.
+func TestPlanWideTokenSmall(t *testing.T) {
+	const path = "/home/operator/src/infra/hosts/oracle-a1-arm64#vps-arm"
+	m := testModel(t, 60, 20)
+	m.cfg.Flake = path
+	m.target = newTargetScreen(m.cfg, false)
+	toPlan(t, m)
+	m.Update(key("c"))
+	v := view(m)
+	lines := strings.Split(v, "\n")
+	if len(lines) != 20 || !strings.Contains(lines[19], "enter") {
+		t.Errorf("the window is not 20 lines with the keys at the bottom (%d lines):\n%s", len(lines), v)
+	}
+	whole := false
+	for _, l := range lines {
+		if ansi.StringWidth(l) > 60 || strings.Contains(l, "…") {
+			t.Errorf("a line is wider than the window or cut: %q", l)
+		}
+		if strings.Contains(l, "'"+path+"'") {
+			whole = true
+		}
+	}
+	if !whole {
+		t.Errorf("the flake path is broken across lines:\n%s", v)
+	}
+	if !strings.Contains(shellJoined(v), m.thePlan.Command()) {
+		t.Errorf("the lines do not join into the plan's command %q:\n%s", m.thePlan.Command(), v)
+	}
+	if !strings.Contains(v, "c hides the command for the reasons") {
+		t.Errorf("the folded reasons do not say how to read them:\n%s", v)
 	}
 }

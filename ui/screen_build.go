@@ -121,6 +121,13 @@ func (b *buildScreen) makePlan(env steps.PlanEnv) (steps.Plan, steps.Config, err
 		return steps.Plan{}, steps.Config{}, fmt.Errorf("cannot build here: %s; choose on the VPS (tab), or set up emulation (%s) and run the preflight again (esc, r)", why, emulationHint(b.report.TargetSystem))
 	}
 	cfg := b.config()
+	// The preflight's local.build check judged the build location it was
+	// run with; the one shown here is judged again on the same facts.
+	judged := cfg
+	judged.BuildOn = b.buildOn()
+	if c := b.report.BuildCheck(judged); !b.remote && c.Blocking() {
+		return steps.Plan{}, steps.Config{}, fmt.Errorf("cannot build here: %s; choose on the VPS (tab), or %s", c.Summary, c.Fix)
+	}
 	p, err := steps.NewPlan(cfg, env)
 	if err == nil && p.BuildOn != b.buildOn() {
 		cfg.BuildOn = b.buildOn()

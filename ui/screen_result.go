@@ -145,7 +145,7 @@ func (s *resultScreen) view(st styles, w, h int) string {
 		if w < 100 {
 			cont = 2
 		}
-		block := commandBlockIndent(st, s.resume, max(w-2, 20), cont, 0)
+		block := commandBlockRoom(st, s.resume, max(w-2, 20), cont, 0, w-1)
 		label := st.Header.Render("Resume")
 		if strings.Count(head, "\n")+3+strings.Count(block, "\n") > h {
 			// A window too small for the command in copyable lines gets
@@ -232,28 +232,39 @@ func (s *resultScreen) times(st styles) string {
 }
 
 // commandBlock renders a command in lines of w columns that copy whole
-// (broken at spaces, " \" continuations), the lines after the first
-// indented by in columns to stand under it.
+// (broken only at spaces, with " \\" continuations); the lines after
+// the first are indented by in.
 func commandBlock(st styles, cmd string, w, in int) string {
-	return commandBlockIndent(st, cmd, w, 4, in)
+	return commandBlockRoom(st, cmd, w, 4, in, w)
 }
 
-// commandBlockIndent is commandBlock with cont columns of indent for the
-// lines that continue the command.
-func commandBlockIndent(st styles, cmd string, w, cont, in int) string {
+// commandBlockRoom is commandBlock with cont columns of indent for the
+// lines that continue the command, for a block that has room
+// columns to the window's edge (room >= w). A word wider than the block
+// (a long path or flake reference) stands on a line of its own, without
+// the continuation's indent, and unbroken as long as it fits in room, so
+// it copies whole; only a word wider than the window itself is broken
+// there, as the last resort that still shows all of it.
+func commandBlockRoom(st styles, cmd string, w, cont, in, room int) string {
+	room = max(room, w)
 	var out []string
 	for _, l := range textout.CommandLinesIndent(cmd, w, cont) {
-		// A word wider than the line is broken as a last resort: shown
-		// whole, though it then copies in pieces.
-		body, cont := strings.CutSuffix(l, " \\")
-		bw := w
-		if cont {
-			bw -= 2
+		if ansi.StringWidth(l) <= w {
+			out = append(out, st.Code.Render(l))
+			continue
 		}
-		parts := strings.Split(ansi.Hardwrap(body, bw, false), "\n")
-		if cont {
-			parts[len(parts)-1] += " \\"
+		body, more := strings.CutSuffix(l, " \\")
+		body = strings.TrimLeft(body, " ")
+		suffix := ""
+		if more {
+			suffix = " \\"
 		}
+		if ansi.StringWidth(body+suffix) <= room {
+			out = append(out, st.Code.Render(body+suffix))
+			continue
+		}
+		parts := strings.Split(ansi.Hardwrap(body, room-len(suffix), false), "\n")
+		parts[len(parts)-1] += suffix
 		for _, part := range parts {
 			out = append(out, st.Code.Render(part))
 		}

@@ -500,6 +500,15 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 				return nil
 			}
 			m.build.err = nil
+			// The local.build check follows the choice, on the preflight
+			// screen too; one the screen let through as a risk (a
+			// build on a VPS short of RAM) keeps the preflight's word.
+			judged := cfg
+			judged.BuildOn = m.build.buildOn()
+			if c := m.report.BuildCheck(judged); !c.Blocking() {
+				m.report = m.report.WithBuild(judged)
+				m.preflight.add(c)
+			}
 			m.planCfg, m.thePlan = cfg, p
 			m.logPath = m.engine.LogPath(cfg)
 			m.plan = newPlanScreen(p, m.report, m.logPath)

@@ -63,9 +63,10 @@ type Local struct {
 	Flake    *flake.Info
 	FlakeErr error
 	Summary  any
-	// Binfmt is where the kernel lists binfmt_misc interpreters ("" for
-	// none), for the RAM screen's word on a local build.
-	Binfmt string
+	// Build is what decides whether this machine builds the system
+	// (nix.conf, builders, binfmt_misc), whatever --build-on says; a zero
+	// value is this machine's own system alone.
+	Build local.BuildFacts
 }
 
 // LocalChecker runs the local checks for cfg (nix, the flake, the keys,

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
-	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
@@ -101,7 +98,7 @@ func (e *Engine) Preflight(ctx context.Context, cfg steps.Config, p DialPolicy, 
 	hk := c.HostKey()
 	out := reportFromFacts(facts, append(rep.Checks, rc...), HostKey{Fingerprint: hk.Fingerprint, Type: hk.Type, Status: HostKeyKnown}, wiped)
 	out.Flake, out.FlakeSummary = lo.Flake, lo.Summary
-	out.LocalCanBuild, out.LocalBuildNote = localBuild(out.LocalSystem, out.TargetSystem, cfg.BuildOn, lo.Checks, lo.Binfmt)
+	out.setBuild(lo.Build)
 	return out, nil
 }
 
@@ -233,56 +230,4 @@ func (r *Refusal) Error() string {
 	}
 	return fmt.Sprintf("the preflight found %d problem(s) that block the install, and nothing was started: %s",
 		len(blocking), strings.Join(blocking, "; "))
-}
-
-// localBuild says whether this machine can build the target's system, for
-// the RAM screen: natively, or through emulation, which needs both a
-// binfmt_misc interpreter for the target's CPU and the target's system in
-// nix.conf's extra-platforms (the local.build check reads nix.conf; its
-// verdict is used rather than read twice).
-func localBuild(localSys, targetSys, buildOn string, checks []steps.Check, binfmt string) (bool, string) {
-	if targetSys == "" {
-		return false, ""
-	}
-	if localSys == targetSys {
-		return true, "this machine is " + localSys + " too"
-	}
-	extra := false
-	for _, c := range checks {
-		// With --build-on remote the check passes whatever nix.conf says.
-		if c.ID == local.IDBuild && c.Status == steps.StatusOK && buildOn != "remote" {
-			extra = true
-		}
-	}
-	cpu, _, _ := strings.Cut(targetSys, "-")
-	emulator := binfmtEntry(binfmt, cpu)
-	switch {
-	case extra && emulator != "":
-		return true, "binfmt emulation (" + emulator + ") and extra-platforms = " + targetSys + " in nix.conf"
-	case extra:
-		return true, "nix.conf lists " + targetSys + " in extra-platforms"
-	case emulator != "":
-		return false, "binfmt emulation (" + emulator + ") is registered, but nix.conf lacks extra-platforms = " + targetSys
-	}
-	return false, "no binfmt emulation for " + cpu + " is registered (" + binfmt + ")"
-}
-
-// binfmtEntry returns the name of an enabled binfmt_misc entry that runs
-// programs for cpu (qemu-aarch64, aarch64-linux, …), or "".
-func binfmtEntry(dir, cpu string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil || cpu == "" || dir == "" {
-		return ""
-	}
-	for _, e := range entries {
-		n := e.Name()
-		if n == "register" || n == "status" || !strings.Contains(n, cpu) {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err == nil && strings.HasPrefix(string(b), "enabled") {
-			return n
-		}
-	}
-	return ""
 }

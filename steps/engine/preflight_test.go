@@ -15,7 +15,6 @@ import (
 	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/flake"
-	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/receipt"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 	"github.com/bigbang-nix/bigbang/steps/runner"
@@ -27,44 +26,6 @@ type noLocal struct{}
 func (noLocal) Local(context.Context, steps.Config) Local { return Local{} }
 func (noLocal) Flake(context.Context, string) (*flake.Info, error) {
 	return nil, errors.New("no flake in this test")
-}
-
-// TestLocalBuild covers the RAM screen's "can this machine build it":
-// natively, through binfmt emulation with extra-platforms, or not, and why.
-func TestLocalBuild(t *testing.T) {
-	binfmt := t.TempDir()
-	write := func(name, body string) {
-		if err := os.WriteFile(filepath.Join(binfmt, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("register", "")
-	write("status", "enabled\n")
-	write("qemu-aarch64", "enabled\ninterpreter /usr/bin/qemu-aarch64-static\n")
-	write("qemu-riscv64", "disabled\ninterpreter /usr/bin/qemu-riscv64-static\n")
-	okBuild := []steps.Check{{ID: local.IDBuild, Status: steps.StatusOK}}
-	warnBuild := []steps.Check{{ID: local.IDBuild, Status: steps.StatusWarn}}
-	tests := []struct {
-		name, target, buildOn string
-		checks                []steps.Check
-		want                  bool
-		note                  string
-	}{
-		{"native", "x86_64-linux", "auto", nil, true, "this machine is x86_64-linux too"},
-		{"binfmt and extra-platforms", "aarch64-linux", "auto", okBuild, true, "binfmt emulation (qemu-aarch64) and extra-platforms"},
-		{"binfmt without extra-platforms", "aarch64-linux", "auto", warnBuild, false, "nix.conf lacks extra-platforms = aarch64-linux"},
-		{"remote: the check says nothing", "aarch64-linux", "remote", okBuild, false, "nix.conf lacks"},
-		{"disabled entry", "riscv64-linux", "auto", warnBuild, false, "no binfmt emulation for riscv64"},
-		{"unknown target", "", "auto", okBuild, false, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, note := localBuild("x86_64-linux", tc.target, tc.buildOn, tc.checks, binfmt)
-			if got != tc.want || !strings.Contains(note, tc.note) || (tc.note == "" && note != "") {
-				t.Errorf("localBuild = %v, %q; want %v and a note with %q", got, note, tc.want, tc.note)
-			}
-		})
-	}
 }
 
 // TestTargetDefaultsFromReceipt prefills the wizard's form from the last

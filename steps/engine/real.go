@@ -112,12 +112,12 @@ func (l *realLocal) Flake(ctx context.Context, ref string) (*flake.Info, error) 
 
 func (l *realLocal) Local(ctx context.Context, cfg steps.Config) Local {
 	pending := l.evaluation(ctx, cfg.Flake)
-	checks, exp, summary := local.RunWith(ctx, cfg, pending)
+	r := local.Inspect(ctx, cfg, pending, local.BinfmtDir)
 	info, err := pending.Wait(ctx)
 	if err != nil {
 		info = nil
 	}
-	return Local{Checks: checks, Expect: exp, Flake: info, FlakeErr: err, Summary: summary, Binfmt: "/proc/sys/fs/binfmt_misc"}
+	return Local{Checks: r.Checks, Expect: r.Expect, Flake: info, FlakeErr: err, Summary: r.FlakeSummary, Build: r.Build}
 }
 
 // RunnerChild is nixos-anywhere under the runner: the only place that

@@ -6,6 +6,7 @@ import (
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/flake"
+	"github.com/bigbang-nix/bigbang/steps/local"
 	"github.com/bigbang-nix/bigbang/steps/reinstall"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 )
@@ -56,10 +57,13 @@ type Report struct {
 	Disks             []Disk
 	TargetIsInstaller bool
 	// LocalCanBuild says whether this machine can build for TargetSystem
-	// (same system, or binfmt emulation registered), for the RAM screen;
-	// LocalBuildNote says why.
+	// (same system, a remote builder, or emulation in nix.conf), whatever
+	// the build location chosen, for the RAM screen; LocalBuildNote says
+	// why. Build holds the facts they come from, which judge a changed
+	// choice (WithBuild).
 	LocalCanBuild  bool
 	LocalBuildNote string
+	Build          local.BuildFacts
 	// Flake is the evaluation of the flake the preflight checked, nil when
 	// it did not evaluate; FlakeSummary is its part of check's JSON.
 	Flake        *flake.Info

@@ -59,6 +59,28 @@ func Run(ctx context.Context, cfg steps.Config) (checks []steps.Check, exp steps
 // RunWith is Run with an evaluation of cfg.Flake that may already be
 // running; nil starts one.
 func RunWith(ctx context.Context, cfg steps.Config, pending *flake.Pending) (checks []steps.Check, exp steps.TargetExpect, flakeSummary any) {
+	r := Inspect(ctx, cfg, pending, "")
+	return r.Checks, r.Expect, r.FlakeSummary
+}
+
+// Result is what the local checks found: the checks, what the flake
+// expects of the target, the flake's part of check's JSON, and the facts
+// that decide whether this machine builds the system.
+type Result struct {
+	Checks       []steps.Check
+	Expect       steps.TargetExpect
+	FlakeSummary any
+	Build        BuildFacts
+}
+
+// Inspect is RunWith returning the build facts too, with the binfmt_misc
+// entries read from binfmtDir ("" reads none).
+func Inspect(ctx context.Context, cfg steps.Config, pending *flake.Pending, binfmtDir string) Result {
+	var (
+		checks       []steps.Check
+		exp          steps.TargetExpect
+		flakeSummary any
+	)
 	if pending == nil {
 		pending = flake.Start(ctx, cfg.Flake)
 	}
@@ -116,7 +138,9 @@ func RunWith(ctx context.Context, cfg steps.Config, pending *flake.Pending) (che
 	checks = append(checks, checkSSHConfig(cfg, sshConf))
 	checks = append(checks, secretChecks(ctx, cfg, dir, conf, keyGit)...)
 	checks = append(checks, checkLockout(conf, opKeys, dir))
-	return checks, exp, flakeSummary
+	bf := BuildFacts{System: platf.system, ExtraPlatforms: platf.extra, Builders: build}
+	bf.readBinfmt(binfmtDir)
+	return Result{Checks: checks, Expect: exp, FlakeSummary: flakeSummary, Build: bf}
 }
 
 func ok(id, summary string) steps.Check {

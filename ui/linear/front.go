@@ -281,6 +281,11 @@ func ReadLine(ctx context.Context, in *bufio.Reader) (string, error) {
 		line string
 		err  error
 	}
+	if ctx.Err() != nil {
+		// Asked after the interrupt: nothing is read, so nothing typed
+		// is taken.
+		return "", ctx.Err()
+	}
 	ch := make(chan answer, 1)
 	go func() {
 		line, err := in.ReadString('\n')

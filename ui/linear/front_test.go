@@ -38,9 +38,16 @@ func TestQuestionAfterInterrupt(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the question ignored Ctrl-C")
 	}
-	go func() { _, _ = w.Write([]byte("y\n")) }()
-	if ok {
-		t.Error("a y after Ctrl-C was taken")
+	// A question asked once Ctrl-C was pressed, with a y already typed,
+	// says no and leaves the y unread.
+	waiting := bufio.NewReader(strings.NewReader("y\n"))
+	late := &Front{Err: io.Discard, In: waiting}
+	ok, err := late.TrustHostKey(ctx, steps.Target{Host: "203.0.113.7"}, engine.HostKey{Type: "ssh-ed25519", Fingerprint: "SHA256:x"})
+	if ok || !errors.Is(err, context.Canceled) {
+		t.Fatalf("asked after Ctrl-C with a y waiting: trust %v, err %v; want no trust and the interruption", ok, err)
+	}
+	if rest, _ := waiting.ReadString('\n'); rest != "y\n" {
+		t.Errorf("the question asked after Ctrl-C read the answer typed for it: %q is left", rest)
 	}
 }
 

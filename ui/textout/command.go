@@ -1,13 +1,17 @@
 package textout
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
 
 // CommandLines lays a shell command out in lines of at most w columns so
 // that it copies whole: it breaks only at the spaces between words (never
 // inside a word or a quoted string), ends every line but the last with
 // " \" and indents the lines that continue it. A flag stays on the line
 // of its value when both fit. A word longer than the line gets a line of
-// its own, uncut.
+// its own, uncut, and no flag before it.
 func CommandLines(cmd string, w int) []string { return CommandLinesIndent(cmd, w, 4) }
 
 // CommandLinesIndent is CommandLines with the continuing lines indented
@@ -21,11 +25,11 @@ func CommandLinesIndent(cmd string, w, cont int) []string {
 	var groups []string
 	for i := 0; i < len(words); i++ {
 		g := words[i]
-		// A flag stays with its value unless the two are wider than a
-		// line and the value alone is not: then the break between them
-		// keeps the value whole.
+		// A flag stays with its value when the two fit on a line;
+		// otherwise the break between them keeps the value whole, and a
+		// value wider than a line starts a line of its own.
 		if strings.HasPrefix(g, "-") && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") &&
-			(len(g)+1+len(words[i+1])+cont+2 <= w || len(words[i+1])+cont+2 > w) {
+			len(g)+1+len(words[i+1])+cont+2 <= w {
 			g += " " + words[i+1]
 			i++
 		}
@@ -100,4 +104,28 @@ func shellWords(s string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// WrapWords lays text out in lines of at most w columns, broken only at
+// spaces: a word wider than the line (a path, a URL) stands whole on a
+// line of its own, so it copies as one word. Text with colour codes is
+// measured by what it shows.
+func WrapWords(text string, w int) string {
+	var lines []string
+	for _, para := range strings.Split(text, "\n") {
+		cur := ""
+		for _, word := range strings.Fields(para) {
+			switch {
+			case cur == "":
+				cur = word
+			case ansi.StringWidth(cur)+1+ansi.StringWidth(word) <= w:
+				cur += " " + word
+			default:
+				lines = append(lines, cur)
+				cur = word
+			}
+		}
+		lines = append(lines, cur)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -80,3 +80,21 @@ func Machine(id steps.PhaseID) MachineState {
 		Stall: "the command printed nothing",
 	}
 }
+
+// MachineField is one labelled line of what the machine's state tells the
+// operator after a failure or a stop.
+type MachineField struct{ Label, Text string }
+
+// MachineFields are the lines every front end prints after an install
+// failed or was stopped in phase id: the state the server is in, what is
+// safe, and — when there is no resume command to show — what to do. The
+// plain output, the accessible wizard and the TUI's exit summary all print
+// these, so each says the same.
+func MachineFields(id steps.PhaseID, resume bool) []MachineField {
+	ms := Machine(id)
+	out := []MachineField{{"The server", ms.State}, {"Safe now", ms.Safe}}
+	if !resume {
+		out = append(out, MachineField{"Then", ms.Do})
+	}
+	return out
+}

@@ -285,6 +285,12 @@ func (p *plain) result(b *bufio.Writer, e steps.Event) {
 			fmt.Fprintf(b, "  What to do:    %s\n", d.Remedy)
 		}
 	}
+	if e.Outcome != steps.OutcomeSuccess {
+		// The state the server is left in, as the TUI's exit summary says it.
+		for _, f := range MachineFields(e.FailedPhase, e.Resume != "") {
+			fmt.Fprintf(b, "  %-15s%s\n", f.Label+":", f.Text)
+		}
+	}
 	if e.Log != "" {
 		fmt.Fprintf(b, "  Transcript:    %s\n", e.Log)
 	}

@@ -58,6 +58,9 @@ const failedPlain = `==> Connect
 Install FAILED after 2m10s in phase Disko (exit status 1).
   What happened: disko could not create a partition
   What to do:    check the disk size against disko.nix
+  The server:    The disk is being wiped or already is: the old system is gone. The NixOS installer runs in RAM and is reachable as root.
+  Safe now:      Resuming while the installer runs. Do not reboot: with the disk wiped, a reboot leaves a server that does not boot.
+  Then:          Resume with the command below while the installer still runs. If the server was rebooted, start the installer again (run bigbang with all phases) or use the serial console (on Oracle Cloud: the instance's page → Resources → Console connection opens the serial console; Reboot is on the same page).
   Transcript:    /state/bigbang/logs/h.log
 `
 
@@ -102,6 +105,9 @@ Install finished in 12s.
 Install FAILED after 10m in phase Reboot: nixos-anywhere finished, but the new system could not be verified.
   What happened: 203.0.113.7 did not come back within 10m0s
   What to do:    open the serial console
+  The server:    The new system is on the disk; the server is rebooting into it (or has).
+  Safe now:      Waiting, and logging in once it answers; nothing is wiped again.
+  Then:          Wait a few minutes, then bigbang status checks it; if it does not come back, the serial console shows the boot (on Oracle Cloud: the instance's page → Resources → Console connection opens the serial console; Reboot is on the same page).
   Transcript:    /l
 `},
 		{"failed with exit status 0 elsewhere", []steps.Event{
@@ -110,6 +116,9 @@ Install FAILED after 10m in phase Reboot: nixos-anywhere finished, but the new s
 		}, `==> Install
 
 Install FAILED after 5s in phase Install.
+  The server:    The disk is wiped and formatted; the new system is partly installed. The NixOS installer runs in RAM and is reachable as root.
+  Safe now:      Resuming while the installer runs. Do not reboot: the new system is not complete.
+  Then:          Resume with the command below while the installer still runs; if the server was rebooted, run bigbang again with all phases.
   Transcript:    /l
 `},
 		{"progress at most every 5 s per phase, the last before the phase ends", []steps.Event{
@@ -143,6 +152,9 @@ Install FAILED after 5s in phase Install.
     [progress] [7/7 built, 5 copied (9.0/9.0 MiB)]
 
 Install FAILED after 15s in phase Install (exit status 1).
+  The server:    The disk is wiped and formatted; the new system is partly installed. The NixOS installer runs in RAM and is reachable as root.
+  Safe now:      Resuming while the installer runs. Do not reboot: the new system is not complete.
+  Then:          Resume with the command below while the installer still runs; if the server was rebooted, run bigbang again with all phases.
   Transcript:    /l
 `},
 		{"a stall in the runner's words; noise printed as any line", []steps.Event{
@@ -162,6 +174,9 @@ Install FAILED after 15s in phase Install (exit status 1).
 		}, `==> Kexec
 
 Install interrupted after 1m1s in phase Kexec.
+  The server:    The disk is untouched. The server is switching into the NixOS installer in RAM; the old system may already be gone from memory.
+  Safe now:      Rebooting the server: a reboot from the provider's console brings the old system back from the untouched disk.
+  Then:          Reboot it from the provider's console (on Oracle Cloud: the instance's page → Resources → Console connection opens the serial console; Reboot is on the same page) and run bigbang again; or, if the installer answers on ssh as root, resume from the disko phase.
   Transcript:    /l
 `},
 	} {
@@ -410,5 +425,16 @@ func TestCommandLines(t *testing.T) {
 	}
 	if got := CommandLines("bigbang status", 80); len(got) != 1 || got[0] != "bigbang status" {
 		t.Errorf("a short command changed: %q", got)
+	}
+}
+
+// TestWrapWords: text breaks at spaces only; a word wider than the line
+// (a path with hyphens) stands whole on a line of its own.
+func TestWrapWords(t *testing.T) {
+	long := "/home/some-user/.local/state/bigbang/logs/203.0.113.7-2026-12-02.log"
+	got := WrapWords("bigbang explain "+long+" then read it", 30)
+	want := "bigbang explain\n" + long + "\nthen read it"
+	if got != want {
+		t.Errorf("WrapWords = %q, want %q", got, want)
 	}
 }
