@@ -2,7 +2,6 @@ package engine
 
 import (
 	"path"
-	"runtime"
 
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/flake"
@@ -120,13 +119,7 @@ func reportFromFacts(f remote.Facts, checks []steps.Check, hk HostKey, wiped []s
 }
 
 // LocalSystem is this machine's Nix system, e.g. x86_64-linux.
-func LocalSystem() string {
-	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	return arch + "-" + runtime.GOOS
-}
+func LocalSystem() string { return local.System() }
 
 // InstallRequest is what Install runs.
 type InstallRequest struct {

@@ -211,6 +211,16 @@ type platforms struct {
 	builders []builder
 }
 
+// System is this machine's Nix system, e.g. x86_64-linux or
+// aarch64-darwin: Go's names for the CPU made Nix's.
+func System() string {
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	return arch + "-" + runtime.GOOS
+}
+
 // localPlatforms reads what this machine builds without starting nix: the
 // system nix was built for (the Go runtime's, which is the same on a
 // native install) and extra-platforms from nix.conf ($NIX_CONFIG, the
@@ -218,11 +228,7 @@ type platforms struct {
 // own default extra-platforms (i686-linux on x86_64-linux) cannot build
 // the other architecture, so leaving it out changes no answer.
 func localPlatforms(context.Context) platforms {
-	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	p := platforms{system: arch + "-" + runtime.GOOS}
+	p := platforms{system: System()}
 	var files []string
 	confDir := os.Getenv("NIX_CONF_DIR")
 	if confDir == "" {
