@@ -95,6 +95,12 @@ func (a *accessible) Drift(host string, rep reinstall.Report) {
 
 func (a *accessible) Progress(p reinstall.Progress, done bool) {}
 
+// StopUnits names no unit: the accessible wizard installs, it takes no
+// backup (`bigbang reinstall --service UNIT` names them).
+func (a *accessible) StopUnits(context.Context, engine.UnitsQuestion) ([]string, error) {
+	return nil, nil
+}
+
 func (a *accessible) TrustHostKey(_ context.Context, t steps.Target, k engine.HostKey) (bool, error) {
 	accept := a.auto
 	err := a.ask(huh.NewGroup(huh.NewConfirm().Title("New host key " + k.Type + " " + k.Fingerprint + " (compare it with the provider's console): trust it?").Value(&accept)))

@@ -30,8 +30,13 @@ type Engine interface {
 	Prepare(ctx context.Context, cfg steps.Config, p engine.DialPolicy) (engine.Drift, error)
 	// Backup takes a verified local backup of the source.
 	Backup(ctx context.Context, cfg steps.Config, p engine.DialPolicy, o engine.ReinstallOptions, progress func(reinstall.Progress)) (reinstall.Archive, []string, error)
-	// Restore waits for the new system and restores the archive.
-	Restore(ctx context.Context, cfg steps.Config, a reinstall.Archive, o engine.ReinstallOptions, progress func(reinstall.Progress)) (engine.Restored, error)
+	// ReinstallInstall is the reinstall's install: nixos-anywhere without
+	// its reboot, the restore into the installer's /mnt, then the reboot
+	// and its verification.
+	ReinstallInstall(ctx context.Context, req engine.InstallRequest, a reinstall.Archive, o engine.ReinstallOptions, f engine.TransferFront, sink steps.Sink) (engine.InstallResult, *engine.Restored, error)
+	// StartUnits starts again the units a backup stopped, when the
+	// reinstall stops before the wipe.
+	StartUnits(ctx context.Context, cfg steps.Config, p engine.DialPolicy, units []string) (string, error)
 }
 
 var _ Engine = (*engine.Engine)(nil)

@@ -38,6 +38,10 @@ func ExitSummary(res engine.InstallResult, err error) string {
 	if d := res.Diagnosis; d != nil && d.ID == "restore" {
 		head = "bigbang: NixOS is reinstalled, but the restore did not complete"
 	}
+	beforeBoot := res.Diagnosis != nil && res.Diagnosis.ID == engine.DiagnosisRestoreBeforeBoot
+	if beforeBoot {
+		head = "bigbang: NixOS is installed but not rebooted: the restore before the first boot did not complete"
+	}
 	b.WriteString(head + ".\n")
 	const label = 18
 	field := func(name, text string) {
@@ -54,7 +58,11 @@ func ExitSummary(res engine.InstallResult, err error) string {
 		field("What went wrong", d.Summary)
 		field("What to do", d.Remedy)
 	}
-	if d := res.Diagnosis; d == nil || d.ID != "restore" {
+	switch d := res.Diagnosis; {
+	case beforeBoot:
+		field("The server", "The new system is on the disk and the NixOS installer still runs in RAM: nothing rebooted yet.")
+		field("Safe now", "Resuming: it reboots into the new system and verifies it (a reboot from the provider's console also boots the new system). The backup is kept.")
+	case d == nil || d.ID != "restore":
 		// After a failed restore NixOS is installed and verified: the
 		// install's phases say nothing of the server, as on the result
 		// screen.

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -29,10 +30,13 @@ type (
 		notes   []string
 		err     error
 	}
-	restoreDoneMsg struct {
-		restored engine.Restored
-		err      error
+	// stageMsg is a stage of the reinstall's install (the restore before
+	// the first boot, the reboot); transferEndMsg ends the restore.
+	stageMsg struct {
+		gen  int
+		text string
 	}
+	transferEndMsg struct{ gen int }
 )
 
 // progressFeed carries the newest progress of a transfer from the
@@ -41,11 +45,35 @@ type (
 type progressFeed struct {
 	gen int
 	ch  chan reinstall.Progress
-	end chan struct{}
+	// steps are the stages and the end of a transfer, in order.
+	steps chan tea.Msg
+	end   chan struct{}
 }
 
 func newProgressFeed(gen int) *progressFeed {
-	return &progressFeed{gen: gen, ch: make(chan reinstall.Progress, 1), end: make(chan struct{})}
+	return &progressFeed{gen: gen, ch: make(chan reinstall.Progress, 1), steps: make(chan tea.Msg, 16), end: make(chan struct{})}
+}
+
+// step queues a stage or the end of the transfer (dropped once the feed
+// is closed).
+func (f *progressFeed) step(msg tea.Msg) {
+	select {
+	case f.steps <- msg:
+	case <-f.end:
+	}
+}
+
+// transferFront is the engine's TransferFront of the wizard: the stages
+// and the restore's progress of the reinstall's install, through a feed.
+type transferFront struct{ feed *progressFeed }
+
+func (t transferFront) Stage(text string) { t.feed.step(stageMsg{gen: t.feed.gen, text: text}) }
+func (t transferFront) Progress(p reinstall.Progress, done bool) {
+	if done {
+		t.feed.step(transferEndMsg{gen: t.feed.gen})
+		return
+	}
+	t.feed.send(p)
 }
 
 // send replaces a value not yet read with p.
@@ -70,6 +98,8 @@ func (f *progressFeed) wait() tea.Cmd {
 		select {
 		case p := <-f.ch:
 			return transferMsg{gen: f.gen, p: p}
+		case m := <-f.steps:
+			return m
 		case <-f.end:
 			return nil
 		}
@@ -174,18 +204,6 @@ func (m *model) startBackup() tea.Cmd {
 	})
 }
 
-// startRestore runs the restore onto the new system in a command.
-func (m *model) startRestore() tea.Cmd {
-	r := m.rs
-	m.now = time.Now()
-	r.restore = newRestoreScreen(m.cfg, r.opts, r.archive().Path, m.now)
-	b, cfg, a, o := m.engine, m.cfg, r.archive(), r.opts
-	return m.startTransfer(screenRestore, func(ctx context.Context, send func(reinstall.Progress)) tea.Msg {
-		res, err := b.Restore(ctx, cfg, a, o, send)
-		return restoreDoneMsg{restored: res, err: err}
-	})
-}
-
 // startTransfer shows scr and runs a backup or a restore (run) in a
 // command: a new feed carries run's progress (a feed of an earlier
 // transfer is told apart by its generation), and the install's cancel func
@@ -221,7 +239,7 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 			return nil, true
 		}
 		m.now = time.Now()
-		if m.screen == screenRestore {
+		if m.screen == screenRestore || r.restore.running {
 			r.restore.p = msg.p
 		} else {
 			r.backup.p = msg.p
@@ -235,25 +253,29 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 			return nil, true
 		}
 		return m.autoCmd(), true
-	case restoreDoneMsg:
-		m.cancelInstall = nil
-		m.confirmQuit = false
-		r.feed.close()
-		r.restore.done(msg)
-		if msg.err != nil {
-			m.result.Outcome = steps.OutcomeFailed
-			if m.stopping {
-				m.result.Outcome = steps.OutcomeAborted
-			}
-			m.result.Diagnosis = &steps.Diagnosis{ID: "restore", Summary: msg.err.Error(),
-				Remedy: "the new system runs; the backup is safe: restore it with the command below"}
-		} else {
-			if msg.restored.Receipt != "" {
-				m.result.Receipt = msg.restored.Receipt
-			}
-			m.result.Notes = append(m.result.Notes, msg.restored.Notes...)
+	case stageMsg:
+		if r.feed == nil || msg.gen != r.feed.gen {
+			return nil, true
 		}
-		return m.showResult(), true
+		m.now = time.Now()
+		r.restore.stages = append(r.restore.stages, msg.text)
+		if !r.restore.started && m.screen == screenProgress {
+			// The install stopped before its reboot: the restore into
+			// the installer runs.
+			r.restore.started, r.restore.running, r.restore.start = true, true, m.now
+			m.show(screenRestore)
+		}
+		return r.feed.wait(), true
+	case transferEndMsg:
+		if r.feed == nil || msg.gen != r.feed.gen {
+			return nil, true
+		}
+		r.restore.running = false
+		if m.screen == screenRestore && !m.confirmQuit {
+			// The reboot follows, on the install's panes.
+			m.show(screenProgress)
+		}
+		return r.feed.wait(), true
 	}
 	switch m.screen {
 	case screenDrift:
@@ -295,25 +317,23 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 	return nil, false
 }
 
-// restoreCommand is the exact command that restores the backup later.
+// restoreCommand is the exact command that restores the backup into the
+// new system after its boot.
 func (m *model) restoreCommand() string {
-	argv := []string{"reinstall", "--host", m.cfg.Host}
-	d := steps.DefaultConfig()
-	if m.cfg.User != "" && m.cfg.User != d.User {
-		argv = append(argv, "--user", m.cfg.User)
+	return engine.RestoreArchiveCommand(m.opts.Command, m.cfg, engine.RebootPort(m.planCfg, m.report.Flake), m.rs.archive().Path, m.rs.opts)
+}
+
+// startUnitsAgain starts the units the backup stopped when the wizard ends
+// before the wipe, and says so on w.
+func startUnitsAgain(ctx context.Context, m *model, w io.Writer) {
+	r := m.rs
+	if r == nil || len(r.opts.Services) == 0 || r.archive().Path == "" || !engine.Untouched(m.result) {
+		return
 	}
-	if m.cfg.Port != 0 && m.cfg.Port != d.Port {
-		argv = append(argv, "--port", itoa(m.cfg.Port))
+	words, err := m.engine.StartUnits(ctx, m.cfg, m.dialPolicy(), r.opts.Services)
+	if err != nil {
+		fmt.Fprintln(w, "bigbang: "+err.Error())
+		return
 	}
-	if m.cfg.Identity != "" {
-		argv = append(argv, "-i", m.cfg.Identity)
-	}
-	if m.rs.opts.Source != "" && m.rs.opts.Source != reinstall.DefaultSource {
-		argv = append(argv, "--source", m.rs.opts.Source)
-	}
-	for _, s := range m.rs.opts.Services {
-		argv = append(argv, "--service", s)
-	}
-	argv = append(argv, "--restore", m.rs.archive().Path)
-	return m.opts.Command + " " + steps.ShellJoin(argv)
+	fmt.Fprintln(w, "bigbang: "+words)
 }

@@ -218,42 +218,62 @@ func TestReinstallWipeNamesBackupThenRestore(t *testing.T) {
 	if m.screen != screenProgress {
 		t.Fatalf("screen %v, want the install", m.screen)
 	}
-	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:kept", Receipt: "/state/hosts/203.0.113.7.json"}})
+	// The engine stops the install before its reboot and restores into
+	// the installer: the restore screen shows it, then the panes again for
+	// the reboot.
+	m.Update(stageMsg{gen: m.rs.feed.gen, text: "Restore of " + testArchive + " into 203.0.113.7:/mnt/persistent, before the first boot"})
 	if m.screen != screenRestore || !m.rs.restore.running {
-		t.Fatalf("after the install: screen %v, want the restore running", m.screen)
+		t.Fatalf("after the install's first part: screen %v, want the restore running", m.screen)
 	}
 	m.rs.restore.start = t0
 	m.now = t0
 	m.Update(transferMsg{gen: m.rs.feed.gen, p: reinstall.Progress{Bytes: 2, Total: 4}})
 	v = view(m)
-	for _, w := range []string{"Restore of the backup into 203.0.113.7:/persistent", "2 B of 4 B", "50%", "Stops postgresql.service during the restore"} {
-		if !strings.Contains(v, w) {
+	for _, w := range []string{"Restore of the backup into 203.0.113.7:/mnt/persistent, before the first boot", "2 B of 4 B", "50%", "stopped before its reboot", "The reboot follows"} {
+		if !strings.Contains(strings.Join(strings.Fields(v), " "), w) {
 			t.Errorf("the restore pane lacks %q:\n%s", w, v)
 		}
 	}
-	m.Update(restoreDoneMsg{restored: engine.Restored{Result: reinstall.RestoreResult{Entries: 3, Bytes: 4}, Receipt: "/state/hosts/203.0.113.7.json"}})
+	m.Update(transferEndMsg{gen: m.rs.feed.gen})
+	if m.screen != screenProgress || m.rs.restore.running {
+		t.Fatalf("after the restore: screen %v, want the install's panes for the reboot", m.screen)
+	}
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeSuccess, HostKeyFingerprint: "SHA256:kept", Receipt: "/state/hosts/203.0.113.7.json"},
+		restored: &engine.Restored{Result: reinstall.RestoreResult{Entries: 3, Bytes: 4}, Receipt: "/state/hosts/203.0.113.7.json"}})
 	if m.screen != screenResult {
 		t.Fatalf("screen %v, want the result", m.screen)
 	}
 	v = strings.Join(strings.Fields(view(m)), " ")
-	for _, w := range []string{"reinstalled on 203.0.113.7", "Backup " + testArchive, "/persistent holds 3 entries, 4 B of files: compared with the archive", "postgresql.service stopped and started again", "Receipt /state/hosts/203.0.113.7.json"} {
+	for _, w := range []string{"reinstalled on 203.0.113.7", "Backup " + testArchive, "/persistent holds 3 entries, 4 B of files: restored before the first boot and compared with the archive", "Receipt /state/hosts/203.0.113.7.json"} {
 		if !strings.Contains(v, w) {
 			t.Errorf("the result lacks %q:\n%s", w, view(m))
 		}
 	}
+	if strings.Contains(v, "Restore bigbang reinstall") {
+		t.Errorf("a restored reinstall offers the restore again:\n%s", view(m))
+	}
 }
 
-func TestRestoreFailureResult(t *testing.T) {
+// TestRestoreBeforeBootFailureResult: a restore into the installer that
+// failed leaves the machine installed and not rebooted; the result says
+// so, resumes the reboot, and gives the restore after the boot.
+func TestRestoreBeforeBootFailureResult(t *testing.T) {
 	m := toBackup(t)
 	m.Update(backupDoneMsg{archive: reinstall.Archive{Path: testArchive}})
-	m.rs.backup.archive.Path = testArchive
-	m.startRestore()
-	m.Update(restoreDoneMsg{err: errors.New("restore: stopping postgresql.service: exit status 5")})
+	m.startInstall()
+	m.Update(stageMsg{gen: m.rs.feed.gen, text: "Restore of " + testArchive})
+	m.Update(transferEndMsg{gen: m.rs.feed.gen})
+	m.Update(installDoneMsg{result: engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseReboot,
+		Diagnosis: &steps.Diagnosis{ID: engine.DiagnosisRestoreBeforeBoot, Summary: "the restore into the installer's /mnt/persistent did not complete, so bigbang did not reboot: tar: exit status 2", Remedy: "finish the install with the resume command"},
+		Resume:    "bigbang install --host 203.0.113.7 --phases reboot --skip-preflight --yes-wipe 203.0.113.7"}})
 	v := strings.Join(strings.Fields(shellJoined(view(m))), " ")
-	for _, w := range []string{"the restore did not complete", "stopping postgresql.service", "bigbang reinstall --host 203.0.113.7 --service postgresql.service --restore " + testArchive} {
+	for _, w := range []string{"not rebooted", "tar: exit status 2", "--phases reboot", "bigbang reinstall --host 203.0.113.7 --user root --service postgresql.service --restore " + testArchive} {
 		if !strings.Contains(v, w) {
 			t.Errorf("the failed restore lacks %q:\n%s", w, view(m))
 		}
+	}
+	if strings.Contains(v, "rebooting into it") {
+		t.Errorf("the result says the server reboots:\n%s", view(m))
 	}
 	if m.result.Outcome != steps.OutcomeFailed {
 		t.Errorf("outcome %q, want failed", m.result.Outcome)

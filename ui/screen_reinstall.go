@@ -192,6 +192,7 @@ func (d *driftScreen) view(st styles, now time.Time, w, h int) string {
 type backupScreen struct {
 	transfer
 	host, source string
+	services     []string
 	// archive is the verified backup: Path == "" until the backup is
 	// verified. The wipe warning names it and the restore restores it.
 	archive reinstall.Archive
@@ -201,7 +202,7 @@ type backupScreen struct {
 }
 
 func newBackupScreen(cfg steps.Config, o engine.ReinstallOptions, now time.Time) backupScreen {
-	return backupScreen{transfer: transfer{start: now, running: true}, host: cfg.Host, source: sourceOf(o)}
+	return backupScreen{transfer: transfer{start: now, running: true}, host: cfg.Host, source: sourceOf(o), services: o.Services}
 }
 
 // done takes the backup's answer.
@@ -262,8 +263,13 @@ func (b *backupScreen) view(st styles, now time.Time, w, h int) string {
 	switch {
 	case b.running:
 		s.WriteString(indent(st.Dim.Render(wrap("A tar stream over SSH with numeric owners, its SHA-256 computed on the way; then counted against the machine.", tw-2)), 1) + "\n")
+		s.WriteString(indent(wrap(servicesLine(b.services), tw-2), 1) + "\n")
 	case b.err != nil:
-		s.WriteString(indent(st.Fail.Render(glyphFail+" ")+hang(wrap(b.err.Error(), tw-4), 2), 1) + "\n\n")
+		msg := b.err.Error()
+		if len(b.services) == 0 && engine.BackupSawWrites(b.err) {
+			msg += "; " + engine.UnitsAdvice(b.source)
+		}
+		s.WriteString(indent(st.Fail.Render(glyphFail+" ")+hang(wrap(msg, tw-4), 2), 1) + "\n\n")
 		s.WriteString(indent(st.Bold.Render("Nothing was wiped.")+" r takes the backup again, q stops.", 1) + "\n")
 	case b.archive.Path != "":
 		mf := b.archive.Manifest
@@ -280,32 +286,35 @@ func (b *backupScreen) view(st styles, now time.Time, w, h int) string {
 	return s.String()
 }
 
-// restoreScreen is the restore pane: the archive going back into the new
-// system.
+// restoreScreen is the restore pane: the archive going into the new
+// system before its first boot, in the installer's /mnt, between
+// nixos-anywhere's install and its reboot.
 type restoreScreen struct {
 	transfer
 	host, source, archive string
-	services              []string
+	// started is set when the install stopped before its reboot and the
+	// restore began; stages are the engine's stage lines since.
+	started bool
+	stages  []string
 	// restored is what the restore verified; nil until it has.
 	restored *engine.Restored
 }
 
-func newRestoreScreen(cfg steps.Config, o engine.ReinstallOptions, archive string, now time.Time) restoreScreen {
-	return restoreScreen{transfer: transfer{start: now, running: true}, host: cfg.Host, source: sourceOf(o),
-		archive: archive, services: o.Services}
+func newRestoreScreen(cfg steps.Config, o engine.ReinstallOptions, archive string) restoreScreen {
+	return restoreScreen{host: cfg.Host, source: sourceOf(o), archive: archive}
 }
 
-// done takes the restore's answer.
-func (r *restoreScreen) done(msg restoreDoneMsg) {
+// done takes the end of the reinstall's install: what the restore
+// verified (nil when it did not), or why it failed.
+func (r *restoreScreen) done(restored *engine.Restored, err error) {
 	r.running = false
-	if msg.err != nil {
-		r.err = msg.err
+	if restored == nil {
+		r.err = err
 		return
 	}
-	res := msg.restored
-	r.restored = &res
-	r.p.Bytes = res.Result.Bytes
-	r.p.Total = max(r.p.Total, res.Result.Bytes)
+	r.restored = restored
+	r.p.Bytes = restored.Result.Bytes
+	r.p.Total = max(r.p.Total, restored.Result.Bytes)
 }
 
 func (r *restoreScreen) keys() [][2]string {
@@ -315,10 +324,11 @@ func (r *restoreScreen) keys() [][2]string {
 func (r *restoreScreen) view(st styles, now time.Time, w, h int) string {
 	tw := max(min(w-4, 100), 20)
 	var b strings.Builder
-	b.WriteString("\n" + indent(st.Header.Render("Restore of the backup into "+r.host+":"+r.source), 1) + "\n")
+	b.WriteString("\n" + indent(st.Header.Render("Restore of the backup into "+r.host+":"+engine.InstallerRoot+r.source+", before the first boot"), 1) + "\n")
 	b.WriteString(indent(st.Dim.Render(wrap(r.archive, tw-2)), 1) + "\n\n")
 	b.WriteString(r.transfer.view(st, now, w))
-	b.WriteString("\n" + indent(wrap(servicesLine(r.services), tw-2), 1) + "\n")
+	b.WriteString("\n" + indent(wrap("nixos-anywhere stopped before its reboot: the NixOS installer has the new system at "+engine.InstallerRoot+
+		", and its "+r.source+" gets the machine's state now, so that the first boot starts its services with it. The reboot follows.", tw-2), 1) + "\n")
 	return b.String()
 }
 
@@ -329,19 +339,15 @@ func (r *restoreScreen) summary() string {
 		return ""
 	}
 	res := r.restored.Result
-	s := fmt.Sprintf("%s holds %d entries, %s of files: compared with the archive", r.source, res.Entries, steps.FormatBytes(res.Bytes))
-	if len(r.services) > 0 {
-		s += "; " + strings.Join(r.services, ", ") + " stopped and started again"
-	}
-	return s
+	return fmt.Sprintf("%s holds %d entries, %s of files: restored before the first boot and compared with the archive", r.source, res.Entries, steps.FormatBytes(res.Bytes))
 }
 
-// servicesLine says what happens to the services during the restore.
+// servicesLine says what happens to the services for the backup.
 func servicesLine(units []string) string {
 	if len(units) == 0 {
-		return "No services named (--service): the restore writes into the tree while the system runs."
+		return "No services named (--service): the backup reads the tree while the system runs; a tree that changes meanwhile is refused."
 	}
-	return "Stops " + strings.Join(units, ", ") + " during the restore and starts them again after."
+	return "Stops " + strings.Join(units, ", ") + " before the backup, so that nothing writes while it is read; they start again if the reinstall stops before the wipe."
 }
 
 // hang indents the lines of a wrapped text after the first by n columns,

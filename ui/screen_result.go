@@ -120,6 +120,9 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	if d := s.res.Diagnosis; d != nil && d.ID == "restore" {
 		title = glyphFail + " NixOS is reinstalled, but the restore did not complete"
 	}
+	if d := s.res.Diagnosis; d != nil && d.ID == engine.DiagnosisRestoreBeforeBoot {
+		title = glyphFail + " NixOS is installed but not rebooted: the restore before the first boot did not complete"
+	}
 	head := "\n" + indent(st.Fail.Bold(true).Render(title), 1) + "\n\n"
 	b.Reset()
 	field := func(name, text string) {
@@ -131,7 +134,7 @@ func (s *resultScreen) view(st styles, w, h int) string {
 			field("What to do", d.Remedy)
 		}
 	}
-	if d := s.res.Diagnosis; d == nil || d.ID != "restore" {
+	if d := s.res.Diagnosis; d == nil || (d.ID != "restore" && d.ID != engine.DiagnosisRestoreBeforeBoot) {
 		ms := textout.Machine(s.res.FailedPhase)
 		field("The server", ms.State+" "+ms.Safe)
 	}

@@ -98,6 +98,9 @@ type Options struct {
 	Output  io.Writer
 	// ProgramOptions are added to the Bubble Tea program (tests, bench).
 	ProgramOptions []tea.ProgramOption
+	// Notes gets what the wizard says after its screen is gone (default
+	// standard error).
+	Notes io.Writer
 	// Reinstall, when set, makes the wizard a reinstall: after the
 	// preflight the drift and the backup, after the install the restore.
 	Reinstall *engine.ReinstallOptions
@@ -139,6 +142,13 @@ func Run(ctx context.Context, opts Options) (engine.InstallResult, error) {
 	if fm.cancelPreflight != nil {
 		fm.cancelPreflight()
 	}
+	// Units stopped for the backup run again when the wizard ends before
+	// the wipe.
+	notes := opts.Notes
+	if notes == nil {
+		notes = os.Stderr
+	}
+	startUnitsAgain(ctx, fm, notes)
 	if err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 		return fm.result, err
 	}
@@ -167,7 +177,10 @@ type (
 	sudoDoneMsg    struct{ err error }
 	installDoneMsg struct {
 		result engine.InstallResult
-		err    error
+		// restored is what a reinstall's restore before the first boot
+		// verified (nil when it did not).
+		restored *engine.Restored
+		err      error
 	}
 	tickMsg struct{ gen int }
 	// autoMsg is --yes answering the screen at, shown as the shows-th
@@ -433,8 +446,21 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			m.result.Log = m.logPath
 		}
 		m.progress.finish(m.result, m.now)
-		if m.rs != nil && m.result.Outcome == steps.OutcomeSuccess && !m.stopping {
-			return m.startRestore()
+		if r := m.rs; r != nil {
+			if r.feed != nil {
+				r.feed.close()
+			}
+			var err error
+			if d := m.result.Diagnosis; d != nil && d.ID == engine.DiagnosisRestoreBeforeBoot {
+				err = errors.New(d.Summary)
+			}
+			r.restore.done(msg.restored, err)
+			if msg.restored != nil {
+				if msg.restored.Receipt != "" && m.result.Receipt == "" {
+					m.result.Receipt = msg.restored.Receipt
+				}
+				m.result.Notes = append(m.result.Notes, msg.restored.Notes...)
+			}
 		}
 		return m.showResult()
 	case autoMsg:
@@ -568,12 +594,10 @@ func (m *model) showResult() tea.Cmd {
 		m.resultS.res.Notes = append(m.resultS.res.Notes, r.backup.notes...)
 		m.resultS.backup = r.archive().Path
 		m.resultS.restore = r.restore.summary()
-		if r.restore.err != nil || (m.result.Outcome != steps.OutcomeSuccess && r.archive().Path != "") {
-			if r.restore.err != nil {
-				m.resultS.resume = m.restoreCommand()
-			} else {
-				m.resultS.restoreLater = m.restoreCommand()
-			}
+		if m.result.Outcome != steps.OutcomeSuccess && r.archive().Path != "" && r.restore.restored == nil {
+			// The machine's state is not in the new system yet: the
+			// backup goes back after its boot.
+			m.resultS.restoreLater = m.restoreCommand()
 		}
 	}
 	m.show(screenResult)
@@ -703,12 +727,26 @@ func (m *model) startInstall() tea.Cmd {
 	m.now = time.Now()
 	m.progress = newProgressScreen(m.thePlan.Phases, m.now)
 	req := engine.InstallRequest{Config: m.planCfg, Plan: m.thePlan, Log: m.logPath, Disks: append([]engine.Disk(nil), m.report.Disks...), Flake: m.report.Flake}
-	if m.rs != nil {
-		req.Layout = m.rs.drift.res.Layout
-	}
 	b, q := m.engine, m.queue
+	sink := func(e steps.Event) { q.push(e) }
+	if r := m.rs; r != nil {
+		// The reinstall's install: the engine stops it before the reboot,
+		// restores the backup into the installer (the restore screen
+		// shows it), then reboots (the panes again).
+		req.Layout = r.drift.res.Layout
+		r.gen++
+		r.feed = newProgressFeed(r.gen)
+		r.restore = newRestoreScreen(m.cfg, r.opts, r.archive().Path)
+		a, o, tf := r.archive(), r.opts, transferFront{feed: r.feed}
+		run := func() tea.Msg {
+			res, restored, err := b.ReinstallInstall(ctx, req, a, o, tf, sink)
+			q.settle()
+			return installDoneMsg{result: res, restored: restored, err: err}
+		}
+		return tea.Batch(run, r.feed.wait(), m.startTicking())
+	}
 	run := func() tea.Msg {
-		res, err := b.Install(ctx, req, func(e steps.Event) { q.push(e) })
+		res, err := b.Install(ctx, req, sink)
 		// The result screen is built from the panes: every event must be
 		// in them before the end is reported.
 		q.settle()

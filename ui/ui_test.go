@@ -46,8 +46,11 @@ func (fakeBackend) Prepare(context.Context, steps.Config, engine.DialPolicy) (en
 func (fakeBackend) Backup(context.Context, steps.Config, engine.DialPolicy, engine.ReinstallOptions, func(reinstall.Progress)) (reinstall.Archive, []string, error) {
 	return reinstall.Archive{}, nil, nil
 }
-func (fakeBackend) Restore(context.Context, steps.Config, reinstall.Archive, engine.ReinstallOptions, func(reinstall.Progress)) (engine.Restored, error) {
-	return engine.Restored{}, nil
+func (fakeBackend) ReinstallInstall(context.Context, engine.InstallRequest, reinstall.Archive, engine.ReinstallOptions, engine.TransferFront, steps.Sink) (engine.InstallResult, *engine.Restored, error) {
+	return engine.InstallResult{}, nil, nil
+}
+func (fakeBackend) StartUnits(context.Context, steps.Config, engine.DialPolicy, []string) (string, error) {
+	return "", nil
 }
 
 func a1Report() engine.Report {

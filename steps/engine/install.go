@@ -46,8 +46,29 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 		return InstallResult{}, fmt.Errorf("%w; nothing was started", err)
 	}
 	defer unlock()
-	tr := &transcript{path: req.Log}
-	verdict := runner.HoldVerdict(sink)
+	r, err := e.runChild(ctx, req, sink)
+	if err != nil {
+		return r.out, err
+	}
+	return e.finish(ctx, req, r.out, r.phases, r.logErr, r.tr, sink, r.verdict.Result())
+}
+
+// childRun is one run of nixos-anywhere, before bigbang's verdict: how it
+// ended, its phases, and the held result.
+type childRun struct {
+	out     InstallResult
+	phases  []runner.PhaseTime
+	logErr  error
+	tr      *transcript
+	verdict *runner.Verdict
+}
+
+// runChild runs req's plan under the runner, holding the result and the
+// reboot's "done" back, and adds the exit status to the transcript. The
+// error is for a run that could not start (nothing ran; the held result
+// is released).
+func (e *Engine) runChild(ctx context.Context, req InstallRequest, sink steps.Sink) (childRun, error) {
+	r := childRun{tr: &transcript{path: req.Log}, verdict: runner.HoldVerdict(sink)}
 	opts := runner.Options{Argv: req.Plan.Argv, LogPath: req.Log, Phases: req.Plan.Phases, Login: req.Plan.Target,
 		RebootDeadline: e.RebootTimeout}
 	if opts.RebootDeadline == 0 {
@@ -56,15 +77,16 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 	if e.Stall > 0 {
 		opts.DefaultStall = e.Stall
 	}
-	res, err := e.World.Child.Run(ctx, opts, verdict.Emit)
+	res, err := e.World.Child.Run(ctx, opts, r.verdict.Emit)
 	out := InstallResult{Outcome: res.Outcome, FailedPhase: res.FailedPhase, Diagnosis: res.Diagnosis, Log: res.Log, ExitCode: res.ExitCode}
 	if out.Log == "" {
 		out.Log = req.Log
 	}
+	r.out, r.phases, r.logErr = out, res.Phases, res.LogErr
 	if err != nil {
 		// Nothing ran: no receipt either.
-		verdict.Release()
-		return out, err
+		r.verdict.Release()
+		return r, err
 	}
 	if out.Outcome == steps.OutcomeSuccess && lastRan(res.Phases) == "" {
 		// A clean exit with none of nixos-anywhere's steps is not an
@@ -79,11 +101,12 @@ func (e *Engine) Install(ctx context.Context, req InstallRequest, sink steps.Sin
 	}
 	out.Diagnosis = knownTried(out.Diagnosis, req.Plan)
 	if res.Outcome == steps.OutcomeAborted {
-		tr.line("bigbang: interrupted by the operator")
+		r.tr.line("bigbang: interrupted by the operator")
 	} else {
-		tr.line(fmt.Sprintf("bigbang: exit status %d", res.ExitCode))
+		r.tr.line(fmt.Sprintf("bigbang: exit status %d", res.ExitCode))
 	}
-	return e.finish(ctx, req, out, res.Phases, res.LogErr, tr, sink, verdict.Result())
+	r.out = out
+	return r, nil
 }
 
 // finish proves the new system when the run got to the reboot, writes the

@@ -166,7 +166,12 @@ func wrapSudo(cmd string, sudo bool) string {
 
 // Backup takes the verified backup of the source over a connection of its
 // own and records it in the host's receipt. A receipt that could not record
-// it is said in the notes (the restore adds the backup again).
+// it is said in the notes (the restore adds the backup again). With
+// o.Services, those units are stopped first, so that nothing writes into
+// the source while it is read (a consistent backup), and the notes say
+// so: a backup that fails starts them again itself; after a verified one
+// they stay stopped, and the caller starts them again (StartUnits) when
+// the reinstall stops before the wipe.
 func (e *Engine) Backup(ctx context.Context, cfg steps.Config, p DialPolicy, o ReinstallOptions, progress func(reinstall.Progress)) (reinstall.Archive, []string, error) {
 	unlock, err := e.lock(cfg.Target(), "backup")
 	if err != nil {
@@ -184,14 +189,30 @@ func (e *Engine) Backup(ctx context.Context, cfg steps.Config, p DialPolicy, o R
 			return reinstall.Archive{}, nil, err
 		}
 	}
+	source := orDefault(o.Source, reinstall.DefaultSource)
+	var notes []string
+	if len(o.Services) > 0 {
+		if err := systemctl(ctx, c, "stop", o.Services); err != nil {
+			again, serr := startAgain(ctx, c, cfg.Host, o.Services)
+			return reinstall.Archive{}, nil, fmt.Errorf("reinstall stopped before anything was wiped: stopping %s for a consistent backup: %w; %s",
+				strings.Join(o.Services, ", "), err, orDefault(again, fmt.Sprint(serr)))
+		}
+		notes = append(notes, fmt.Sprintf("Stopped %s on %s for a consistent backup: nothing writes into %s while it is read. They stay stopped until the wipe, and start again if the reinstall stops before it.",
+			strings.Join(o.Services, ", "), cfg.Host, source))
+	}
 	a, err := e.World.Archives.Backup(ctx, c, reinstall.BackupOptions{
 		Host: cfg.Host, HostKeyFingerprint: c.HostKey().Fingerprint, Source: o.Source, Dir: dir, Sudo: sudo(c),
 		Recipients: o.Recipients, SopsConfig: sopsConfig(cfg), Plaintext: o.Plaintext, Identity: o.Identity,
 	}, progress)
 	if err != nil {
-		return a, nil, fmt.Errorf("reinstall stopped before anything was wiped: %w", err)
+		err = fmt.Errorf("reinstall stopped before anything was wiped: %w", err)
+		if len(o.Services) > 0 {
+			again, serr := startAgain(ctx, c, cfg.Host, o.Services)
+			err = fmt.Errorf("%w; %s", err, orDefault(again, fmt.Sprint(serr)))
+		}
+		return a, notes, err
 	}
-	notes := []string{archiveNote(a)}
+	notes = append(notes, archiveNote(a))
 	if err := e.World.Receipts.AddBackup(cfg.Target(), receipt.BackupFromArchive(a)); err != nil {
 		notes = append(notes, fmt.Sprintf("could not record the backup in the receipt: %v", err))
 	}
@@ -227,11 +248,27 @@ func (e *Engine) RestoreOver(ctx context.Context, c Conn, cfg steps.Config, a re
 		return Restored{}, err
 	}
 	defer unlock()
+	return e.restoreOver(ctx, c, cfg, a, o, "", c.HostKey().Fingerprint, progress)
+}
+
+// restoreOver is the one restore of a reinstall: the archive into root +
+// the source over c (root "" for the running system, InstallerRoot for
+// the new system before its first boot), with the services of o stopped
+// and started again, verified, and marked restored in the receipt. The
+// archive must come from the host with the given host key.
+func (e *Engine) restoreOver(ctx context.Context, c Conn, cfg steps.Config, a reinstall.Archive, o ReinstallOptions, root, fingerprint string, progress func(reinstall.Progress)) (Restored, error) {
+	target := o.Source
+	if root != "" {
+		target = path.Join(root, orDefault(o.Source, a.Manifest.Source))
+	}
 	res, err := e.World.Archives.Restore(ctx, c, a, reinstall.RestoreOptions{
-		Host: cfg.Host, HostKeyFingerprint: c.HostKey().Fingerprint, Target: o.Source, Services: o.Services, Sudo: sudo(c),
-		Identity: o.Identity, AnotherTarget: o.RestoreElsewhere,
+		Host: cfg.Host, HostKeyFingerprint: fingerprint, Target: target, Services: o.Services, Sudo: sudo(c),
+		Identity: o.Identity, AnotherTarget: o.RestoreElsewhere || root != "",
 	}, progress)
 	if err != nil {
+		if root != "" {
+			return Restored{}, err
+		}
 		return Restored{}, fmt.Errorf("%w; run again with --restore %s%s", err, steps.ShellQuote(a.Path), identityArg(o))
 	}
 	out := Restored{Result: res}

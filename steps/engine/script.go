@@ -36,6 +36,11 @@ type Front interface {
 	// Progress shows a backup's or restore's progress (it must not block);
 	// done ends it.
 	Progress(p reinstall.Progress, done bool)
+	// StopUnits is the offer of a backup that saw its source change: the
+	// systemd units the operator names are stopped and the backup taken
+	// again (none, or a front end that cannot ask: the backup stays
+	// refused, with the advice of --service).
+	StopUnits(ctx context.Context, q UnitsQuestion) ([]string, error)
 }
 
 // Script is a linear run: what the front end's flags asked for.
@@ -281,16 +286,48 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 	if plan, err = steps.NewPlan(cfg, rep.PlanEnv()); err != nil {
 		return out, fmt.Errorf("%w; nothing was backed up or wiped", err)
 	}
-	f.Stage(fmt.Sprintf("Backup of %s:%s", cfg.Host, orDefault(o.Source, reinstall.DefaultSource)))
+	source := orDefault(o.Source, reinstall.DefaultSource)
+	f.Stage(fmt.Sprintf("Backup of %s:%s", cfg.Host, source))
 	a, notes, err := e.Backup(ctx, cfg, s.Dial, o, func(p reinstall.Progress) { f.Progress(p, false) })
 	f.Progress(reinstall.Progress{}, true)
-	out.Archive = a
-	if err != nil {
-		return out, err
+	if err != nil && len(o.Services) == 0 && BackupSawWrites(err) && ctx.Err() == nil {
+		// The offer: the units that write into the source are stopped,
+		// and the backup is taken again.
+		units, aerr := f.StopUnits(ctx, UnitsQuestion{Host: cfg.Host, Source: source, Why: err})
+		if aerr != nil {
+			return out, fmt.Errorf("%w; nothing was wiped", errors.Join(err, aerr))
+		}
+		if len(units) > 0 {
+			o.Services = units
+			f.Stage(fmt.Sprintf("Backup of %s:%s again, with %s stopped", cfg.Host, source, strings.Join(units, ", ")))
+			a, notes, err = e.Backup(ctx, cfg, s.Dial, o, func(p reinstall.Progress) { f.Progress(p, false) })
+			f.Progress(reinstall.Progress{}, true)
+		}
 	}
 	for _, n := range notes {
 		f.Note(n)
 	}
+	out.Archive = a
+	if err != nil {
+		if len(o.Services) == 0 && BackupSawWrites(err) {
+			err = fmt.Errorf("%w; %s", err, UnitsAdvice(source))
+		}
+		return out, err
+	}
+	// Units stopped for the backup run again when the reinstall stops
+	// before the wipe (a refused confirmation, an interruption, an install
+	// that failed before kexec).
+	stopped := o.Services
+	untouched := true
+	defer func() {
+		if len(stopped) > 0 && untouched {
+			if words, err := e.StartUnits(ctx, cfg, s.Dial, stopped); err != nil {
+				f.Note(err.Error())
+			} else {
+				f.Stage(words)
+			}
+		}
+	}()
 	m := a.Manifest
 	f.Stage(fmt.Sprintf("Backup verified: %s\n  %d entries, %s of files, %s compressed, sha256 %s\n  It holds the machine's secrets: keep it as safe as the host key.",
 		a.Path, m.Entries, steps.FormatBytes(m.Bytes), steps.FormatBytes(m.ArchiveBytes), m.SHA256))
@@ -299,7 +336,7 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 	if err != nil || !ok {
 		return out, fmt.Errorf("%w; nothing was wiped, the backup stays in %s", errors.Join(ErrNotConfirmed, err), a.Path)
 	}
-	f.Stage(fmt.Sprintf("Install of %s onto %s", cfg.Flake, cfg.Host))
+	f.Stage(fmt.Sprintf("Install of %s onto %s, without its reboot: the backup goes into the new system before its first boot", cfg.Flake, cfg.Host))
 	logPath := e.LogPath(cfg)
 	if warn, err := checkLog(logPath); err != nil {
 		return out, fmt.Errorf("%w (nothing was started; the backup is kept)", err)
@@ -307,20 +344,19 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 		f.Note(warn)
 	}
 	f.Note("transcript: " + logPath)
-	res, err := e.Install(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume, Layout: d.Layout, StateKnown: true}, f.Event)
-	out.Install = res
-	if err != nil || res.Outcome != steps.OutcomeSuccess {
-		return out, err
-	}
-	f.Stage(fmt.Sprintf("Restore of %s into %s:%s", a.Path, cfg.Host, orDefault(o.Source, a.Manifest.Source)))
-	r, err := e.Restore(ctx, cfg, a, o, func(p reinstall.Progress) { f.Progress(p, false) })
-	f.Progress(reinstall.Progress{}, true)
+	// Units stopped for the backup are not in the installer: the restore
+	// into it stops none (the restore after a boot, --restore, does).
+	res, restored, err := e.ReinstallInstall(ctx, InstallRequest{Config: cfg, Plan: plan, Log: logPath, Disks: rep.Disks, Flake: rep.Flake, Resume: s.Resume, Layout: d.Layout, StateKnown: true},
+		a, o, f, f.Event)
+	out.Install, out.Restored = res, restored
+	untouched = Untouched(res)
 	if err != nil {
 		return out, err
 	}
-	out.Restored = &r
-	for _, n := range r.Notes {
-		f.Note(n)
+	if restored != nil {
+		for _, n := range restored.Notes {
+			f.Note(n)
+		}
 	}
 	return out, nil
 }

@@ -168,6 +168,8 @@ func (r InstallResult) Words(reinstall bool) string {
 		return "installed"
 	case r.Diagnosis != nil && r.Diagnosis.ID == "restore":
 		return "reinstalled, but the restore did not complete (the backup is kept)"
+	case r.Diagnosis != nil && r.Diagnosis.ID == DiagnosisRestoreBeforeBoot:
+		return "installed but not rebooted: the restore before the first boot did not complete (the backup is kept)"
 	case r.Outcome == steps.OutcomeAborted:
 		return "interrupted"
 	case reinstall:

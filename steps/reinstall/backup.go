@@ -73,6 +73,9 @@ var (
 	// ErrUnsealed: no seal of the archive is kept on this machine, so its
 	// manifest cannot be trusted. Nothing was restored.
 	ErrUnsealed = errors.New("archive has no seal")
+	// ErrChanging: files changed while the backup read them (something
+	// writes into the source).
+	ErrChanging = errors.New("files changed while they were read")
 	// ErrOtherTarget: the restore was asked to go into another directory
 	// than the archive's source without RestoreOptions.AnotherTarget.
 	ErrOtherTarget = errors.New("restore into another directory than the archive's source")
@@ -601,7 +604,7 @@ func (s *stream) run(ctx context.Context, r Remote, cmd, comp string) (tarCount,
 		// GNU tar exits 1 with this warning when a file changed under it:
 		// the archive may be inconsistent, so it is not a backup.
 		if strings.Contains(errb.String(), "changed as we read") {
-			return count, fmt.Errorf("files changed while they were read: stop the services writing to them and run the backup again: %s", errb.String())
+			return count, fmt.Errorf("%w: stop the services writing to them and run the backup again: %s", ErrChanging, errb.String())
 		}
 		if msg := strings.TrimSpace(errb.String()); msg != "" {
 			return count, fmt.Errorf("%w: %s", err, msg)

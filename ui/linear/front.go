@@ -230,22 +230,45 @@ func (f *Front) End(cfg steps.Config, res engine.InstallResult, what string) {
 	}
 }
 
-// EndReinstall says how a reinstall ended: the install's end, then where
-// the backup is when the install did not get to the restore, or what the
-// restore verified.
+// EndReinstall says how a reinstall ended: the install's end, then what
+// the restore before the first boot verified, or where the backup is when
+// the install did not get to it.
 func (f *Front) EndReinstall(cfg steps.Config, out engine.Reinstalled) {
 	f.End(cfg, out.Install, "reinstall")
+	source := out.Archive.Manifest.Source
 	switch {
+	case out.Restored != nil && out.Install.Outcome != steps.OutcomeSuccess:
+		f.Note(fmt.Sprintf("the backup was restored into the new system's %s before its reboot; the backup stays in %s", source, out.Archive.Path))
 	case out.Install.Outcome != steps.OutcomeSuccess && out.Archive.Path != "":
-		f.Note(fmt.Sprintf("the backup is safe in %s: restore it later with bigbang reinstall --host %s --restore %s",
-			out.Archive.Path, steps.ShellQuote(cfg.Host), steps.ShellQuote(out.Archive.Path)))
+		if d := out.Install.Diagnosis; d == nil || d.ID != engine.DiagnosisRestoreBeforeBoot {
+			f.Note(fmt.Sprintf("the backup is safe in %s: restore it later with bigbang reinstall --host %s --restore %s",
+				out.Archive.Path, steps.ShellQuote(cfg.Host), steps.ShellQuote(out.Archive.Path)))
+		}
 	case out.Restored != nil:
-		f.Stage(out.Restored.Words(out.Archive.Manifest.Source))
 		if out.Restored.Receipt != "" {
 			f.Stage("Receipt: " + out.Restored.Receipt)
 		}
-		f.Stage(fmt.Sprintf("Reinstall of %s done: same host key, %s restored.", cfg.Host, out.Archive.Manifest.Source))
+		f.Stage(fmt.Sprintf("Reinstall of %s done: same host key, %s restored before the first boot.", cfg.Host, source))
 	}
+}
+
+// StopUnits asks on a terminal which units to stop for a consistent
+// backup; elsewhere none (a script names them with --service).
+func (f *Front) StopUnits(ctx context.Context, q engine.UnitsQuestion) ([]string, error) {
+	if f.In == nil {
+		return nil, nil
+	}
+	fmt.Fprintf(f.Err, "\nThe backup of %s:%s is not consistent: %v\n"+
+		"Stop the systemd units that write into it and back up again? They start again if the reinstall stops before the wipe.\n"+
+		"Units to stop (separated by spaces; empty: stop here): ", q.Host, q.Source, q.Why)
+	line, err := ReadLine(ctx, f.In)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil && line == "" {
+		return nil, nil
+	}
+	return strings.Fields(line), nil
 }
 
 // AskYes asks a yes/no question on out when in is a terminal; otherwise
