@@ -53,6 +53,12 @@ type Options struct {
 	// also in /etc/ssh/authorized_keys.d/<user>, as on a machine whose
 	// keys reach root after kexec.
 	KeysOutsideRoot bool
+	// RootAtMnt shows the target root folder at /mnt to the machine's
+	// sessions, as the NixOS installer has the new system's file systems
+	// mounted there after nixos-install: what a session writes into /mnt
+	// lands in Root, never in this machine's /mnt. It needs root (the
+	// namespace of vpsNamespace); Start skips the test otherwise.
+	RootAtMnt bool
 }
 
 // Host is a running sshd.
@@ -84,6 +90,16 @@ type Host struct {
 	stopWatch  chan struct{}
 	bootErr    error
 	closed     bool // the test ended: a pending reboot must not start sshd
+	onReboot   func()
+}
+
+// OnReboot sets what happens when the machine goes down for a reboot,
+// before it comes back: a test reads what the new system will boot with
+// there (the target root), or makes it the machine's.
+func (h *Host) OnReboot(f func()) {
+	h.mu.Lock()
+	h.onReboot = f
+	h.mu.Unlock()
 }
 
 // Start starts sshd and stops it when the test ends. It skips (or fails
@@ -92,6 +108,13 @@ func Start(t testing.TB, opts Options) *Host {
 	t.Helper()
 	sshd := testutil.Need(t, "sshd")
 	testutil.Need(t, "ssh-keygen")
+	if opts.RootAtMnt {
+		testutil.NeedRoot(t, "the test host shows its target root at /mnt only in a mount namespace of its own")
+		testutil.Need(t, "unshare")
+		if fi, err := os.Stat("/mnt"); err != nil || !fi.IsDir() {
+			t.Skip("the test host shows its target root at /mnt, and this machine has no /mnt to mount it on")
+		}
+	}
 	if opts.User == "" {
 		u, err := user.Current()
 		if err != nil {
@@ -291,6 +314,9 @@ func (h *Host) vpsNamespace() []string {
 	}
 	script := `for f in /.dockerenv /run/.containerenv "$(command -v systemd-detect-virt)"; do ` +
 		`[ -e "$f" ] && mount --bind /dev/null "$f"; done; mount --bind "$0" /etc/ssh && exec "$@"`
+	if h.opts.RootAtMnt {
+		script = `mount --bind '` + strings.ReplaceAll(h.Root, "'", `'\''`) + `' /mnt && ` + script
+	}
 	if h.opts.Installer {
 		release := filepath.Join(h.Dir, "os-release")
 		if os.WriteFile(release, []byte("NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS 25.11 (installer)\"\n"), 0o644) != nil {
@@ -334,7 +360,12 @@ func (h *Host) startOnce() error {
 		return err
 	}
 	cmd := exec.Command(h.sshd, "-D", "-e", "-f", cfg)
-	if argv := h.vpsNamespace(); argv != nil {
+	argv := h.vpsNamespace()
+	if argv == nil && h.opts.RootAtMnt {
+		logf.Close()
+		return errors.New("the target root cannot be shown at /mnt without the machine's mount namespace")
+	}
+	if argv != nil {
 		cmd = exec.Command(argv[0], append(argv[1:], h.sshd, "-D", "-e", "-f", cfg)...)
 	}
 	cmd.Stderr = logf
@@ -501,6 +532,12 @@ func (h *Host) Stop() { h.kill() }
 func (h *Host) Reboot(delay time.Duration, newHostKey string) {
 	h.t.Helper()
 	h.kill()
+	h.mu.Lock()
+	onReboot := h.onReboot
+	h.mu.Unlock()
+	if onReboot != nil {
+		onReboot()
+	}
 	h.mu.Lock()
 	h.up = make(chan struct{})
 	h.bootErr = nil

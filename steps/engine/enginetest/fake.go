@@ -48,6 +48,14 @@ type Fake struct {
 	// Child plays nixos-anywhere: its lines are written to the transcript
 	// and sent as line events of phase, then Result is returned.
 	Child *Child
+	// Runs, when set, play the runs of nixos-anywhere in order (a
+	// reinstall runs it twice); a run beyond them fails the test.
+	Runs []*Child
+
+	// Backup and Restore answer the archiver; nil fails the test when it
+	// is called.
+	Backup  func(ctx context.Context, o reinstall.BackupOptions) (reinstall.Archive, error)
+	Restore func(ctx context.Context, a reinstall.Archive, o reinstall.RestoreOptions) (reinstall.RestoreResult, error)
 
 	// Reboot answers VerifyReboot; nil fails the test when it is called.
 	Reboot func(o sshexec.RebootOptions) (sshexec.RebootReport, error)
@@ -213,17 +221,35 @@ type child struct{ f *Fake }
 func (c child) Run(ctx context.Context, o runner.Options, sink steps.Sink) (runner.Result, error) {
 	f := c.f
 	f.call("child %s", strings.Join(o.Argv, " "))
-	if f.Child == nil {
+	run := f.Child
+	if f.Runs != nil {
+		f.mu.Lock()
+		run = nil
+		if len(f.Runs) > 0 {
+			run, f.Runs = f.Runs[0], f.Runs[1:]
+		}
+		f.mu.Unlock()
+	}
+	if run == nil {
 		f.T.Errorf("unexpected run of %q", o.Argv)
 		return runner.Result{}, fmt.Errorf("unexpected run")
 	}
-	if err := os.WriteFile(o.LogPath, []byte(strings.Join(f.Child.Lines, "\n")+"\n"), 0o600); err != nil {
+	// The runner appends to the transcript, as a resumed run does.
+	lf, err := os.OpenFile(o.LogPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
 		return runner.Result{}, err
 	}
-	res := f.Child.Result
+	_, err = lf.WriteString(strings.Join(run.Lines, "\n") + "\n")
+	if cerr := lf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return runner.Result{}, err
+	}
+	res := run.Result
 	// The phases the events started and ended, as the runner reports them.
 	at := map[steps.PhaseID]int{}
-	for _, e := range f.Child.Events {
+	for _, e := range run.Events {
 		if e.Time.IsZero() {
 			e.Time = time.Now()
 		}
@@ -244,7 +270,7 @@ func (c child) Run(ctx context.Context, o runner.Options, sink steps.Sink) (runn
 		}
 		sink(e)
 	}
-	if f.Child.Block {
+	if run.Block {
 		<-ctx.Done()
 		res.Outcome = steps.OutcomeAborted
 	}
@@ -291,14 +317,25 @@ func (f *Fake) Receipt(host string) (receipt.Receipt, bool) {
 
 type archiver struct{ f *Fake }
 
-func (a archiver) Backup(context.Context, engine.Conn, reinstall.BackupOptions, func(reinstall.Progress)) (reinstall.Archive, error) {
-	a.f.T.Errorf("unexpected backup")
-	return reinstall.Archive{}, fmt.Errorf("unexpected backup")
+func (a archiver) Backup(ctx context.Context, c engine.Conn, o reinstall.BackupOptions, _ func(reinstall.Progress)) (reinstall.Archive, error) {
+	a.f.call("backup %s", o.Source)
+	if a.f.Backup == nil {
+		a.f.T.Errorf("unexpected backup")
+		return reinstall.Archive{}, fmt.Errorf("unexpected backup")
+	}
+	return a.f.Backup(ctx, o)
 }
 
-func (a archiver) Restore(context.Context, engine.Conn, reinstall.Archive, reinstall.RestoreOptions, func(reinstall.Progress)) (reinstall.RestoreResult, error) {
-	a.f.T.Errorf("unexpected restore")
-	return reinstall.RestoreResult{}, fmt.Errorf("unexpected restore")
+func (a archiver) Restore(ctx context.Context, c engine.Conn, ar reinstall.Archive, o reinstall.RestoreOptions, progress func(reinstall.Progress)) (reinstall.RestoreResult, error) {
+	a.f.call("restore %s %s another=%v services=%s", c.Login().User, o.Target, o.AnotherTarget, strings.Join(o.Services, ","))
+	if a.f.Restore == nil {
+		a.f.T.Errorf("unexpected restore")
+		return reinstall.RestoreResult{}, fmt.Errorf("unexpected restore")
+	}
+	if progress != nil {
+		progress(reinstall.Progress{Bytes: 1, Total: 2})
+	}
+	return a.f.Restore(ctx, ar, o)
 }
 
 // A1 is the facts of an Oracle A1 VM as the preflight wants them: aarch64,
