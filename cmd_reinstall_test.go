@@ -104,14 +104,69 @@ func ageKey(t *testing.T) (string, string) {
 	return p, id.Recipient().String()
 }
 
+// firstBoot makes the test host's reboot the first boot of the new system:
+// what the installer had at /mnt<src> (the test host's target root) becomes
+// src, and the returned channel gets what the new system found in
+// src/var/lib/app/db when it started.
+func firstBoot(t *testing.T, h *testhost.Host, src string) <-chan string {
+	t.Helper()
+	saw := make(chan string, 4)
+	h.OnReboot(func() {
+		mnt := filepath.Join(h.Root, src)
+		b, err := os.ReadFile(filepath.Join(mnt, "var", "lib", "app", "db"))
+		if err != nil {
+			saw <- "no state at the first boot: " + err.Error()
+			return
+		}
+		saw <- string(b)
+		if err := os.RemoveAll(src); err != nil {
+			t.Errorf("first boot: %v", err)
+		}
+		if err := os.Rename(mnt, src); err != nil {
+			t.Errorf("first boot: %v", err)
+		}
+	})
+	return saw
+}
+
+// systemctlStub is a directory with a systemctl that appends its
+// arguments to the returned log, for the test host's PATH (it has no
+// systemd), and the sshd_config line that puts it there.
+func systemctlStub(t *testing.T) (extra, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	log = filepath.Join(dir, "systemctl.log")
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return "SetEnv PATH=" + dir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n", log
+}
+
+// unitCalls are the stop and start calls in a systemctl stub's log.
+func unitCalls(t *testing.T, log string) string {
+	t.Helper()
+	b, _ := os.ReadFile(log)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "stop ") || strings.HasPrefix(l, "start ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // TestReinstallPreflight runs the scripted reinstall against the test host
 // with a flake that describes this machine (e2eFlake) and the stand-in
-// nixos-anywhere: a check that blocks stops it before the backup, and a
-// tree with the host key's .pub alone gets the private key from the
-// machine, then goes through the install, the verified reboot and the
-// restore.
+// nixos-anywhere: a check that blocks stops it before the backup; units
+// named with --service are stopped for the backup and started again when
+// the install stops before kexec; a tree with the host key's .pub alone
+// gets the private key from the machine, then goes through the install
+// without its reboot, the restore into the installer's /mnt (the test
+// host's target root), the reboot phase and the verified reboot, and the
+// new system finds its state at its first start.
 func TestReinstallPreflight(t *testing.T) {
-	x := newE2E(t)
+	extra, units := systemctlStub(t)
+	x := newE2EWith(t, testhost.Options{User: "root", WatchRebootRequests: true, RootAtMnt: true, Extra: extra})
 	// The test host is a container here: remote.container would block
 	// although the stand-in never kexecs; every other check keeps its
 	// verdict.
@@ -123,6 +178,7 @@ func TestReinstallPreflight(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "var/lib/app/db"), []byte("rows"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	saw := firstBoot(t, x.h, src)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	// The archive is encrypted to the recipients of the flake's
@@ -160,7 +216,7 @@ func TestReinstallPreflight(t *testing.T) {
 		marker := filepath.Join(t.TempDir(), "ran")
 		t.Setenv("STANDIN_MARKER", marker)
 		backups := t.TempDir()
-		code, out, errOut := runRoot(ctx, "", args(r, locked, backups)...)
+		code, out, errOut := runRoot(ctx, "", args(r, locked, backups, "--service", "app.service")...)
 		if code != cli.Failed || !strings.Contains(out, "local.lockout") || !strings.Contains(errOut, "before the backup") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -173,9 +229,12 @@ func TestReinstallPreflight(t *testing.T) {
 		if rec, err := receipt.Read(x.h.IP, x.h.Port); err == nil && len(rec.Backups) != 0 {
 			t.Errorf("the receipt records a backup: %+v", rec.Backups)
 		}
+		if got := unitCalls(t, units); got != "" {
+			t.Errorf("units were stopped before a refused preflight: %q", got)
+		}
 	})
 
-	t.Run("only the .pub: the key is copied, backup, install, restore, receipt", func(t *testing.T) {
+	t.Run("only the .pub: the key is copied, consistent backup, install, restore before the first boot, receipt", func(t *testing.T) {
 		r := x.newRun(t)
 		copyHostKey(t, x.h, r.keys)
 		privFile := filepath.Join(r.keys, "persistent", "etc", "ssh", "ssh_host_ed25519_key")
@@ -183,27 +242,58 @@ func TestReinstallPreflight(t *testing.T) {
 			t.Fatal(err)
 		}
 		backups := t.TempDir()
+		// The install stops before kexec (its login fails): nothing was
+		// wiped, so the unit stopped for the backup runs again.
+		t.Setenv("STANDIN_FAIL_PHASE", "connect")
 		code, out, errOut := runRoot(ctx, "", args(r, x.flakeDir, backups, "--service", "app.service")...)
-		// The test host has no systemd: the services flag must fail the
-		// restore, not the install; run without it below.
-		if code != cli.Failed || !strings.Contains(errOut, "app.service") || !strings.Contains(out, "Backup verified") {
+		if code != cli.Failed || !strings.Contains(out, "Backup verified") || !strings.Contains(errOut, "Stopped app.service on "+x.h.IP+" for a consistent backup") ||
+			!strings.Contains(out, "Started app.service again on "+x.h.IP+": the reinstall stopped before the wipe") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if got := unitCalls(t, units); got != "stop -- app.service\nstart -- app.service" {
+			t.Fatalf("systemctl calls %q, want the unit stopped for the backup and started again", got)
 		}
 		fi, err := os.Stat(privFile)
 		if err != nil || fi.Mode().Perm() != 0o600 || readFile(t, privFile) != readFile(t, filepath.Join(x.h.Dir, "ssh_host_ed25519_key")) {
 			t.Fatalf("the machine's private key was not copied into the tree (0600): %v", err)
 		}
-		code, out, errOut = runRoot(ctx, "", args(r, x.flakeDir, backups)...)
+		select {
+		case s := <-saw:
+			t.Fatalf("the machine rebooted although the install failed before kexec: %s", s)
+		default:
+		}
+		t.Setenv("STANDIN_FAIL_PHASE", "")
+		code, out, errOut = runRoot(ctx, "", args(r, x.flakeDir, backups, "--service", "app.service")...)
 		if code != 0 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
-		for _, want := range []string{"remote.disk", "Backup verified", "It holds the machine's secrets", "same host key", "Restored and compared", "Reinstall of " + x.h.IP + " done"} {
+		for _, want := range []string{"remote.disk", "Backup verified", "It holds the machine's secrets", "same host key", "without its reboot",
+			"into " + x.h.IP + ":/mnt" + src + ", before the first boot", "Restored and compared", "its first boot has the restored", "restored before the first boot",
+			"Reinstall of " + x.h.IP + " done"} {
 			if !strings.Contains(out, want) {
 				t.Fatalf("output lacks %q:\n%s\n%s", want, out, errOut)
 			}
 		}
 		if strings.Index(out, "remote.disk") > strings.Index(out, "Backup verified") {
 			t.Errorf("the preflight did not come before the backup:\n%s", out)
+		}
+		// The new system started with its state: the restore went into
+		// the installer's /mnt before the stand-in's reboot.
+		select {
+		case s := <-saw:
+			if s != "rows" {
+				t.Fatalf("the new system's first boot: %s", s)
+			}
+		default:
+			t.Fatal("the test host did not reboot")
+		}
+		// The unit stays stopped until the wipe; the installer has none.
+		if got := unitCalls(t, units); got != "stop -- app.service\nstart -- app.service\nstop -- app.service" {
+			t.Errorf("systemctl calls %q", got)
+		}
+		tr := readFile(t, r.log)
+		if strings.Count(tr, "### Done! ###") != 2 || strings.Index(tr, "bigbang: Restored and compared") > strings.LastIndex(tr, "### Rebooting ###") {
+			t.Errorf("the transcript does not show the restore between the install and the reboot phase:\n%s", tr)
 		}
 		rec, err := receipt.Read(x.h.IP, x.h.Port)
 		if err != nil {

@@ -171,7 +171,7 @@ func nixStrings(ss []string) string {
 
 func newE2E(t *testing.T) *e2e {
 	t.Helper()
-	return newE2EWith(t, testhost.Options{User: "root", WatchRebootRequests: true})
+	return newE2EWith(t, testhost.Options{User: "root", WatchRebootRequests: true, RootAtMnt: true})
 }
 
 // newE2EWith is newE2E with a test host started with opts.

@@ -65,6 +65,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(x.flakeDir, ".sops.yaml"), []byte("creation_rules:\n  - age: "+recipient+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	saw := firstBoot(t, x.h, src)
 	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+backups,
 		"SOPS_AGE_KEY_FILE="+keyFile)
 	flat := func(s string) string { return strings.Join(strings.Fields(s), "") }
@@ -120,10 +121,20 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	tm.typeText(x.h.IP)
 	tm.keys("Enter")
 	s = tm.waitFor(wait, "NixOS is reinstalled on "+x.h.IP)
-	for _, want := range []string{"Backup" + flat(archive.Path), "compared with the archive", "Receipt", "✔Reboot"} {
+	for _, want := range []string{"Backup" + flat(archive.Path), "restored before the first boot and compared with the archive", "Receipt", "✔Reboot"} {
 		if !strings.Contains(flat(s), flat(want)) {
 			t.Errorf("the result screen lacks %q:\n%s", want, s)
 		}
+	}
+	// The restore went into the installer's /mnt before the stand-in's
+	// reboot: the new system found the file at its first start.
+	select {
+	case got := <-saw:
+		if got != "rows" {
+			t.Errorf("the new system's first boot: %s", got)
+		}
+	default:
+		t.Error("the test host did not reboot")
 	}
 	if b, err := os.ReadFile(db); err != nil || string(b) != "rows" {
 		t.Errorf("the restore did not bring back %s: %q, %v", db, b, err)

@@ -537,7 +537,16 @@ func (m *model) updateScreen(msg tea.Msg) tea.Cmd {
 			}
 			m.planCfg, m.thePlan = cfg, p
 			m.logPath = m.engine.LogPath(cfg)
-			m.plan = newPlanScreen(p, m.report, m.logPath)
+			shown := p
+			if m.rs != nil {
+				// A reinstall runs the install without its reboot, then
+				// the reboot: the plan shows both.
+				if shown, _, err = engine.SplitReboot(cfg, p); err != nil {
+					m.build.err = err
+					return nil
+				}
+			}
+			m.plan = newPlanScreen(shown, m.report, m.logPath)
 			return m.goTo(screenPlan)
 		case intentBack:
 			if m.rs != nil {

@@ -48,7 +48,7 @@ func (e *Engine) ReinstallInstall(ctx context.Context, req InstallRequest, a rei
 	if req.Config.Phases != "" {
 		return InstallResult{}, nil, errors.New("a reinstall runs every phase: leave --phases out (a failed reinstall prints the command that resumes it)")
 	}
-	first, reboot, err := splitReboot(req.Config, req.Plan)
+	first, reboot, err := SplitReboot(req.Config, req.Plan)
 	if err != nil {
 		return InstallResult{}, nil, err
 	}
@@ -74,10 +74,9 @@ func (e *Engine) ReinstallInstall(ctx context.Context, req InstallRequest, a rei
 	cfg := req.Config
 	source := orDefault(o.Source, a.Manifest.Source)
 	into := path.Join(InstallerRoot, source)
-	line := func(s string) {
-		r1.tr.line(s)
-		sink(steps.Event{Time: time.Now(), Type: steps.EventLine, Phase: steps.PhaseReboot, Text: s})
-	}
+	// bigbang's own lines in the transcript; the front ends show the
+	// stages.
+	line := r1.tr.line
 	f.Stage(fmt.Sprintf("Restore of %s into %s:%s, before the first boot (the installer has the new system at %s; it becomes %s)",
 		a.Path, cfg.Host, into, InstallerRoot, source))
 	line(fmt.Sprintf("bigbang: nixos-anywhere stopped before its reboot; restoring %s into root@%s:%s before the first boot", a.Path, cfg.Host, into))
@@ -104,7 +103,7 @@ func (e *Engine) ReinstallInstall(ctx context.Context, req InstallRequest, a rei
 	r2req.Plan = reboot
 	rebootStart := time.Now()
 	sink(steps.Event{Time: rebootStart, Type: steps.EventPhase, Phase: steps.PhaseReboot, State: steps.StateRunning})
-	r2, err := e.runChild(ctx, r2req, rebootOnly(sink))
+	r2, err := e.runChild(ctx, r2req, rebootOnly(dropRebootStart(sink)))
 	phases := append(slices.Clone(r1.phases), runner.PhaseTime{Phase: steps.PhaseReboot, State: steps.StateRunning, Start: rebootStart})
 	if err != nil {
 		out := r1.out
@@ -142,10 +141,23 @@ func rebootOnly(sink steps.Sink) steps.Sink {
 	}
 }
 
-// splitReboot splits the plan of a whole install into the run without
+// dropRebootStart drops the reboot's start from the run of the reboot
+// phase: ReinstallInstall sent it when that run began.
+func dropRebootStart(sink steps.Sink) steps.Sink {
+	return func(e steps.Event) {
+		if e.Type == steps.EventPhase && e.Phase == steps.PhaseReboot && e.State == steps.StateRunning {
+			return
+		}
+		sink(e)
+	}
+}
+
+// SplitReboot splits the plan of a whole install into the run without
 // the reboot (--phases kexec,disko,install) and the run of the reboot
-// alone (--phases reboot, as root on the installer's port).
-func splitReboot(cfg steps.Config, plan steps.Plan) (first, reboot steps.Plan, err error) {
+// alone (--phases reboot, as root on the installer's port), the two runs
+// of a reinstall. The first names the second in its decisions, for the
+// plan a front end shows.
+func SplitReboot(cfg steps.Config, plan steps.Plan) (first, reboot steps.Plan, err error) {
 	if !plan.Runs(steps.PhaseReboot) || !slices.Contains(plan.NAPhases, "install") {
 		return first, reboot, fmt.Errorf("the reinstall's plan must install and reboot (it runs %s)", strings.Join(plan.NAPhases, ","))
 	}
@@ -168,6 +180,8 @@ func splitReboot(cfg steps.Config, plan steps.Plan) (first, reboot steps.Plan, e
 	if reboot, err = steps.NewPlan(rc, steps.PlanEnv{}); err != nil {
 		return first, reboot, err
 	}
+	first.Decisions = append(first.Decisions, steps.Decision{What: "Then reboot with: " + reboot.Command(),
+		Why: "the reboot phase alone, once the backup is restored; bigbang then waits for the new system and verifies its host key"})
 	return first, reboot, nil
 }
 

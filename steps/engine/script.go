@@ -331,7 +331,13 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 	m := a.Manifest
 	f.Stage(fmt.Sprintf("Backup verified: %s\n  %d entries, %s of files, %s compressed, sha256 %s\n  It holds the machine's secrets: keep it as safe as the host key.",
 		a.Path, m.Entries, steps.FormatBytes(m.Bytes), steps.FormatBytes(m.ArchiveBytes), m.SHA256))
-	f.Plan(cfg, plan, rep.Disks)
+	// The plan shown is the reinstall's: the install without its reboot,
+	// then the reboot.
+	shown, _, err := SplitReboot(cfg, plan)
+	if err != nil {
+		return out, fmt.Errorf("%w; nothing was wiped, the backup stays in %s", err, a.Path)
+	}
+	f.Plan(cfg, shown, rep.Disks)
 	ok, err := f.ConfirmWipe(ctx, Wipe{Target: cfg.Target(), Disks: rep.Disks, Backup: a.Path})
 	if err != nil || !ok {
 		return out, fmt.Errorf("%w; nothing was wiped, the backup stays in %s", errors.Join(ErrNotConfirmed, err), a.Path)
