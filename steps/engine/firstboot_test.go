@@ -256,3 +256,75 @@ func TestBackupStopsUnits(t *testing.T) {
 		})
 	}
 }
+
+// offerFront answers the offer of a backup that saw writes.
+type offerFront struct {
+	stages
+	units []string
+	asked []engine.UnitsQuestion
+}
+
+func (o *offerFront) StopUnits(_ context.Context, q engine.UnitsQuestion) ([]string, error) {
+	o.asked = append(o.asked, q)
+	return o.units, nil
+}
+
+// TestBackupOffering: a backup whose source changed while it was read
+// offers to stop units; the units named are stopped and the backup taken
+// again (they stay stopped); none named keeps the refusal, with the advice
+// of --service; units given with --service are not asked about.
+func TestBackupOffering(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		given    []string // --service
+		answer   []string
+		wantAsk  bool
+		wantErr  string
+		wantCmds []string
+		want     []string // the units stopped for the verified backup
+	}{
+		{name: "the units named are stopped, the backup taken again", answer: []string{"app.service"}, wantAsk: true,
+			wantCmds: []string{"sudo -n systemctl stop -- app.service"}, want: []string{"app.service"}},
+		{name: "none named: refused with the advice", wantAsk: true, wantErr: "--service UNIT"},
+		{name: "--service: stopped first, nothing asked", given: []string{"app.service"},
+			wantCmds: []string{"sudo -n systemctl stop -- app.service"}, want: []string{"app.service"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, cfg := enginetest.A1World(t, t.TempDir())
+			var cmds []string
+			w.Remote = func(cmd string, _ io.Writer) error {
+				cmds = append(cmds, cmd)
+				return nil
+			}
+			w.Backup = func(ctx context.Context, o reinstall.BackupOptions) (reinstall.Archive, error) {
+				// The source changes under the backup while nothing is
+				// stopped.
+				if len(cmds) == 0 {
+					return reinstall.Archive{}, &reinstall.IncompleteError{Path: "/b/x.incomplete", Err: fmt.Errorf("%w: stop the services writing to them", reinstall.ErrChanging)}
+				}
+				return reinstall.Archive{Path: "/b/x.tar.zst"}, nil
+			}
+			f := &offerFront{units: tc.answer}
+			e := engine.New(w.World())
+			a, _, units, err := e.BackupOffering(context.Background(), cfg, engine.DialPolicy{}, engine.ReinstallOptions{Services: tc.given, BackupDir: w.Dir}, f)
+			if (len(f.asked) > 0) != tc.wantAsk {
+				t.Errorf("asked %+v", f.asked)
+			}
+			if tc.wantAsk && (f.asked[0].Source != "/persistent" || !errors.Is(f.asked[0].Why, reinstall.ErrChanging)) {
+				t.Errorf("question %+v", f.asked[0])
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || a.Path != "" {
+					t.Fatalf("error %v, archive %q", err, a.Path)
+				}
+				return
+			}
+			if err != nil || a.Path != "/b/x.tar.zst" {
+				t.Fatalf("error %v, archive %q", err, a.Path)
+			}
+			if strings.Join(cmds, "\n") != strings.Join(tc.wantCmds, "\n") || strings.Join(units, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("remote commands %q, stopped %q", cmds, units)
+			}
+		})
+	}
+}

@@ -288,30 +288,13 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 	}
 	source := orDefault(o.Source, reinstall.DefaultSource)
 	f.Stage(fmt.Sprintf("Backup of %s:%s", cfg.Host, source))
-	a, notes, err := e.Backup(ctx, cfg, s.Dial, o, func(p reinstall.Progress) { f.Progress(p, false) })
-	f.Progress(reinstall.Progress{}, true)
-	if err != nil && len(o.Services) == 0 && BackupSawWrites(err) && ctx.Err() == nil {
-		// The offer: the units that write into the source are stopped,
-		// and the backup is taken again.
-		units, aerr := f.StopUnits(ctx, UnitsQuestion{Host: cfg.Host, Source: source, Why: err})
-		if aerr != nil {
-			return out, fmt.Errorf("%w; nothing was wiped", errors.Join(err, aerr))
-		}
-		if len(units) > 0 {
-			o.Services = units
-			f.Stage(fmt.Sprintf("Backup of %s:%s again, with %s stopped", cfg.Host, source, strings.Join(units, ", ")))
-			a, notes, err = e.Backup(ctx, cfg, s.Dial, o, func(p reinstall.Progress) { f.Progress(p, false) })
-			f.Progress(reinstall.Progress{}, true)
-		}
-	}
+	a, notes, units, err := e.BackupOffering(ctx, cfg, s.Dial, o, f)
+	o.Services = units
 	for _, n := range notes {
 		f.Note(n)
 	}
 	out.Archive = a
 	if err != nil {
-		if len(o.Services) == 0 && BackupSawWrites(err) {
-			err = fmt.Errorf("%w; %s", err, UnitsAdvice(source))
-		}
 		return out, err
 	}
 	// Units stopped for the backup run again when the reinstall stops

@@ -85,3 +85,42 @@ func Untouched(res InstallResult) bool {
 	}
 	return false
 }
+
+// UnitsFront is what BackupOffering needs of a front end: the offer's
+// question, the stages and the progress.
+type UnitsFront interface {
+	TransferFront
+	StopUnits(ctx context.Context, q UnitsQuestion) ([]string, error)
+}
+
+// BackupOffering is the reinstall's backup with its offer: Backup, and
+// when it saw its source change while no units were named, the question
+// which units write into it; the units named are stopped and the backup
+// taken again. It returns the units stopped for the verified backup
+// (o.Services, or the ones named): they stay stopped until the wipe. A
+// backup still refused says how to name the units.
+func (e *Engine) BackupOffering(ctx context.Context, cfg steps.Config, p DialPolicy, o ReinstallOptions, f UnitsFront) (reinstall.Archive, []string, []string, error) {
+	source := orDefault(o.Source, reinstall.DefaultSource)
+	progress := func(pr reinstall.Progress) { f.Progress(pr, false) }
+	a, notes, err := e.Backup(ctx, cfg, p, o, progress)
+	f.Progress(reinstall.Progress{}, true)
+	if err != nil && len(o.Services) == 0 && BackupSawWrites(err) && ctx.Err() == nil {
+		units, aerr := f.StopUnits(ctx, UnitsQuestion{Host: cfg.Host, Source: source, Why: err})
+		if aerr != nil {
+			return a, notes, nil, fmt.Errorf("%w; nothing was wiped", errors.Join(err, aerr))
+		}
+		if len(units) > 0 {
+			o.Services = units
+			f.Stage(fmt.Sprintf("Backup of %s:%s again, with %s stopped", cfg.Host, source, strings.Join(units, ", ")))
+			a, notes, err = e.Backup(ctx, cfg, p, o, progress)
+			f.Progress(reinstall.Progress{}, true)
+		}
+	}
+	if err != nil {
+		if len(o.Services) == 0 && BackupSawWrites(err) {
+			err = fmt.Errorf("%w; %s", err, UnitsAdvice(source))
+		}
+		return a, notes, nil, err
+	}
+	return a, notes, o.Services, nil
+}

@@ -94,3 +94,26 @@ func TestConfirmRestore(t *testing.T) {
 		})
 	}
 }
+
+// TestStopUnits: on a terminal the offer of a backup that saw writes reads
+// the units to stop; without one it names none.
+func TestStopUnits(t *testing.T) {
+	var errb bytes.Buffer
+	q := engine.UnitsQuestion{Host: "203.0.113.7", Source: "/persistent", Why: errors.New("files changed while they were read")}
+	f := &Front{Err: &errb, In: bufio.NewReader(strings.NewReader("postgresql.service  app.service\n"))}
+	units, err := f.StopUnits(context.Background(), q)
+	if err != nil || strings.Join(units, ",") != "postgresql.service,app.service" {
+		t.Fatalf("units %q, %v", units, err)
+	}
+	for _, want := range []string{"203.0.113.7:/persistent is not consistent", "files changed while they were read", "start again if the reinstall stops before the wipe"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("the question lacks %q:\n%s", want, errb.String())
+		}
+	}
+	if units, err := (&Front{Err: &errb}).StopUnits(context.Background(), q); units != nil || err != nil {
+		t.Errorf("without a terminal: %q, %v", units, err)
+	}
+	if units, _ := (&Front{Err: &errb, In: bufio.NewReader(strings.NewReader("\n"))}).StopUnits(context.Background(), q); len(units) != 0 {
+		t.Errorf("an empty answer named %q", units)
+	}
+}
