@@ -306,6 +306,12 @@ func (m *model) updateReinstall(msg tea.Msg) (tea.Cmd, bool) {
 			return m.goTo(screenBuild), true
 		case intentRetry:
 			return m.startBackup(), true
+		case intentStopUnits:
+			// The offer: the units named are stopped for the backup
+			// (the engine's Backup stops them) and started again if
+			// the reinstall stops before the wipe.
+			r.opts.Services = strings.Fields(r.backup.units)
+			return m.startBackup(), true
 		case intentQuit:
 			m.stopErr = r.backup.quitErr()
 			return tea.Quit, true

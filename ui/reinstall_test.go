@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -189,6 +190,37 @@ func TestBackupFailureStops(t *testing.T) {
 	m.Update(key("q"))
 	if !errors.Is(m.stopErr, reinstall.ErrIncomplete) {
 		t.Errorf("stopErr %v, want the incomplete backup", m.stopErr)
+	}
+}
+
+// TestBackupOffersToStopUnits: a backup that saw its source change while
+// no unit was named offers to stop units: s, the units typed, enter takes
+// the backup again with them stopped (the engine's Backup stops them).
+func TestBackupOffersToStopUnits(t *testing.T) {
+	m := toBackup(t)
+	m.rs.opts.Services, m.rs.backup.services = nil, nil
+	err := &reinstall.IncompleteError{Path: testArchive + reinstall.IncompleteSuffix, Err: fmt.Errorf("%w: stop the services writing to them", reinstall.ErrChanging)}
+	m.Update(backupDoneMsg{err: err})
+	v := strings.Join(strings.Fields(view(m)), " ")
+	for _, w := range []string{"files changed while they were read", "--service UNIT", "s names the units that write into /persistent"} {
+		if !strings.Contains(v, w) {
+			t.Errorf("the failed backup lacks %q:\n%s", w, view(m))
+		}
+	}
+	gen := m.rs.gen
+	m.Update(key("s"))
+	for _, r := range "app.service db.service" {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	if v := view(m); !strings.Contains(v, "> app.service db.service") {
+		t.Errorf("the units typed are not shown:\n%s", v)
+	}
+	m.Update(key("enter"))
+	if m.rs.gen == gen || !m.rs.backup.running || strings.Join(m.rs.opts.Services, ",") != "app.service,db.service" {
+		t.Fatalf("no backup with the units stopped: running %v, services %q", m.rs.backup.running, m.rs.opts.Services)
+	}
+	if v := strings.Join(strings.Fields(view(m)), " "); !strings.Contains(v, "Stops app.service, db.service before the backup") {
+		t.Errorf("the backup does not say it stops the units:\n%s", view(m))
 	}
 }
 

@@ -196,9 +196,19 @@ type backupScreen struct {
 	// archive is the verified backup: Path == "" until the backup is
 	// verified. The wipe warning names it and the restore restores it.
 	archive reinstall.Archive
-	// notes say who can open the archive, and what the backup could not
-	// record (the receipt).
+	// notes say who can open the archive, which units were stopped for
+	// it, and what the backup could not record (the receipt).
 	notes []string
+	// typing is set while the operator names the units to stop after a
+	// backup that saw writes (the offer); units is what was typed.
+	typing bool
+	units  string
+}
+
+// offers says whether the failed backup offers to stop units: it saw its
+// source change, and none were stopped.
+func (b *backupScreen) offers() bool {
+	return b.err != nil && len(b.services) == 0 && engine.BackupSawWrites(b.err)
 }
 
 func newBackupScreen(cfg steps.Config, o engine.ReinstallOptions, now time.Time) backupScreen {
@@ -225,7 +235,32 @@ func (b *backupScreen) update(msg tea.Msg) intent {
 	if !ok || b.running {
 		return intentNone
 	}
+	if b.typing {
+		switch k.String() {
+		case "enter":
+			if len(strings.Fields(b.units)) > 0 {
+				b.typing = false
+				return intentStopUnits
+			}
+		case "esc":
+			b.typing = false
+		case "backspace":
+			if r := []rune(b.units); len(r) > 0 {
+				b.units = string(r[:len(r)-1])
+			}
+		default:
+			if k.Text != "" {
+				b.units += k.Text
+			}
+		}
+		return intentNone
+	}
 	switch k.String() {
+	case "s":
+		if b.offers() {
+			b.typing = true
+			return intentNone
+		}
 	case "enter", "space":
 		if b.archive.Path != "" {
 			return intentNext
@@ -248,8 +283,12 @@ func (b *backupScreen) keys() [][2]string {
 	switch {
 	case b.running:
 		return [][2]string{{"ctrl+c", "stop the backup"}, help}
+	case b.typing:
+		return [][2]string{{"enter", "stop them and back up again"}, {"esc", "cancel"}}
 	case b.archive.Path != "":
 		return [][2]string{{"enter", "continue"}, {"q", "quit"}, help}
+	case b.offers():
+		return [][2]string{{"s", "stop units and back up again"}, {"r", "back up again"}, {"q", "quit"}, help}
 	}
 	return [][2]string{{"r", "back up again"}, {"q", "quit"}, help}
 }
@@ -270,6 +309,12 @@ func (b *backupScreen) view(st styles, now time.Time, w, h int) string {
 			msg += "; " + engine.UnitsAdvice(b.source)
 		}
 		s.WriteString(indent(st.Fail.Render(glyphFail+" ")+hang(wrap(msg, tw-4), 2), 1) + "\n\n")
+		if b.typing {
+			s.WriteString(indent(wrap("The systemd units that write into "+b.source+" (separated by spaces): they are stopped before the backup, and start again if the reinstall stops before the wipe.", tw-2), 1) + "\n")
+			s.WriteString(indent(st.Code.Render("> "+b.units+"█"), 1) + "\n\n")
+		} else if b.offers() {
+			s.WriteString(indent(wrap("s names the units that write into "+b.source+": bigbang stops them and backs up again.", tw-2), 1) + "\n")
+		}
 		s.WriteString(indent(st.Bold.Render("Nothing was wiped.")+" r takes the backup again, q stops.", 1) + "\n")
 	case b.archive.Path != "":
 		mf := b.archive.Manifest

@@ -402,6 +402,8 @@ func (m *model) textFocused() bool {
 		return m.build.editing
 	case screenPreflight:
 		return m.preflight.askingPassword
+	case screenBackup:
+		return m.rs.backup.typing
 	}
 	return false
 }
@@ -1042,4 +1044,5 @@ const (
 	intentRetry
 	intentSudo
 	intentQuit
+	intentStopUnits
 )
