@@ -20,17 +20,20 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	var timeout, wait, stall time.Duration
 	cmd := &cobra.Command{
 		Use:   "reinstall",
-		Short: "Guided reinstall after disko changes: drift, backup, install, restore",
+		Short: "Guided reinstall after disko changes: drift, backup, install, restore before the first boot",
 		Long: "reinstall carries a machine across a disk layout change. It compares the flake's disko\n" +
-			"layout with the live disks (and stops when a switch would do), backs up --source\n" +
-			"(/persistent) into a verified local archive, makes sure the machine's host key is in the\n" +
-			"extra-files tree so the new system keeps its identity and its secrets, installs with\n" +
-			"nixos-anywhere after a typed confirmation naming the backup, waits for the new system\n" +
-			"with the pinned host key, and restores the archive with numeric owners.\n" +
+			"layout with the live disks (and stops when a switch would do), makes sure the machine's\n" +
+			"host key is in the extra-files tree so the new system keeps its identity and its secrets,\n" +
+			"stops the --service units and backs up --source (/persistent) into a verified local\n" +
+			"archive, and after a typed confirmation naming the backup installs with nixos-anywhere\n" +
+			"without its reboot, restores the archive into the installer's /mnt/persistent (numeric\n" +
+			"owners, compared with the archive), then reboots and waits for the new system with the\n" +
+			"pinned host key: its first boot already has its state. Units stopped for the backup start\n" +
+			"again if the reinstall stops before the wipe.\n" +
 			"The backup holds the machine's secrets: it is encrypted with age to --backup-recipient or the\n" +
 			"flake's .sops.yaml recipients, and opened for the restore with --backup-identity (default\n" +
 			"where sops looks); --plaintext-backup writes it in the clear.\n" +
-			"--restore ARCHIVE runs the last step alone (after a restore that failed).",
+			"--restore ARCHIVE restores an archive into the running system (after a restore that failed).",
 		Example: "  bigbang reinstall --host 203.0.113.7 --user admin --service postgresql.service\n" +
 			"  bigbang reinstall --host 203.0.113.7 --user admin --yes-wipe 203.0.113.7   # no questions\n" +
 			"  bigbang reinstall --host 203.0.113.7 --restore ~/.local/state/bigbang/backups/203.0.113.7-….tar.zst",
@@ -102,7 +105,7 @@ func newReinstallCmd(cfg *steps.Config) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&src, "source", reinstall.DefaultSource, "directory on the target to back up and restore")
 	fl.StringVar(&o.BackupDir, "backup-dir", "", "local folder for the backup (default $XDG_STATE_HOME/bigbang/backups)")
-	fl.StringArrayVar(&o.Services, "service", nil, "systemd unit that uses the source: stopped during the restore (repeatable)")
+	fl.StringArrayVar(&o.Services, "service", nil, "systemd unit that writes into the source: stopped before the backup (started again if the reinstall stops before the wipe) and during --restore (repeatable)")
 	fl.BoolVar(&o.Force, "force", false, "reinstall even when the disk layout did not change")
 	fl.StringVar(&restore, "restore", "", "only restore this archive onto the target (resume after a failed restore)")
 	cli.ArchiveFlags(cmd, &o)
