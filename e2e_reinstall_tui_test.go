@@ -19,8 +19,9 @@ import (
 // reinstallSourceEnv and reinstallBackupsEnv carry --source and
 // --backup-dir into TestReinstallWizardProcess.
 const (
-	reinstallSourceEnv  = "BIGBANG_REINSTALL_SOURCE"
-	reinstallBackupsEnv = "BIGBANG_REINSTALL_BACKUPS"
+	reinstallSourceEnv   = "BIGBANG_REINSTALL_SOURCE"
+	reinstallBackupsEnv  = "BIGBANG_REINSTALL_BACKUPS"
+	reinstallServicesEnv = "BIGBANG_REINSTALL_SERVICES"
 )
 
 // TestReinstallWizardProcess is `bigbang reinstall` on a terminal in a
@@ -28,7 +29,7 @@ const (
 // TestReinstallWizardEndToEnd; it does nothing in a normal run.
 func TestReinstallWizardProcess(t *testing.T) {
 	runTestProcess(t, "TestReinstallWizardEndToEnd", func(ctx context.Context, root *cobra.Command, cfg *steps.Config) error {
-		o := engine.ReinstallOptions{Source: os.Getenv(reinstallSourceEnv), BackupDir: os.Getenv(reinstallBackupsEnv)}
+		o := engine.ReinstallOptions{Source: os.Getenv(reinstallSourceEnv), BackupDir: os.Getenv(reinstallBackupsEnv), Services: strings.Fields(os.Getenv(reinstallServicesEnv))}
 		return runWizard(ctx, root, cfg, 20*time.Second, 0, &o)
 	})
 }
@@ -146,5 +147,49 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	}
 	if last, ok := rec.LastBackup(); !ok || last.Path != archive.Path || !last.Restored || len(rec.Phases) == 0 {
 		t.Errorf("the receipt does not record the restored backup: %+v", rec)
+	}
+}
+
+// TestReinstallWizardQuitStartsUnits drives the reinstall wizard with a
+// unit named (--service) to a verified backup and leaves with q before the
+// wipe: the unit was stopped for the backup and is started again (the test
+// host's systemctl is a stub that records its calls).
+func TestReinstallWizardQuitStartsUnits(t *testing.T) {
+	extra, units := systemctlStub(t)
+	x := newE2EWith(t, testhost.Options{User: "root", WatchRebootRequests: true, RootAtMnt: true, Extra: extra})
+	needVPS(t)
+	const wait = 60 * time.Second
+	r := x.newRun(t)
+	keyFile := strings.TrimSuffix(sshexec.ExpectedHostKeyFile(r.keys), ".pub")
+	for _, f := range []string{keyFile, keyFile + ".pub"} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(t.TempDir(), "persistent")
+	if err := os.MkdirAll(filepath.Join(src, "var", "lib", "app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	t.Setenv("STANDIN_MARKER", marker)
+	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+t.TempDir(), reinstallServicesEnv+"=app.service")
+	toPreflight(tm, wait, nil)
+	tm.waitFor(wait, "Reinstall required")
+	tm.keys("Enter")
+	tm.waitFor(wait, "Nothing blocks the install")
+	tm.keys("Enter")
+	s := tm.waitFor(wait, "Backup verified")
+	if !strings.Contains(strings.Join(strings.Fields(s), " "), "Stopped app.service on "+x.h.IP+" for a consistent backup") {
+		t.Errorf("the backup screen does not say the unit was stopped:\n%s", s)
+	}
+	if got := unitCalls(t, units); got != "stop -- app.service" {
+		t.Fatalf("systemctl calls %q before the wipe, want the unit stopped", got)
+	}
+	tm.quit(wait, "q", "0")
+	if got := unitCalls(t, units); got != "stop -- app.service\nstart -- app.service" {
+		t.Errorf("systemctl calls %q after leaving before the wipe, want the unit started again", got)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("nixos-anywhere ran although the operator left before the wipe")
 	}
 }
