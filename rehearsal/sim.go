@@ -170,7 +170,7 @@ const (
 	progressEvery = 100 * time.Millisecond
 )
 
-// ReinstallServices are the units the demo's restore stops and starts.
+// ReinstallServices are the units the demo stops for a consistent backup.
 var ReinstallServices = []string{"postgresql.service", "caddy.service"}
 
 // simArchiver plays the backup and the restore: the figures move as a real

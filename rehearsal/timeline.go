@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,21 @@ type ReplayOptions struct {
 	Host   string
 	User   string
 	FailAt string // a phase id: the run fails there as disko would
+	// Phases are nixos-anywhere's --phases (nil: all): the steps of the
+	// phases left out are not printed, as nixos-anywhere skips them; the
+	// login (connect) and Done! always come.
+	Phases map[string]bool
+}
+
+// runs says whether a replay with phases prints a step of phase.
+func runs(phases map[string]bool, phase, text string) bool {
+	switch {
+	case phases == nil, phase == "connect", text == "### Done! ###":
+		return true
+	case phase == "keys":
+		return phases["install"]
+	}
+	return phases[phase]
 }
 
 const (
@@ -179,6 +195,9 @@ func Replay(ctx context.Context, w io.Writer, o ReplayOptions) int {
 	newline := false
 	fail, failing := failures(o.Host)[o.FailAt]
 	for _, st := range timeline(o.Host, o.User) {
+		if !runs(o.Phases, st.phase, st.text) {
+			continue
+		}
 		if failing && o.FailAt == "disko" && strings.HasPrefix(st.text, fail.at) {
 			// The layout does not fit: the partitioning line itself fails.
 			for _, l := range fail.lines {
@@ -227,6 +246,16 @@ func ReplayCmd(exit func(code int) error) *cobra.Command {
 			if len(args) > 0 {
 				t, _ := steps.ParseTarget(args[len(args)-1])
 				o.User, o.Host = t.User, t.Host
+			}
+			if i := slices.Index(args, "--phases"); i >= 0 && i+1 < len(args) {
+				o.Phases = map[string]bool{}
+				for _, p := range strings.Split(args[i+1], ",") {
+					o.Phases[p] = true
+				}
+				if !o.Phases["kexec"] {
+					// Without kexec nixos-anywhere logs in as root.
+					o.User = "root"
+				}
 			}
 			if code := Replay(cmd.Context(), cmd.OutOrStdout(), o); code != 0 {
 				return exit(code)
