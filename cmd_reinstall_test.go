@@ -253,6 +253,9 @@ func TestReinstallPreflight(t *testing.T) {
 		if got := unitCalls(t, units); got != "stop -- app.service\nstart -- app.service" {
 			t.Fatalf("systemctl calls %q, want the unit stopped for the backup and started again", got)
 		}
+		if !strings.Contains(errOut, "nothing was wiped") {
+			t.Errorf("the failure before kexec does not say that nothing was wiped:\n%s", errOut)
+		}
 		fi, err := os.Stat(privFile)
 		if err != nil || fi.Mode().Perm() != 0o600 || readFile(t, privFile) != readFile(t, filepath.Join(x.h.Dir, "ssh_host_ed25519_key")) {
 			t.Fatalf("the machine's private key was not copied into the tree (0600): %v", err)
@@ -396,6 +399,46 @@ func TestReinstallPreflight(t *testing.T) {
 			"--known-hosts", r.knownHosts, "--restore", last.Path, "--output", "plain")
 		if code != cli.Failed || !strings.Contains(errOut, "another host") {
 			t.Fatalf("restore onto another host: exit %d\n%s", code, errOut)
+		}
+	})
+
+	t.Run("the restore into the installer fails: installed, not rebooted, the resume reboots", func(t *testing.T) {
+		r := x.newRun(t)
+		copyHostKey(t, x.h, r.keys)
+		// Something in the installer's /mnt is in the way of the restore:
+		// a file where its folder goes.
+		blocker := filepath.Join(x.h.Root, filepath.Dir(src))
+		if err := os.MkdirAll(filepath.Dir(blocker), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(blocker, []byte("in the way"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := runRoot(ctx, "", args(r, x.flakeDir, t.TempDir())...)
+		all := out + errOut
+		if code != cli.Failed {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		if strings.Contains(all, "could not be verified") {
+			t.Errorf("the failure says a reboot was tried:\n%s", all)
+		}
+		for _, want := range []string{"so nothing rebooted", "did not reboot", "still runs the NixOS installer", "--phases reboot", "--skip-preflight",
+			"reinstall --host " + x.h.IP + " --user root", "--restore "} {
+			if !strings.Contains(all, want) {
+				t.Errorf("the failure lacks %q:\n%s\n%s", want, out, errOut)
+			}
+		}
+		select {
+		case s := <-saw:
+			t.Errorf("the machine rebooted after a failed restore: %s", s)
+		default:
+		}
+		rec, err := receipt.Read(x.h.IP, x.h.Port)
+		if err != nil || rec.Outcome != steps.OutcomeFailed || rec.FailedPhase != steps.PhaseReboot {
+			t.Errorf("receipt %+v, %v", rec, err)
+		}
+		if last, ok := rec.LastBackup(); !ok || last.Restored {
+			t.Errorf("the receipt records the backup as restored: %+v", last)
 		}
 	})
 }

@@ -229,6 +229,10 @@ type Reinstalled struct {
 	Archive reinstall.Archive
 	// Restored is set when the restore ran and was verified.
 	Restored *Restored
+	// RestoreLater is the command that restores the backup into the new
+	// system after its boot, when the install ran and the restore before
+	// the first boot did not happen ("" otherwise).
+	RestoreLater string
 }
 
 // RunReinstall is the linear reinstall: host-key continuity and drift
@@ -339,6 +343,9 @@ func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstall
 		a, o, f, f.Event)
 	out.Install, out.Restored = res, restored
 	untouched = Untouched(res)
+	if restored == nil && !untouched {
+		out.RestoreLater = RestoreArchiveCommand(e.Command, cfg, RebootPort(cfg, rep.Flake), a.Path, o)
+	}
 	if err != nil {
 		return out, err
 	}

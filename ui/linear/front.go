@@ -240,9 +240,10 @@ func (f *Front) EndReinstall(cfg steps.Config, out engine.Reinstalled) {
 	case out.Restored != nil && out.Install.Outcome != steps.OutcomeSuccess:
 		f.Note(fmt.Sprintf("the backup was restored into the new system's %s before its reboot; the backup stays in %s", source, out.Archive.Path))
 	case out.Install.Outcome != steps.OutcomeSuccess && out.Archive.Path != "":
-		if d := out.Install.Diagnosis; d == nil || d.ID != engine.DiagnosisRestoreBeforeBoot {
-			f.Note(fmt.Sprintf("the backup is safe in %s: restore it later with bigbang reinstall --host %s --restore %s",
-				out.Archive.Path, steps.ShellQuote(cfg.Host), steps.ShellQuote(out.Archive.Path)))
+		if out.RestoreLater != "" {
+			f.Note(fmt.Sprintf("the backup is safe in %s: once the new system runs, restore it with: %s", out.Archive.Path, out.RestoreLater))
+		} else {
+			f.Note(fmt.Sprintf("the backup is safe in %s; nothing was wiped", out.Archive.Path))
 		}
 	case out.Restored != nil:
 		if out.Restored.Receipt != "" {

@@ -271,6 +271,9 @@ func (p *plain) result(b *bufio.Writer, e steps.Event) {
 		switch {
 		case e.ExitCode != 0:
 			fmt.Fprintf(b, " (exit status %d).\n", e.ExitCode)
+		case e.Diagnosis != nil && e.Diagnosis.ID == "restore.before-boot":
+			// engine.DiagnosisRestoreBeforeBoot: the reboot never ran.
+			b.WriteString(": the new system is installed, but the restore before its first boot did not complete, so nothing rebooted.\n")
 		case e.FailedPhase == steps.PhaseReboot:
 			b.WriteString(": nixos-anywhere finished, but the new system could not be verified.\n")
 		default:
