@@ -520,3 +520,21 @@ func TestScreenChangesInOnePlace(t *testing.T) {
 		t.Errorf("the screen is assigned at %v, want only in model.show", where)
 	}
 }
+
+// TestExitSummaryRestoreBeforeBoot: after the wizard, a restore into the
+// installer that failed is said as such: installed, not rebooted, the
+// resume reboots; not the reboot phase's "rebooting into it".
+func TestExitSummaryRestoreBeforeBoot(t *testing.T) {
+	res := engine.InstallResult{Outcome: steps.OutcomeFailed, FailedPhase: steps.PhaseReboot, Log: "/tmp/x.log",
+		Resume:    "bigbang --host 203.0.113.7 --phases reboot",
+		Diagnosis: &steps.Diagnosis{ID: engine.DiagnosisRestoreBeforeBoot, Summary: "the restore did not complete", Remedy: "finish the install with the resume command"}}
+	s := strings.Join(strings.Fields(ExitSummary(res, nil)), " ")
+	for _, w := range []string{"installed but not rebooted", "the NixOS installer still runs in RAM", "nothing rebooted yet", "--phases reboot", "The backup is kept"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("the exit summary lacks %q:\n%s", w, s)
+		}
+	}
+	if strings.Contains(s, "rebooting into it") {
+		t.Errorf("the exit summary says the server reboots:\n%s", s)
+	}
+}
