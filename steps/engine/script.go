@@ -237,9 +237,13 @@ type Reinstalled struct {
 
 // RunReinstall is the linear reinstall: host-key continuity and drift
 // (ErrNothingToReinstall when the layout did not change), the install's
-// preflight, the verified backup, the typed confirmation naming it, the
-// same install as RunInstall (held verdict, verified reboot, resume), and
-// the restore.
+// preflight, the consistent, verified backup (BackupOffering: the
+// --service units stopped, or the ones named after a backup that saw
+// writes), the typed confirmation naming it, and the reinstall's install
+// (ReinstallInstall: nixos-anywhere without its reboot, the restore into
+// the installer's /mnt, the reboot phase and the verified reboot, the
+// receipt, the resume). Units stopped for the backup are started again
+// when it stops before the wipe.
 func (e *Engine) RunReinstall(ctx context.Context, s Script, f Front) (Reinstalled, error) {
 	cfg, o := s.Config, *s.Reinstall
 	var out Reinstalled
