@@ -109,7 +109,7 @@ func confirmQuitView(st styles, phase steps.PhaseID, restore bool, w, h int) str
 	var b strings.Builder
 	if restore {
 		b.WriteString(st.Warn.Bold(true).Render("Stop the restore?") + "\n\n")
-		b.WriteString(wrap("NixOS is installed; the restore stops where it is. The backup is kept, and the result screen says how to restore it later.", tw) + "\n")
+		b.WriteString(wrap("NixOS is installed and the installer still runs: the restore stops where it is and nothing reboots. The backup is kept, and the result screen gives the resume that reboots and the command that restores it after the boot.", tw) + "\n")
 	} else {
 		ms := textout.Machine(phase)
 		b.WriteString(st.Warn.Bold(true).Render("Stop the install?") + "\n\n")

@@ -69,7 +69,7 @@ func (s *resultScreen) view(st styles, w, h int) string {
 	b.WriteString("\n")
 	if s.res.Outcome == steps.OutcomeSuccess {
 		if s.restore != "" {
-			b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is reinstalled on "+s.cfg.Host+": same host key, data restored."), 1) + "\n\n")
+			b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is reinstalled on "+s.cfg.Host+": same host key, data restored before its first boot."), 1) + "\n\n")
 		} else {
 			b.WriteString(indent(st.OK.Bold(true).Render(glyphOK+" NixOS is installed on "+s.cfg.Host+" and answered with the expected host key."), 1) + "\n\n")
 		}
