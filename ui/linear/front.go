@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/charmbracelet/x/term"
 
@@ -34,8 +35,38 @@ type Front struct {
 	// Confirmed is set when --yes-wipe named the target.
 	Confirmed bool
 
+	once     sync.Once
+	out      io.Writer // Out, shared by the events and the human lines
+	flush    func()    // writes out the buffered events
 	sink     steps.Sink
 	progress func(reinstall.Progress, bool)
+}
+
+// init makes the event renderer once: the events (from the runner's
+// goroutine) and the human lines (from the engine's) share Out through one
+// lock, and the buffered events are written out before a human line, so
+// that a stage never comes before the lines that led to it.
+func (f *Front) init() {
+	f.once.Do(func() {
+		f.out = &syncWriter{w: f.Out}
+		if f.JSON {
+			f.sink, f.flush = textout.JSON(f.out), func() {}
+		} else {
+			f.sink, f.flush = textout.PlainFlushing(f.out)
+		}
+	})
+}
+
+// syncWriter serialises the writes to one writer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 var _ engine.Front = (*Front)(nil)
@@ -44,18 +75,14 @@ func (f *Front) human() io.Writer {
 	if f.JSON {
 		return f.Err
 	}
-	return f.Out
+	f.init()
+	f.flush()
+	return f.out
 }
 
 // Event renders one event.
 func (f *Front) Event(e steps.Event) {
-	if f.sink == nil {
-		if f.JSON {
-			f.sink = textout.JSON(f.Out)
-		} else {
-			f.sink = textout.Plain(f.Out)
-		}
-	}
+	f.init()
 	f.sink(e)
 }
 
@@ -67,7 +94,7 @@ func (f *Front) Choose(_ context.Context, cfg steps.Config, _ engine.Report) (st
 // Plan prints the plan for a plain reader.
 func (f *Front) Plan(cfg steps.Config, plan steps.Plan, _ []engine.Disk) {
 	if !f.JSON {
-		textout.Plan(f.Out, cfg, plan)
+		textout.Plan(f.human(), cfg, plan)
 	}
 }
 

@@ -87,9 +87,24 @@ const ProgressEvery = 5 * time.Second
 // other line: the plain output is read as the transcript of the run, and a
 // line left out there is one an operator reading it for a failure misses.
 func Plain(w io.Writer) steps.Sink {
+	sink, _ := PlainFlushing(w)
+	return sink
+}
+
+// PlainFlushing is Plain with a func that writes out at once what the sink
+// buffered, for a front end that writes its own lines to w between the
+// events (it calls it first, so that the order stays).
+func PlainFlushing(w io.Writer) (steps.Sink, func()) {
 	p := &plain{w: newWriter(w), started: map[steps.PhaseID]time.Time{}, ended: map[steps.PhaseID]bool{},
 		prog: map[steps.PhaseID]*progLine{}}
-	return p.event
+	return p.event, p.w.flush
+}
+
+// flush writes out what is buffered.
+func (x *writer) flush() {
+	x.mu.Lock()
+	x.done(true)
+	x.mu.Unlock()
 }
 
 type plain struct {
