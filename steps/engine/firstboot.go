@@ -244,5 +244,8 @@ func RestoreArchiveCommand(command string, cfg steps.Config, port int, archive s
 	for _, s := range o.Services {
 		argv = append(argv, "--service", s)
 	}
+	if o.Identity != "" {
+		argv = append(argv, reinstall.IdentityFlag, o.Identity)
+	}
 	return command + " " + steps.ShellJoin(append(argv, "--restore", archive))
 }
