@@ -172,7 +172,12 @@ func TestReinstallWizardQuitStartsUnits(t *testing.T) {
 	}
 	marker := filepath.Join(t.TempDir(), "ran")
 	t.Setenv("STANDIN_MARKER", marker)
-	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+t.TempDir(), reinstallServicesEnv+"=app.service")
+	keyFile, recipient := ageKey(t)
+	if err := os.WriteFile(filepath.Join(x.flakeDir, ".sops.yaml"), []byte("creation_rules:\n  - age: "+recipient+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tm, _ := x.processTerm(t, r, 120, 40, "TestReinstallWizardProcess", reinstallSourceEnv+"="+src, reinstallBackupsEnv+"="+t.TempDir(), reinstallServicesEnv+"=app.service",
+		"SOPS_AGE_KEY_FILE="+keyFile)
 	toPreflight(tm, wait, nil)
 	tm.waitFor(wait, "Reinstall required")
 	tm.keys("Enter")
