@@ -113,43 +113,15 @@ func thisMachineDisk(t *testing.T) string {
 	return ""
 }
 
-// sysModules returns the module names of the drivers of a /sys device and
-// the devices above it, as the facts script reads them.
-func sysModules(dev string) []string {
-	d, err := filepath.EvalSymlinks(dev)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for ; d != "/sys/devices" && d != "/sys" && d != "/"; d = filepath.Dir(d) {
-		drv, err := filepath.EvalSymlinks(filepath.Join(d, "driver"))
-		if err != nil {
-			continue
-		}
-		m := filepath.Base(drv)
-		if mod, err := filepath.EvalSymlinks(filepath.Join(d, "driver", "module")); err == nil {
-			m = filepath.Base(mod)
-		}
-		if a, ok := map[string]string{"sd": "sd_mod", "sr": "sr_mod"}[m]; ok {
-			m = a
-		}
-		m = strings.ReplaceAll(m, "-", "_")
-		if m != "pcieport" && !slices.Contains(out, m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // thisMachineBootModules returns the initrd modules this machine's disk
 // (the fixture's disko device) and default-route NIC need, from /sys.
 func thisMachineBootModules(t *testing.T, disk string) []string {
 	t.Helper()
-	mods := sysModules("/sys/block/" + filepath.Base(disk) + "/device")
+	mods := testutil.SysModules("/sys/block/" + filepath.Base(disk) + "/device")
 	data, _ := os.ReadFile("/proc/net/route")
 	for _, l := range strings.Split(string(data), "\n") {
 		if fl := strings.Fields(l); len(fl) > 2 && fl[1] == "00000000" {
-			for _, m := range sysModules("/sys/class/net/" + fl[0] + "/device") {
+			for _, m := range testutil.SysModules("/sys/class/net/" + fl[0] + "/device") {
 				if !slices.Contains(mods, m) {
 					mods = append(mods, m)
 				}

@@ -19,36 +19,6 @@ import (
 	"github.com/bigbang-nix/bigbang/steps/remote"
 )
 
-// sysDrivers reads, from /sys, the module names of the drivers of path's
-// device and the devices above it, as the facts script does, but on its
-// own: the test's reading of this machine, to compare the script with.
-func sysDrivers(t *testing.T, path string) []string {
-	t.Helper()
-	d, err := filepath.EvalSymlinks(path)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for ; d != "/sys/devices" && d != "/sys" && d != "/"; d = filepath.Dir(d) {
-		drv, err := filepath.EvalSymlinks(filepath.Join(d, "driver"))
-		if err != nil {
-			continue
-		}
-		m := filepath.Base(drv)
-		if mod, err := filepath.EvalSymlinks(filepath.Join(d, "driver", "module")); err == nil {
-			m = filepath.Base(mod)
-		}
-		if a, ok := map[string]string{"sd": "sd_mod", "sr": "sr_mod"}[m]; ok {
-			m = a
-		}
-		m = strings.ReplaceAll(m, "-", "_")
-		if m != "pcieport" && !slices.Contains(out, m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // rootDiskDrivers finds the whole disk "/" is on (major:minor from
 // mountinfo) and reads its drivers; "" when "/" is not on a plain disk.
 func rootDiskDrivers(t *testing.T) (disk string, mods []string) {
@@ -72,7 +42,7 @@ func rootDiskDrivers(t *testing.T) (disk string, mods []string) {
 	if _, err := os.Stat(filepath.Join(dev, "partition")); err == nil {
 		dev = filepath.Dir(dev)
 	}
-	return "/dev/" + filepath.Base(dev), sysDrivers(t, filepath.Join(dev, "device"))
+	return "/dev/" + filepath.Base(dev), testutil.SysModules(filepath.Join(dev, "device"))
 }
 
 func defaultNIC() string {
@@ -158,7 +128,7 @@ func TestBootDriversOnThisMachine(t *testing.T) {
 		t.Skip("/ is not on a disk with a driver in /sys here (a container's overlay?): nothing to compare")
 	}
 	nic := defaultNIC()
-	nicMods := sysDrivers(t, "/sys/class/net/"+nic+"/device")
+	nicMods := testutil.SysModules("/sys/class/net/" + nic + "/device")
 	f := hostFacts(t)
 	if !slices.Contains(f.RootDisks, disk) {
 		t.Fatalf("facts root disks = %v, want %s", f.RootDisks, disk)

@@ -147,6 +147,12 @@ func (f *Front) ConfirmWipe(ctx context.Context, w engine.Wipe) (bool, error) {
 	if w.Backup != "" {
 		fmt.Fprintf(f.Err, "The data will come back from %s.\n", w.Backup)
 	}
+	return f.typedHost(ctx, host)
+}
+
+// typedHost asks for the host to be typed: yes only for exactly it, and
+// nothing after Ctrl-C.
+func (f *Front) typedHost(ctx context.Context, host string) (bool, error) {
 	fmt.Fprintf(f.Err, "Type the host (%s) to go on, anything else stops: ", host)
 	line, err := ReadLine(ctx, f.In)
 	if ctx.Err() != nil {
@@ -172,18 +178,7 @@ func (f *Front) ConfirmRestore(ctx context.Context, r engine.RestoreInto) (bool,
 	}
 	host := r.Target.Host
 	fmt.Fprintf(f.Err, "\nThis restores %s, taken from %s, into %s:%s as root: what is there is overwritten.\n", r.Archive, r.From, host, r.Into)
-	fmt.Fprintf(f.Err, "Type the host (%s) to go on, anything else stops: ", host)
-	line, err := ReadLine(ctx, f.In)
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil && line == "" {
-		return false, fmt.Errorf("no answer")
-	}
-	if strings.TrimSpace(line) != host {
-		return false, fmt.Errorf("you typed %q, not %s", strings.TrimSpace(line), host)
-	}
-	return true, nil
+	return f.typedHost(ctx, host)
 }
 
 // Prompts are the questions of a dial on a terminal: an unknown host key
