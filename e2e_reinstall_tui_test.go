@@ -45,12 +45,7 @@ func TestReinstallWizardEndToEnd(t *testing.T) {
 	const wait = 60 * time.Second
 	r := x.newRun(t)
 	// The tree lacks the machine's key: the host key step copies it in.
-	keyFile := strings.TrimSuffix(sshexec.ExpectedHostKeyFile(r.keys), ".pub")
-	for _, f := range []string{keyFile, keyFile + ".pub"} {
-		if err := os.Remove(f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.dropHostKey(t)
 	src := filepath.Join(t.TempDir(), "persistent")
 	db := filepath.Join(src, "var", "lib", "app", "db")
 	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
@@ -160,12 +155,7 @@ func TestReinstallWizardQuitStartsUnits(t *testing.T) {
 	needVPS(t)
 	const wait = 60 * time.Second
 	r := x.newRun(t)
-	keyFile := strings.TrimSuffix(sshexec.ExpectedHostKeyFile(r.keys), ".pub")
-	for _, f := range []string{keyFile, keyFile + ".pub"} {
-		if err := os.Remove(f); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r.dropHostKey(t)
 	src := filepath.Join(t.TempDir(), "persistent")
 	if err := os.MkdirAll(filepath.Join(src, "var", "lib", "app"), 0o755); err != nil {
 		t.Fatal(err)
@@ -196,5 +186,17 @@ func TestReinstallWizardQuitStartsUnits(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("nixos-anywhere ran although the operator left before the wipe")
+	}
+}
+
+// dropHostKey removes the machine's host key from the run's extra-files
+// tree, for the reinstall's host key step to copy it in.
+func (r *e2eRun) dropHostKey(t *testing.T) {
+	t.Helper()
+	keyFile := strings.TrimSuffix(sshexec.ExpectedHostKeyFile(r.keys), ".pub")
+	for _, f := range []string{keyFile, keyFile + ".pub"} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
