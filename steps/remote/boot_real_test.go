@@ -59,7 +59,16 @@ func defaultNIC() string {
 // this machine.
 func hostFacts(t *testing.T) remote.Facts {
 	t.Helper()
-	h := testhost.Start(t, testhost.Options{})
+	_, f, _ := factsOn(t, testhost.Options{})
+	return f
+}
+
+// factsOn runs the real facts script on a real-sshd test host started
+// with opts, logged in with the client key, and returns the host, the
+// facts and what the connection knows for the checks.
+func factsOn(t *testing.T, opts testhost.Options) (*testhost.Host, remote.Facts, remote.CheckOptions) {
+	t.Helper()
+	h := testhost.Start(t, opts)
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	h.WriteKnownHosts(kh)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -76,7 +85,7 @@ func hostFacts(t *testing.T) remote.Facts {
 	if err != nil {
 		t.Fatalf("facts: %v", err)
 	}
-	return f
+	return h, f, c.CheckOptions()
 }
 
 func nixList(mods []string) string {

@@ -1,16 +1,11 @@
 package remote_test
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bigbang-nix/bigbang/internal/testhost"
 	"github.com/bigbang-nix/bigbang/internal/testutil"
-	"github.com/bigbang-nix/bigbang/sshexec"
 	"github.com/bigbang-nix/bigbang/steps"
 	"github.com/bigbang-nix/bigbang/steps/remote"
 )
@@ -20,24 +15,7 @@ import (
 // and remote.root_keys as the preflight gives it.
 func rootKeysOn(t *testing.T, opts testhost.Options) (remote.Facts, steps.Check) {
 	t.Helper()
-	h := testhost.Start(t, opts)
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	h.WriteKnownHosts(kh)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := sshexec.Dial(ctx, sshexec.Options{
-		Target:     sshexec.Target{Host: h.IP, Port: h.Port, User: h.User, Identity: h.ClientKey, SSHConfig: os.DevNull},
-		KnownHosts: kh, AgentSocket: "none", Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer c.Close()
-	f, err := c.Facts(ctx)
-	if err != nil {
-		t.Fatalf("facts: %v", err)
-	}
-	o := c.CheckOptions()
+	h, f, o := factsOn(t, opts)
 	if o.AuthKeyFile != h.ClientKey || !strings.HasPrefix(o.AuthKeyFingerprint, "SHA256:") {
 		t.Fatalf("the connection does not say which key logged in: %+v", o)
 	}
