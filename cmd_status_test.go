@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -219,17 +218,6 @@ const (
 	timerUnscheduled = "LoadState=loaded\nActiveState=inactive\nResult=success\nNextElapseUSecRealtime=n/a\nLastTriggerUSec=n/a\n"
 )
 
-// gitIn runs git in dir with a fixed identity.
-func gitIn(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // TestStatusHandoff proves each hand-off item against the real test sshd,
 // ok and failing: the flake's clone with a pushed main, the machine's
 // timer, and ports the test host listens on or not.
@@ -275,13 +263,13 @@ func TestStatusHandoff(t *testing.T) {
 `, openPort, closed, blockedPort))
 	base := t.TempDir()
 	origin := filepath.Join(base, "origin.git")
-	gitIn(t, base, "init", "-q", "--bare", origin)
-	gitIn(t, flakeDir, "init", "-q")
-	gitIn(t, flakeDir, "add", "flake.nix")
-	gitIn(t, flakeDir, "commit", "-q", "-m", "the flake")
-	gitIn(t, flakeDir, "remote", "add", "origin", origin)
-	gitIn(t, flakeDir, "push", "-q", "-u", "origin", "main")
-	running := gitIn(t, flakeDir, "rev-parse", "HEAD")
+	testutil.Git(t, base, "init", "-q", "--bare", origin)
+	testutil.Git(t, flakeDir, "init", "-q")
+	testutil.Git(t, flakeDir, "add", "flake.nix")
+	testutil.Git(t, flakeDir, "commit", "-q", "-m", "the flake")
+	testutil.Git(t, flakeDir, "remote", "add", "origin", origin)
+	testutil.Git(t, flakeDir, "push", "-q", "-u", "origin", "main")
+	running := testutil.Git(t, flakeDir, "rev-parse", "HEAD")
 	write := func(name, body string) {
 		if err := os.WriteFile(filepath.Join(stubs, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
@@ -390,15 +378,15 @@ func TestStatusHandoff(t *testing.T) {
 		// Someone pushes a commit that the machine never got; the
 		// operator's clone fetched it.
 		other := filepath.Join(base, "other")
-		gitIn(t, base, "clone", "-q", origin, other)
+		testutil.Git(t, base, "clone", "-q", origin, other)
 		if err := os.WriteFile(filepath.Join(other, "README"), []byte("a change\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		gitIn(t, other, "add", "README")
-		gitIn(t, other, "commit", "-q", "-m", "a change")
-		gitIn(t, other, "push", "-q", "origin", "main")
-		gitIn(t, flakeDir, "fetch", "-q")
-		pushed := gitIn(t, flakeDir, "rev-parse", "origin/main")
+		testutil.Git(t, other, "add", "README")
+		testutil.Git(t, other, "commit", "-q", "-m", "a change")
+		testutil.Git(t, other, "push", "-q", "origin", "main")
+		testutil.Git(t, flakeDir, "fetch", "-q")
+		pushed := testutil.Git(t, flakeDir, "rev-parse", "origin/main")
 		code, st, _ := status(t, "open")
 		if code != cli.OK {
 			t.Errorf("exit %d, want 0: a warning", code)
@@ -408,9 +396,9 @@ func TestStatusHandoff(t *testing.T) {
 		want(t, it, steps.StatusWarn, running[:12]+", 1 commit behind the pushed main (origin/main "+pushed[:12], "last fetched just now", "CI may still be building it", "nh os switch")
 		// The same, an hour later: a failure.
 		t.Setenv("GIT_COMMITTER_DATE", time.Now().Add(-time.Hour).Format(time.RFC3339))
-		gitIn(t, other, "commit", "-q", "--allow-empty", "-m", "committed an hour ago")
-		gitIn(t, other, "push", "-q", "origin", "main")
-		gitIn(t, flakeDir, "fetch", "-q")
+		testutil.Git(t, other, "commit", "-q", "--allow-empty", "-m", "committed an hour ago")
+		testutil.Git(t, other, "push", "-q", "origin", "main")
+		testutil.Git(t, flakeDir, "fetch", "-q")
 		code, st, _ = status(t, "open")
 		if code != cli.Failed {
 			t.Errorf("exit %d", code)

@@ -9,27 +9,18 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// gitT runs git in dir with a fixed identity and fails the test on an error.
-func gitT(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
+	"github.com/bigbang-nix/bigbang/internal/testutil"
+)
 
 func commitT(t *testing.T, dir, msg string) string {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("# "+msg+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gitT(t, dir, "add", "-A")
-	gitT(t, dir, "commit", "-q", "-m", msg)
-	return gitT(t, dir, "rev-parse", "HEAD")
+	testutil.Git(t, dir, "add", "-A")
+	testutil.Git(t, dir, "commit", "-q", "-m", msg)
+	return testutil.Git(t, dir, "rev-parse", "HEAD")
 }
 
 func TestPushedMain(t *testing.T) {
@@ -39,8 +30,8 @@ func TestPushedMain(t *testing.T) {
 	ctx := context.Background()
 	base := t.TempDir()
 	origin, clone, other := filepath.Join(base, "origin.git"), filepath.Join(base, "clone"), filepath.Join(base, "other")
-	gitT(t, base, "init", "-q", "--bare", origin)
-	gitT(t, base, "init", "-q", clone)
+	testutil.Git(t, base, "init", "-q", "--bare", origin)
+	testutil.Git(t, base, "init", "-q", clone)
 	first := commitT(t, clone, "first")
 
 	t.Run("no remote", func(t *testing.T) {
@@ -56,8 +47,8 @@ func TestPushedMain(t *testing.T) {
 		}
 	})
 
-	gitT(t, clone, "remote", "add", "origin", origin)
-	gitT(t, clone, "push", "-q", "-u", "origin", "main")
+	testutil.Git(t, clone, "remote", "add", "origin", origin)
+	testutil.Git(t, clone, "push", "-q", "-u", "origin", "main")
 	t.Run("same", func(t *testing.T) {
 		p, err := PushedMain(ctx, clone, first[:12])
 		if err != nil || p.Ref != "origin/main" || p.Revision != first || p.Relation != RelSame || p.FetchedAt == nil || time.Since(*p.FetchedAt) > time.Minute || p.CommittedAt.IsZero() {
@@ -66,11 +57,11 @@ func TestPushedMain(t *testing.T) {
 	})
 
 	// Someone else pushes two commits; the clone fetches them.
-	gitT(t, base, "clone", "-q", origin, other)
+	testutil.Git(t, base, "clone", "-q", origin, other)
 	commitT(t, other, "second")
 	third := commitT(t, other, "third")
-	gitT(t, other, "push", "-q", "origin", "main")
-	gitT(t, clone, "fetch", "-q")
+	testutil.Git(t, other, "push", "-q", "origin", "main")
+	testutil.Git(t, clone, "fetch", "-q")
 	t.Run("behind", func(t *testing.T) {
 		p, err := PushedMain(ctx, clone, first)
 		if err != nil || p.Revision != third || p.Relation != RelBehind || p.Ahead != 2 {
@@ -78,7 +69,7 @@ func TestPushedMain(t *testing.T) {
 		}
 	})
 	t.Run("ahead", func(t *testing.T) {
-		gitT(t, clone, "merge", "-q", "--ff-only", "origin/main")
+		testutil.Git(t, clone, "merge", "-q", "--ff-only", "origin/main")
 		local := commitT(t, clone, "local")
 		p, err := PushedMain(ctx, clone, local)
 		if err != nil || p.Relation != RelAhead {
@@ -94,7 +85,7 @@ func TestPushedMain(t *testing.T) {
 		}
 	})
 	t.Run("diverged", func(t *testing.T) {
-		gitT(t, clone, "checkout", "-q", "-b", "side", first)
+		testutil.Git(t, clone, "checkout", "-q", "-b", "side", first)
 		side := commitT(t, clone, "side")
 		p, err := PushedMain(ctx, clone, side)
 		if err != nil || p.Relation != RelDiverged || p.Ahead != 2 {
